@@ -1,0 +1,96 @@
+# mod_zeq_e2e: build with apxs, test against Debian's apache2, run the demo.
+#   make          build .libs/mod_zeq_e2e.so (-Wall -Wextra -Werror)
+#   make test     C unit tests + the Apache::Test suite (installs what it misses)
+#   make run      the demo on 127.0.0.1:$(PORT) (installs what it misses)
+#   make install  install the module and conf/zeq_e2e.{load,conf} (a2enmod zeq_e2e)
+
+APXS    ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
+PORT    ?= 8080
+BUILD   := build
+SOURCES := mod_zeq_e2e.c src/zeq_config.c src/zeq_envelope.c src/zeq_proto.c \
+           src/zeq_session.c src/zeq_handshake.c src/zeq_request.c \
+           src/zeq_response.c src/zeq_error.c src/zeq_client.c \
+           src/zeq_frame.c src/zeq_ws.c
+HEADERS := $(wildcard src/*.h include/*.h)
+WARN    := -std=c11 -Wall -Wextra -Werror
+MODULE  := .libs/mod_zeq_e2e.so
+# Pure parts, unit-tested and fuzzed without httpd.
+PURE    := src/zeq_envelope.c src/zeq_proto.c src/zeq_frame.c
+UNIT    := $(patsubst t/unit/%.c,$(BUILD)/%,$(wildcard t/unit/test_*.c))
+
+# Debian packages: to build, to test, to run the demo.
+DEPS_BUILD := apache2 apache2-dev libssl-dev libcjson-dev gcc make
+DEPS_TEST  := $(DEPS_BUILD) libapache2-mod-perl2 libcryptx-perl libwww-perl \
+              libjson-pp-perl libio-socket-ssl-perl libhttp-daemon-perl \
+              curl openssl
+DEPS_RUN   := $(DEPS_BUILD) libhttp-daemon-perl openssl
+
+.PHONY: all install test unit run clean deps-build deps-test deps-run
+
+all: $(MODULE)
+
+CLIENT_JS := client/zeq-e2e-client.js
+
+# The browser library, embedded as a C array with its ETag (SHA-256 prefix).
+$(BUILD)/zeq_client_js.h: $(CLIENT_JS) Makefile
+	@mkdir -p $(BUILD)
+	@{ echo "/* generated from $(CLIENT_JS) by make: do not edit */"; \
+	  echo "#define ZEQ_CLIENT_JS_ETAG \"\\\"$$(sha256sum $(CLIENT_JS) | cut -c1-32)\\\"\""; \
+	  echo "static const char zeq_client_js[] = {"; \
+	  od -An -v -tx1 $(CLIENT_JS) | sed -e 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo "};"; } > $@.tmp && mv $@.tmp $@
+
+$(MODULE): $(SOURCES) $(HEADERS) Makefile src/exports.map $(BUILD)/zeq_client_js.h
+	@mkdir -p $(BUILD)
+	@echo "apxs -c $(SOURCES) (log: $(BUILD)/apxs.log)"
+	@$(APXS) -c -n zeq_e2e -Iinclude -Isrc -I$(BUILD) \
+	  $(addprefix -Wc$(comma),$(WARN)) \
+	  -Wl,-Wl$(comma)--version-script=src/exports.map \
+	  $(SOURCES) -lcrypto -lcjson > $(BUILD)/apxs.log 2>&1 \
+	  || { grep -E ': (error|warning|note):' $(BUILD)/apxs.log || cat $(BUILD)/apxs.log; exit 1; }
+
+comma := ,
+
+# Installs the Debian packages in $(1) that are missing (as root: apt-get).
+define install_deps
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root, or: apt-get install$$missing" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+endef
+
+deps-build:
+	$(call install_deps,$(DEPS_BUILD))
+deps-test:
+	$(call install_deps,$(DEPS_TEST))
+deps-run:
+	$(call install_deps,$(DEPS_RUN))
+
+$(BUILD)/%: t/unit/%.c $(PURE) $(wildcard src/zeq_envelope.h src/zeq_proto.h src/zeq_frame.h t/unit/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) $(WARN) -D_POSIX_C_SOURCE=200809L -Isrc -Iinclude $< $(PURE) \
+	  -lcrypto -lcjson -o $@
+
+unit: $(UNIT)
+	@set -e; for t in $(UNIT); do echo "== $$t"; $$t; done
+
+test: deps-test
+	$(MAKE) all unit
+	t/run-tests
+
+run: deps-run
+	$(MAKE) all
+	PORT=$(PORT) demo/run
+
+install: $(MODULE)
+	$(APXS) -i -n zeq_e2e $(MODULE)
+	install -d $(DESTDIR)/etc/apache2/mods-available
+	install -m 644 conf/zeq_e2e.load conf/zeq_e2e.conf $(DESTDIR)/etc/apache2/mods-available/
+
+clean:
+	rm -rf .libs $(BUILD) *.lo *.la *.o *.slo src/*.lo src/*.o src/*.slo src/.libs

@@ -1,0 +1,80 @@
+/* mod_zeq_e2e: end-to-end encryption of HTTP bodies between the browser and
+ * Apache (protocol v1: docs/PROTOCOL.md).
+ *
+ * This file is the glue: the module record, the directive table and hook
+ * registration. Each part lives in src/: zeq_config (directives, merges,
+ * startup checks), zeq_envelope (AES-256-GCM envelope, PBKDF2), zeq_proto
+ * (pure parsers), zeq_session (socache store), zeq_handshake, zeq_request
+ * (decryption before the handler), zeq_response (sealing filter), zeq_ws
+ * (WebSocket frame encryption), zeq_frame (pure WebSocket framing),
+ * zeq_client (the embedded browser library), zeq_error (JSON errors). */
+#define ZEQ_MODULE_GLUE
+#include "zeq_private.h"
+
+static const command_rec zeq_e2e_cmds[] = {
+    AP_INIT_FLAG("ZeqE2E", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(zeq_dir_conf, enabled),
+                 RSRC_CONF | ACCESS_CONF,
+                 "On|Off: encrypt and decrypt bodies here (default Off)"),
+    AP_INIT_FLAG("ZeqE2ERequire", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(zeq_dir_conf, require),
+                 RSRC_CONF | ACCESS_CONF,
+                 "On|Off: refuse plaintext requests here with 403 "
+                 "(default Off)"),
+    AP_INIT_TAKE1("ZeqE2EMaxRequestBody", zeq_config_set_limit, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "largest encrypted request body in bytes (default 16 MiB)"),
+    AP_INIT_TAKE1("ZeqE2EMaxResponseBody", zeq_config_set_limit, (void *)1,
+                  RSRC_CONF | ACCESS_CONF,
+                  "largest response body to encrypt in bytes "
+                  "(default 64 MiB)"),
+    AP_INIT_TAKE1("ZeqE2EMaxMessage", zeq_config_set_limit, (void *)2,
+                  RSRC_CONF | ACCESS_CONF,
+                  "largest WebSocket message in bytes (default 1 MiB)"),
+    AP_INIT_TAKE1("ZeqE2ESecret", zeq_config_set_secret, NULL, RSRC_CONF,
+                  "the shared secret: VALUE, env:NAME or file:PATH "
+                  "(default: the environment's ZEQ_E2E_SECRET, else "
+                  "ZEQ_HITE_SECRET)"),
+    AP_INIT_TAKE1("ZeqE2ESessionCache", zeq_config_set_cache, NULL,
+                  RSRC_CONF,
+                  "socache provider for sessions, PROVIDER[:ARGS] "
+                  "(default shmcb, 16 MB; global only)"),
+    AP_INIT_TAKE1("ZeqE2ESessionTTL", zeq_config_set_ttl, NULL, RSRC_CONF,
+                  "session lifetime in seconds (default 3600)"),
+    AP_INIT_TAKE1("ZeqE2ECleanupInterval", zeq_config_set_cleanup, NULL,
+                  RSRC_CONF,
+                  "seconds between purges of expired sessions "
+                  "(default 600; global only)"),
+    AP_INIT_TAKE1("ZeqE2EHandshakePath", zeq_config_set_path, NULL,
+                  RSRC_CONF,
+                  "URL path of the handshake (default /api/e2e/handshake)"),
+    AP_INIT_TAKE1("ZeqE2EClientScriptPath", zeq_config_set_path, (void *)1,
+                  RSRC_CONF,
+                  "URL path of the embedded browser library "
+                  "(default /static/zeq-e2e-client.js)"),
+    {NULL}
+};
+
+static void zeq_e2e_register_hooks(apr_pool_t *p)
+{
+    ap_hook_post_config(zeq_config_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    zeq_session_register_hooks(p);
+    zeq_handshake_register_hooks(p);
+    zeq_client_register_hooks(p);
+    zeq_request_register_hooks(p);
+    zeq_response_register_hooks(p);
+    zeq_ws_register_hooks(p);
+}
+
+AP_DECLARE_MODULE(zeq_e2e) = {
+    STANDARD20_MODULE_STUFF,
+    zeq_config_create_dir,
+    zeq_config_merge_dir,
+    zeq_config_create_srv,
+    zeq_config_merge_srv,
+    zeq_e2e_cmds,
+    zeq_e2e_register_hooks,
+#if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
+    AP_MODULE_FLAG_ALWAYS_MERGE
+#endif
+};

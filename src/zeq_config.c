@@ -1,0 +1,485 @@
+/* Configuration: per-directory and per-server records with unset markers
+ * and real merges, the directive handlers, and the startup checks. */
+#include "zeq_private.h"
+
+#include "ap_provider.h"
+#include "apr_file_io.h"
+#include "apr_strings.h"
+#include "apr_lib.h"
+
+#include <errno.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#define ZEQ_SECRET_MAX (64 * 1024)
+
+void *zeq_config_create_dir(apr_pool_t *p, char *dir)
+{
+    zeq_dir_conf *d = apr_pcalloc(p, sizeof(*d));
+
+    (void)dir;
+    d->enabled = ZEQ_UNSET;
+    d->require = ZEQ_UNSET;
+    d->max_request = ZEQ_UNSET;
+    d->max_response = ZEQ_UNSET;
+    d->max_message = ZEQ_UNSET;
+    return d;
+}
+
+void *zeq_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
+{
+    const zeq_dir_conf *base = basev, *add = addv;
+    zeq_dir_conf *d = apr_pcalloc(p, sizeof(*d));
+
+    d->enabled = add->enabled != ZEQ_UNSET ? add->enabled : base->enabled;
+    d->require = add->require != ZEQ_UNSET ? add->require : base->require;
+    d->max_request = add->max_request != ZEQ_UNSET ? add->max_request
+                                                   : base->max_request;
+    d->max_response = add->max_response != ZEQ_UNSET ? add->max_response
+                                                     : base->max_response;
+    d->max_message = add->max_message != ZEQ_UNSET ? add->max_message
+                                                   : base->max_message;
+    return d;
+}
+
+void *zeq_config_create_srv(apr_pool_t *p, server_rec *s)
+{
+    zeq_srv_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    (void)s;
+    c->ttl = ZEQ_UNSET;
+    c->cleanup_interval = ZEQ_UNSET;
+    return c;
+}
+
+void *zeq_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
+{
+    const zeq_srv_conf *base = basev, *add = addv;
+    zeq_srv_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    c->secret_spec = add->secret_spec ? add->secret_spec : base->secret_spec;
+    if (add->secret_spec) {
+        c->secret = add->secret;
+        c->secret_len = add->secret_len;
+    }
+    else {
+        c->secret = base->secret;
+        c->secret_len = base->secret_len;
+    }
+    c->ttl = add->ttl != ZEQ_UNSET ? add->ttl : base->ttl;
+    c->handshake_path = add->handshake_path ? add->handshake_path
+                                            : base->handshake_path;
+    c->client_path = add->client_path ? add->client_path : base->client_path;
+    /* Global only: a virtual host always shares the main server's. */
+    c->cleanup_interval = base->cleanup_interval;
+    c->cache = base->cache;
+    return c;
+}
+
+zeq_srv_conf *zeq_config_srv(const server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &zeq_e2e_module);
+}
+
+zeq_dir_conf *zeq_config_dir(const request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &zeq_e2e_module);
+}
+
+int zeq_config_enabled(const zeq_dir_conf *d)
+{
+    return d != NULL && d->enabled == 1;
+}
+
+int zeq_config_required(const zeq_dir_conf *d)
+{
+    return d != NULL && d->require == 1;
+}
+
+apr_off_t zeq_config_max_request(const zeq_dir_conf *d)
+{
+    return d->max_request != ZEQ_UNSET ? d->max_request
+                                       : ZEQ_DEFAULT_MAX_REQUEST;
+}
+
+apr_off_t zeq_config_max_response(const zeq_dir_conf *d)
+{
+    return d->max_response != ZEQ_UNSET ? d->max_response
+                                        : ZEQ_DEFAULT_MAX_RESPONSE;
+}
+
+apr_off_t zeq_config_max_message(const zeq_dir_conf *d)
+{
+    return d->max_message != ZEQ_UNSET ? d->max_message
+                                       : ZEQ_DEFAULT_MAX_MESSAGE;
+}
+
+int zeq_config_ttl(const zeq_srv_conf *c)
+{
+    return c->ttl != ZEQ_UNSET ? c->ttl : ZEQ_DEFAULT_TTL;
+}
+
+const char *zeq_config_handshake_path(const zeq_srv_conf *c)
+{
+    return c->handshake_path ? c->handshake_path
+                             : ZEQ_E2E_DEFAULT_HANDSHAKE_PATH;
+}
+
+const char *zeq_config_client_path(const zeq_srv_conf *c)
+{
+    return c->client_path ? c->client_path : ZEQ_DEFAULT_CLIENT_PATH;
+}
+
+int zeq_config_own_handler(const request_rec *r)
+{
+    return r->handler != NULL
+           && (strcmp(r->handler, ZEQ_HANDSHAKE_HANDLER) == 0
+               || strcmp(r->handler, ZEQ_CLIENT_HANDLER) == 0);
+}
+
+static apr_status_t zeq_config_cleanse(void *data)
+{
+    zeq_srv_conf *c = data;
+
+    if (c->secret != NULL) {
+        OPENSSL_cleanse(c->secret, c->secret_len);
+    }
+    return APR_SUCCESS;
+}
+
+/* Keeps a copy of the secret bytes in p, zeroed when p is cleared. */
+static void zeq_config_keep_secret(apr_pool_t *p, zeq_srv_conf *c,
+                                   const char *bytes, apr_size_t len)
+{
+    c->secret = apr_palloc(p, len + 1);
+    memcpy(c->secret, bytes, len);
+    c->secret[len] = '\0';
+    c->secret_len = len;
+    apr_pool_cleanup_register(p, c, zeq_config_cleanse,
+                              apr_pool_cleanup_null);
+}
+
+/* Reads a file: secret; one trailing line end (LF or CRLF) is not part of
+ * the secret. */
+static const char *zeq_config_read_secret_file(cmd_parms *cmd,
+                                               zeq_srv_conf *c,
+                                               const char *path)
+{
+    apr_file_t *fd;
+    apr_finfo_t fi;
+    apr_status_t rv;
+    char *buf;
+    apr_size_t len;
+    const char *fpath = ap_server_root_relative(cmd->temp_pool, path);
+
+    if (fpath == NULL || *path == '\0') {
+        return apr_psprintf(cmd->pool, "%s: invalid file: path '%s'",
+                            cmd->cmd->name, path);
+    }
+    rv = apr_file_open(&fd, fpath, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                       APR_OS_DEFAULT, cmd->temp_pool);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_info_get(&fi, APR_FINFO_SIZE, fd);
+        if (rv == APR_SUCCESS && (fi.size <= 0 || fi.size > ZEQ_SECRET_MAX)) {
+            apr_file_close(fd);
+            return apr_psprintf(cmd->pool, "%s: the secret file '%s' must "
+                                "hold 1 to %d bytes", cmd->cmd->name, fpath,
+                                ZEQ_SECRET_MAX);
+        }
+    }
+    if (rv == APR_SUCCESS) {
+        len = (apr_size_t)fi.size;
+        buf = apr_palloc(cmd->temp_pool, len);
+        rv = apr_file_read_full(fd, buf, len, &len);
+        apr_file_close(fd);
+        if (rv == APR_SUCCESS) {
+            if (len > 0 && buf[len - 1] == '\n') {
+                len--;
+                if (len > 0 && buf[len - 1] == '\r') {
+                    len--;
+                }
+            }
+            if (len == 0) {
+                return apr_psprintf(cmd->pool, "%s: the secret file '%s' "
+                                    "is empty", cmd->cmd->name, fpath);
+            }
+            zeq_config_keep_secret(cmd->pool, c, buf, len);
+            OPENSSL_cleanse(buf, (apr_size_t)fi.size);
+            return NULL;
+        }
+    }
+    return apr_psprintf(cmd->pool, "%s: cannot read the secret file '%s': "
+                        "%pm", cmd->cmd->name, fpath, &rv);
+}
+
+const char *zeq_config_set_secret(cmd_parms *cmd, void *dc, const char *arg)
+{
+    zeq_srv_conf *c = zeq_config_srv(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    if (*arg == '\0') {
+        return apr_psprintf(cmd->pool, "%s: the secret must not be empty; "
+                            "use VALUE, env:NAME or file:PATH",
+                            cmd->cmd->name);
+    }
+    c->secret_spec = arg;
+    if (strncmp(arg, "env:", 4) == 0) {
+        const char *v = getenv(arg + 4);
+        if (arg[4] == '\0' || v == NULL || *v == '\0') {
+            return apr_psprintf(cmd->pool, "%s: the environment variable "
+                                "'%s' is not set or empty", cmd->cmd->name,
+                                arg + 4);
+        }
+        zeq_config_keep_secret(cmd->pool, c, v, strlen(v));
+        return NULL;
+    }
+    if (strncmp(arg, "file:", 5) == 0) {
+        return zeq_config_read_secret_file(cmd, c, arg + 5);
+    }
+    zeq_config_keep_secret(cmd->pool, c, arg, strlen(arg));
+    return NULL;
+}
+
+/* The main server's cache record, created on first use. */
+static zeq_session_cache *zeq_config_cache(cmd_parms *cmd)
+{
+    zeq_srv_conf *c = zeq_config_srv(cmd->server);
+
+    if (c->cache == NULL) {
+        c->cache = apr_pcalloc(cmd->pool, sizeof(*c->cache));
+    }
+    return c->cache;
+}
+
+const char *zeq_config_set_cache(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    zeq_session_cache *cache;
+    const char *sep, *name, *args;
+    const ap_socache_provider_t *provider;
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    sep = ap_strchr_c(arg, ':');
+    if (sep != NULL) {
+        name = apr_pstrmemdup(cmd->pool, arg, (apr_size_t)(sep - arg));
+        args = sep + 1;
+    }
+    else {
+        name = arg;
+        args = NULL;
+    }
+    provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
+                                  AP_SOCACHE_PROVIDER_VERSION);
+    if (provider == NULL) {
+        apr_array_header_t *names = ap_list_provider_names(
+            cmd->pool, AP_SOCACHE_PROVIDER_GROUP,
+            AP_SOCACHE_PROVIDER_VERSION);
+        return apr_psprintf(cmd->pool, "%s: unknown session cache provider "
+                            "'%s'; loaded providers: %s (load the "
+                            "mod_socache_* module of the one you want)",
+                            cmd->cmd->name, name,
+                            names->nelts ? apr_array_pstrcat(cmd->pool,
+                                                             names, ',')
+                                         : "none");
+    }
+    cache = zeq_config_cache(cmd);
+    cache->provider = provider;
+    cache->name = name;
+    cache->args = args;
+    cache->instance = NULL;
+    err = provider->create(&cache->instance, args ? args : "",
+                           cmd->temp_pool, cmd->pool);
+    if (err != NULL) {
+        return apr_psprintf(cmd->pool, "%s: %s: %s", cmd->cmd->name, name,
+                            err);
+    }
+    return NULL;
+}
+
+/* Parses a whole number of seconds in [1, max]. */
+static const char *zeq_config_seconds(cmd_parms *cmd, const char *arg,
+                                      int max, int *out)
+{
+    char *end;
+    apr_int64_t v;
+
+    errno = 0;
+    v = apr_strtoi64(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || v < 1 || v > max) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds "
+                            "from 1 to %d", cmd->cmd->name, arg, max);
+    }
+    *out = (int)v;
+    return NULL;
+}
+
+const char *zeq_config_set_ttl(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    return zeq_config_seconds(cmd, arg, ZEQ_MAX_TTL,
+                              &zeq_config_srv(cmd->server)->ttl);
+}
+
+const char *zeq_config_set_cleanup(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    return zeq_config_seconds(cmd, arg, 86400,
+                              &zeq_config_srv(cmd->server)->cleanup_interval);
+}
+
+const char *zeq_config_set_path(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    /* ZeqE2EHandshakePath and ZeqE2EClientScriptPath (cmd->info: 0, 1) */
+    if (arg[0] != '/' || ap_strchr_c(arg, '?') || ap_strchr_c(arg, '#')) {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be a URL path "
+                            "starting with '/', without query or fragment",
+                            cmd->cmd->name, arg);
+    }
+    if (cmd->info == NULL) {
+        zeq_config_srv(cmd->server)->handshake_path = arg;
+    }
+    else {
+        zeq_config_srv(cmd->server)->client_path = arg;
+    }
+    return NULL;
+}
+
+/* ZeqE2EMaxRequestBody, ZeqE2EMaxResponseBody and ZeqE2EMaxMessage
+ * (cmd->info: 0, 1, 2). */
+const char *zeq_config_set_limit(cmd_parms *cmd, void *dc, const char *arg)
+{
+    zeq_dir_conf *d = dc;
+    apr_off_t v;
+    char *end;
+
+    if (apr_strtoff(&v, arg, &end, 10) != APR_SUCCESS || end == arg
+        || *end != '\0' || v < 1) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a positive number "
+                            "of bytes", cmd->cmd->name, arg);
+    }
+    if (cmd->info == NULL) {
+        d->max_request = v;
+    }
+    else if (cmd->info == (void *)1) {
+        d->max_response = v;
+    }
+    else if (v > 256 * 1024 * 1024) {
+        return apr_psprintf(cmd->pool, "%s: at most 256 MiB (%s)",
+                            cmd->cmd->name, arg);
+    }
+    else {
+        d->max_message = v;
+    }
+    return NULL;
+}
+
+/* Derives the identifier that binds sessions to the secret they were made
+ * with: HMAC-SHA256(secret, "zeq-e2e session scope"), truncated. */
+static int zeq_config_secret_id(zeq_srv_conf *c)
+{
+    static const char label[] = "zeq-e2e session scope";
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+
+    if (HMAC(EVP_sha256(), c->secret, (int)c->secret_len,
+             (const unsigned char *)label, sizeof(label) - 1, mac,
+             &maclen) == NULL || maclen < ZEQ_SECRET_ID_LEN) {
+        return 0;
+    }
+    memcpy(c->secret_id, mac, ZEQ_SECRET_ID_LEN);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return 1;
+}
+
+/* Where a server's secret came from, for the startup log (never the
+ * secret itself). */
+static const char *zeq_config_secret_origin(const zeq_srv_conf *c,
+                                            const char *env_name)
+{
+    if (c->secret == NULL) {
+        return "not configured (handshakes answer 503)";
+    }
+    if (c->secret_spec == NULL) {
+        return env_name ? env_name : "from the environment";
+    }
+    if (strncmp(c->secret_spec, "env:", 4) == 0) {
+        return "from the environment";
+    }
+    if (strncmp(c->secret_spec, "file:", 5) == 0) {
+        return "from a file";
+    }
+    return "configured literally";
+}
+
+int zeq_config_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp, server_rec *s)
+{
+    zeq_srv_conf *main_conf = zeq_config_srv(s);
+    const char *env_name = NULL, *env_value = NULL;
+    server_rec *vs;
+
+    (void)plog;
+    (void)ptemp;
+    if (main_conf->secret_spec == NULL) {
+        /* The default secret comes from the environment at startup. */
+        env_name = "ZEQ_E2E_SECRET";
+        env_value = getenv(env_name);
+        if (env_value == NULL || *env_value == '\0') {
+            env_name = "ZEQ_HITE_SECRET";
+            env_value = getenv(env_name);
+        }
+        if (env_value != NULL && *env_value != '\0') {
+            zeq_config_keep_secret(pconf, main_conf, env_value,
+                                   strlen(env_value));
+        }
+        else {
+            env_name = NULL;
+        }
+    }
+    for (vs = s; vs != NULL; vs = vs->next) {
+        zeq_srv_conf *c = zeq_config_srv(vs);
+        if (vs != s && c->secret_spec == NULL) {
+            c->secret = main_conf->secret;
+            c->secret_len = main_conf->secret_len;
+        }
+        if (c->secret != NULL) {
+            if (!zeq_config_secret_id(c)) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, vs, ZEQLOG(10001)
+                             "cannot derive the session scope of the "
+                             "secret");
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, vs, ZEQLOG(10002)
+                     "%s:%u: secret %s, session TTL %ds, handshake at %s",
+                     vs->server_hostname ? vs->server_hostname : "*",
+                     (unsigned)vs->port, zeq_config_secret_origin(c, env_name),
+                     zeq_config_ttl(c), zeq_config_handshake_path(c));
+    }
+    return OK;
+}

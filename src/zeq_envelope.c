@@ -1,0 +1,242 @@
+/* Envelope (AES-256-GCM) and key derivation (PBKDF2-HMAC-SHA256).
+ * Pure C11 + libcrypto; see zeq_envelope.h. */
+#include "zeq_envelope.h"
+
+#include <limits.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+struct zeq_envelope_ctx {
+    EVP_CIPHER_CTX *evp;
+};
+
+zeq_envelope_ctx *zeq_envelope_ctx_new(void)
+{
+    zeq_envelope_ctx *ctx = OPENSSL_zalloc(sizeof(*ctx));
+    if (ctx == NULL) {
+        return NULL;
+    }
+    ctx->evp = EVP_CIPHER_CTX_new();
+    if (ctx->evp == NULL) {
+        OPENSSL_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+void zeq_envelope_ctx_free(zeq_envelope_ctx *ctx)
+{
+    if (ctx != NULL) {
+        /* EVP_CIPHER_CTX_free cleanses the key schedule. */
+        EVP_CIPHER_CTX_free(ctx->evp);
+        OPENSSL_free(ctx);
+    }
+}
+
+static int zeq_envelope_init(zeq_envelope_ctx *ctx, int enc,
+                             const unsigned char *key,
+                             const unsigned char *iv,
+                             const unsigned char *aad, size_t aadlen)
+{
+    int outl;
+
+    if (ctx == NULL || key == NULL || iv == NULL) {
+        return ZEQ_ERR_BAD;
+    }
+    if (EVP_CipherInit_ex(ctx->evp, EVP_aes_256_gcm(), NULL, NULL, NULL,
+                          enc) != 1
+        || EVP_CIPHER_CTX_ctrl(ctx->evp, EVP_CTRL_GCM_SET_IVLEN,
+                               ZEQ_ENVELOPE_IV_LEN, NULL) != 1
+        || EVP_CipherInit_ex(ctx->evp, NULL, NULL, key, iv, enc) != 1) {
+        return ZEQ_ERR_CRYPTO;
+    }
+    while (aadlen > 0) {
+        int n = aadlen > INT_MAX ? INT_MAX : (int)aadlen;
+        if (EVP_CipherUpdate(ctx->evp, NULL, &outl, aad, n) != 1) {
+            return ZEQ_ERR_CRYPTO;
+        }
+        aad += n;
+        aadlen -= (size_t)n;
+    }
+    return ZEQ_OK;
+}
+
+static int zeq_envelope_update(zeq_envelope_ctx *ctx, const unsigned char *in,
+                               size_t len, unsigned char *out)
+{
+    int outl;
+
+    while (len > 0) {
+        int n = len > (INT_MAX / 2) ? (INT_MAX / 2) : (int)len;
+        if (EVP_CipherUpdate(ctx->evp, out, &outl, in, n) != 1
+            || outl != n) {
+            return ZEQ_ERR_CRYPTO;
+        }
+        in += n;
+        out += n;
+        len -= (size_t)n;
+    }
+    return ZEQ_OK;
+}
+
+int zeq_envelope_seal_init(zeq_envelope_ctx *ctx,
+                           const unsigned char key[ZEQ_KEY_LEN],
+                           const unsigned char iv[ZEQ_ENVELOPE_IV_LEN],
+                           const unsigned char *aad, size_t aadlen)
+{
+    return zeq_envelope_init(ctx, 1, key, iv, aad, aadlen);
+}
+
+int zeq_envelope_seal_update(zeq_envelope_ctx *ctx, const unsigned char *in,
+                             size_t len, unsigned char *out)
+{
+    return zeq_envelope_update(ctx, in, len, out);
+}
+
+int zeq_envelope_seal_final(zeq_envelope_ctx *ctx,
+                            unsigned char tag[ZEQ_ENVELOPE_TAG_LEN])
+{
+    unsigned char dummy[16];
+    int outl = 0;
+
+    if (EVP_EncryptFinal_ex(ctx->evp, dummy, &outl) != 1 || outl != 0
+        || EVP_CIPHER_CTX_ctrl(ctx->evp, EVP_CTRL_GCM_GET_TAG,
+                               ZEQ_ENVELOPE_TAG_LEN, tag) != 1) {
+        return ZEQ_ERR_CRYPTO;
+    }
+    return ZEQ_OK;
+}
+
+int zeq_envelope_open_init(zeq_envelope_ctx *ctx,
+                           const unsigned char key[ZEQ_KEY_LEN],
+                           const unsigned char iv[ZEQ_ENVELOPE_IV_LEN],
+                           const unsigned char tag[ZEQ_ENVELOPE_TAG_LEN],
+                           const unsigned char *aad, size_t aadlen)
+{
+    int rv;
+
+    if (tag == NULL) {
+        return ZEQ_ERR_BAD;
+    }
+    rv = zeq_envelope_init(ctx, 0, key, iv, aad, aadlen);
+    if (rv != ZEQ_OK) {
+        return rv;
+    }
+    /* The ctrl takes a non-const pointer but only reads the tag. */
+    if (EVP_CIPHER_CTX_ctrl(ctx->evp, EVP_CTRL_GCM_SET_TAG,
+                            ZEQ_ENVELOPE_TAG_LEN, (void *)tag) != 1) {
+        return ZEQ_ERR_CRYPTO;
+    }
+    return ZEQ_OK;
+}
+
+int zeq_envelope_open_update(zeq_envelope_ctx *ctx, const unsigned char *in,
+                             size_t len, unsigned char *out)
+{
+    return zeq_envelope_update(ctx, in, len, out);
+}
+
+int zeq_envelope_open_final(zeq_envelope_ctx *ctx)
+{
+    unsigned char dummy[16];
+    int outl = 0;
+
+    if (EVP_DecryptFinal_ex(ctx->evp, dummy, &outl) != 1) {
+        return ZEQ_ERR_AUTH;
+    }
+    return ZEQ_OK;
+}
+
+int zeq_envelope_seal(const unsigned char key[ZEQ_KEY_LEN],
+                      const unsigned char iv[ZEQ_ENVELOPE_IV_LEN],
+                      const unsigned char *pt, size_t ptlen,
+                      unsigned char *out)
+{
+    zeq_envelope_ctx *ctx = zeq_envelope_ctx_new();
+    int rv;
+
+    if (ctx == NULL) {
+        return ZEQ_ERR_CRYPTO;
+    }
+    memcpy(out, iv, ZEQ_ENVELOPE_IV_LEN);
+    rv = zeq_envelope_seal_init(ctx, key, iv, NULL, 0);
+    if (rv == ZEQ_OK) {
+        rv = zeq_envelope_seal_update(ctx, pt, ptlen,
+                                      out + ZEQ_ENVELOPE_OVERHEAD);
+    }
+    if (rv == ZEQ_OK) {
+        rv = zeq_envelope_seal_final(ctx, out + ZEQ_ENVELOPE_IV_LEN);
+    }
+    zeq_envelope_ctx_free(ctx);
+    return rv;
+}
+
+int zeq_envelope_open(const unsigned char key[ZEQ_KEY_LEN],
+                      const unsigned char *env, size_t envlen,
+                      unsigned char *out, size_t *outlen)
+{
+    zeq_envelope_ctx *ctx;
+    size_t n;
+    int rv;
+
+    if (env == NULL || envlen < ZEQ_ENVELOPE_OVERHEAD) {
+        return ZEQ_ERR_SHORT;
+    }
+    n = envlen - ZEQ_ENVELOPE_OVERHEAD;
+    ctx = zeq_envelope_ctx_new();
+    if (ctx == NULL) {
+        return ZEQ_ERR_CRYPTO;
+    }
+    rv = zeq_envelope_open_init(ctx, key, env, env + ZEQ_ENVELOPE_IV_LEN,
+                                NULL, 0);
+    if (rv == ZEQ_OK) {
+        rv = zeq_envelope_open_update(ctx, env + ZEQ_ENVELOPE_OVERHEAD, n,
+                                      out);
+    }
+    if (rv == ZEQ_OK) {
+        rv = zeq_envelope_open_final(ctx);
+    }
+    zeq_envelope_ctx_free(ctx);
+    if (rv != ZEQ_OK) {
+        OPENSSL_cleanse(out, n);
+        return rv;
+    }
+    if (outlen != NULL) {
+        *outlen = n;
+    }
+    return ZEQ_OK;
+}
+
+int zeq_kdf_pbkdf2_sha256(const unsigned char *password, size_t passlen,
+                          const unsigned char *salt, size_t saltlen,
+                          unsigned int iterations,
+                          unsigned char *out, size_t outlen)
+{
+    if (passlen > INT_MAX || saltlen > INT_MAX || outlen > INT_MAX
+        || iterations == 0 || iterations > INT_MAX) {
+        return ZEQ_ERR_BAD;
+    }
+    if (PKCS5_PBKDF2_HMAC((const char *)password, (int)passlen, salt,
+                          (int)saltlen, (int)iterations, EVP_sha256(),
+                          (int)outlen, out) != 1) {
+        return ZEQ_ERR_CRYPTO;
+    }
+    return ZEQ_OK;
+}
+
+int zeq_kdf_session_key(const unsigned char *secret, size_t secretlen,
+                        const unsigned char client_nonce[ZEQ_NONCE_LEN],
+                        const unsigned char server_nonce[ZEQ_NONCE_LEN],
+                        unsigned char key[ZEQ_KEY_LEN])
+{
+    unsigned char salt[2 * ZEQ_NONCE_LEN];
+    int rv;
+
+    memcpy(salt, client_nonce, ZEQ_NONCE_LEN);
+    memcpy(salt + ZEQ_NONCE_LEN, server_nonce, ZEQ_NONCE_LEN);
+    rv = zeq_kdf_pbkdf2_sha256(secret, secretlen, salt, sizeof(salt),
+                               ZEQ_KDF_ITERATIONS, key, ZEQ_KEY_LEN);
+    OPENSSL_cleanse(salt, sizeof(salt));
+    return rv;
+}

@@ -1,0 +1,84 @@
+/* Envelope and key derivation for mod_zeq_e2e protocol v1.
+ *
+ * Pure C11 + OpenSSL libcrypto: no httpd or APR header, so this part can be
+ * unit-tested and fuzzed on its own.
+ *
+ * Envelope (protocol v1) = iv (12 bytes) || tag (16 bytes) || ciphertext,
+ * AES-256-GCM; v1 uses no additional authenticated data (aad = NULL, 0),
+ * the parameter exists for later protocol versions.
+ */
+#ifndef ZEQ_ENVELOPE_H
+#define ZEQ_ENVELOPE_H
+
+#include <stddef.h>
+
+#define ZEQ_ENVELOPE_IV_LEN    12
+#define ZEQ_ENVELOPE_TAG_LEN   16
+#define ZEQ_ENVELOPE_OVERHEAD  (ZEQ_ENVELOPE_IV_LEN + ZEQ_ENVELOPE_TAG_LEN)
+#define ZEQ_KEY_LEN            32
+#define ZEQ_NONCE_LEN          32
+#define ZEQ_KDF_ITERATIONS     100000
+
+/* Return codes shared by the pure parts (envelope, kdf, proto). */
+#define ZEQ_OK          0
+#define ZEQ_ERR_SHORT  (-1)   /* input shorter than the format allows */
+#define ZEQ_ERR_AUTH   (-2)   /* tag does not verify */
+#define ZEQ_ERR_CRYPTO (-3)   /* libcrypto failure (allocation, ...) */
+#define ZEQ_ERR_BAD    (-4)   /* malformed input */
+
+typedef struct zeq_envelope_ctx zeq_envelope_ctx;
+
+/* A reusable cipher context; NULL on allocation failure. */
+zeq_envelope_ctx *zeq_envelope_ctx_new(void);
+/* Frees the context and cleanses its key schedule; NULL is accepted. */
+void zeq_envelope_ctx_free(zeq_envelope_ctx *ctx);
+
+/* Streaming seal: init with key and iv, update any number of times (out
+ * receives exactly len bytes, in and out may be the same buffer), final
+ * writes the tag. */
+int zeq_envelope_seal_init(zeq_envelope_ctx *ctx,
+                           const unsigned char key[ZEQ_KEY_LEN],
+                           const unsigned char iv[ZEQ_ENVELOPE_IV_LEN],
+                           const unsigned char *aad, size_t aadlen);
+int zeq_envelope_seal_update(zeq_envelope_ctx *ctx, const unsigned char *in,
+                             size_t len, unsigned char *out);
+int zeq_envelope_seal_final(zeq_envelope_ctx *ctx,
+                            unsigned char tag[ZEQ_ENVELOPE_TAG_LEN]);
+
+/* Streaming open: the tag is given at init (it precedes the ciphertext on
+ * the wire); final returns ZEQ_ERR_AUTH when it does not verify, in which
+ * case every byte produced by update must be discarded. */
+int zeq_envelope_open_init(zeq_envelope_ctx *ctx,
+                           const unsigned char key[ZEQ_KEY_LEN],
+                           const unsigned char iv[ZEQ_ENVELOPE_IV_LEN],
+                           const unsigned char tag[ZEQ_ENVELOPE_TAG_LEN],
+                           const unsigned char *aad, size_t aadlen);
+int zeq_envelope_open_update(zeq_envelope_ctx *ctx, const unsigned char *in,
+                             size_t len, unsigned char *out);
+int zeq_envelope_open_final(zeq_envelope_ctx *ctx);
+
+/* One-shot forms. seal writes ptlen + ZEQ_ENVELOPE_OVERHEAD bytes to out,
+ * using the given iv. open writes envlen - ZEQ_ENVELOPE_OVERHEAD bytes to
+ * out (on ZEQ_ERR_AUTH out holds garbage and must be discarded). */
+int zeq_envelope_seal(const unsigned char key[ZEQ_KEY_LEN],
+                      const unsigned char iv[ZEQ_ENVELOPE_IV_LEN],
+                      const unsigned char *pt, size_t ptlen,
+                      unsigned char *out);
+int zeq_envelope_open(const unsigned char key[ZEQ_KEY_LEN],
+                      const unsigned char *env, size_t envlen,
+                      unsigned char *out, size_t *outlen);
+
+/* PBKDF2-HMAC-SHA256. */
+int zeq_kdf_pbkdf2_sha256(const unsigned char *password, size_t passlen,
+                          const unsigned char *salt, size_t saltlen,
+                          unsigned int iterations,
+                          unsigned char *out, size_t outlen);
+
+/* Protocol v1 session key: PBKDF2-HMAC-SHA256(secret, client_nonce ||
+ * server_nonce, 100000 iterations, 32 bytes). */
+int zeq_kdf_session_key(const unsigned char *secret, size_t secretlen,
+                        const unsigned char client_nonce[ZEQ_NONCE_LEN],
+                        const unsigned char server_nonce[ZEQ_NONCE_LEN],
+                        unsigned char key[ZEQ_KEY_LEN]);
+
+#endif

@@ -1,0 +1,300 @@
+/* Pure parsers and encoders of protocol v1; see zeq_proto.h. */
+#include "zeq_proto.h"
+
+#include <string.h>
+#include <cjson/cJSON.h>
+
+static int zeq_proto_hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+int zeq_proto_hex_decode(const char *hex, size_t hexlen,
+                         unsigned char *out, size_t outlen)
+{
+    size_t i;
+
+    if (hex == NULL || hexlen != 2 * outlen) {
+        return ZEQ_ERR_BAD;
+    }
+    for (i = 0; i < outlen; i++) {
+        int hi = zeq_proto_hexval(hex[2 * i]);
+        int lo = zeq_proto_hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return ZEQ_ERR_BAD;
+        }
+        out[i] = (unsigned char)((hi << 4) | lo);
+    }
+    return ZEQ_OK;
+}
+
+void zeq_proto_hex_encode(const unsigned char *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 0x0f];
+    }
+    out[2 * len] = '\0';
+}
+
+size_t zeq_proto_b64url_len(size_t len)
+{
+    return (len / 3) * 4 + (len % 3 == 0 ? 0 : len % 3 + 1);
+}
+
+void zeq_proto_b64url_encode(const unsigned char *in, size_t len, char *out)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t i = 0;
+    char *o = out;
+
+    while (len - i >= 3) {
+        unsigned long v = ((unsigned long)in[i] << 16)
+                          | ((unsigned long)in[i + 1] << 8) | in[i + 2];
+        *o++ = alphabet[(v >> 18) & 63];
+        *o++ = alphabet[(v >> 12) & 63];
+        *o++ = alphabet[(v >> 6) & 63];
+        *o++ = alphabet[v & 63];
+        i += 3;
+    }
+    if (len - i == 1) {
+        unsigned long v = (unsigned long)in[i] << 16;
+        *o++ = alphabet[(v >> 18) & 63];
+        *o++ = alphabet[(v >> 12) & 63];
+    }
+    else if (len - i == 2) {
+        unsigned long v = ((unsigned long)in[i] << 16)
+                          | ((unsigned long)in[i + 1] << 8);
+        *o++ = alphabet[(v >> 18) & 63];
+        *o++ = alphabet[(v >> 12) & 63];
+        *o++ = alphabet[(v >> 6) & 63];
+    }
+    *o = '\0';
+}
+
+int zeq_proto_handshake_parse(const char *body, size_t len,
+                              unsigned char client_nonce[ZEQ_NONCE_LEN])
+{
+    cJSON *root;
+    const cJSON *nonce;
+    const char *end = NULL;
+    int rv = ZEQ_ERR_BAD;
+
+    if (body == NULL || len == 0 || len > ZEQ_PROTO_HANDSHAKE_MAX
+        || memchr(body, '\0', len) != NULL) {
+        return ZEQ_ERR_BAD;
+    }
+    /* Nothing but blanks may follow the JSON value. (cJSON's own
+     * require_null_terminated would reject every buffer without a NUL.) */
+    root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (root == NULL) {
+        return ZEQ_ERR_BAD;
+    }
+    while (end != NULL && end < body + len
+           && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) {
+        end++;
+    }
+    if (end != body + len) {
+        cJSON_Delete(root);
+        return ZEQ_ERR_BAD;
+    }
+    if (cJSON_IsObject(root)) {
+        nonce = cJSON_GetObjectItemCaseSensitive(root, "clientNonce");
+        if (cJSON_IsString(nonce) && nonce->valuestring != NULL) {
+            rv = zeq_proto_hex_decode(nonce->valuestring,
+                                      strlen(nonce->valuestring),
+                                      client_nonce, ZEQ_NONCE_LEN);
+        }
+    }
+    cJSON_Delete(root);
+    return rv;
+}
+
+int zeq_proto_session_id_valid(const char *id)
+{
+    size_t n = 0;
+
+    if (id == NULL) {
+        return 0;
+    }
+    for (; id[n] != '\0'; n++) {
+        char c = id[n];
+        if (n >= ZEQ_PROTO_SESSION_ID_MAX
+            || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+                 || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
+            return 0;
+        }
+    }
+    return n > 0;
+}
+
+static int zeq_proto_is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static char zeq_proto_lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Compares [s, s+n) case-insensitively with the NUL-terminated type. */
+static int zeq_proto_token_eq(const char *s, size_t n, const char *type)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (type[i] == '\0' || zeq_proto_lower(s[i]) != zeq_proto_lower(type[i])) {
+            return 0;
+        }
+    }
+    return type[n] == '\0';
+}
+
+/* Trims blanks around [*s, *s + *n). */
+static void zeq_proto_trim(const char **s, size_t *n)
+{
+    while (*n > 0 && zeq_proto_is_blank(**s)) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n > 0 && zeq_proto_is_blank((*s)[*n - 1])) {
+        (*n)--;
+    }
+}
+
+int zeq_proto_media_type_is(const char *content_type, const char *type)
+{
+    const char *end;
+    size_t n;
+
+    if (content_type == NULL || type == NULL) {
+        return 0;
+    }
+    end = strchr(content_type, ';');
+    n = end ? (size_t)(end - content_type) : strlen(content_type);
+    zeq_proto_trim(&content_type, &n);
+    return n > 0 && zeq_proto_token_eq(content_type, n, type);
+}
+
+/* Parses the q parameter of one Accept element's parameter list
+ * [p, p + n); returns 0 when q is zero (0, 0.0, 0.000), else 1. */
+static int zeq_proto_q_positive(const char *p, size_t n)
+{
+    while (n > 0) {
+        const char *semi = memchr(p, ';', n);
+        size_t len = semi ? (size_t)(semi - p) : n;
+        const char *param = p;
+        size_t plen = len;
+
+        zeq_proto_trim(&param, &plen);
+        if (plen >= 2 && zeq_proto_lower(param[0]) == 'q') {
+            const char *v = param + 1;
+            size_t vlen = plen - 1;
+            zeq_proto_trim(&v, &vlen);
+            if (vlen > 0 && v[0] == '=') {
+                size_t i;
+                v++;
+                vlen--;
+                zeq_proto_trim(&v, &vlen);
+                for (i = 0; i < vlen; i++) {
+                    if (v[i] != '0' && v[i] != '.') {
+                        return 1;
+                    }
+                }
+                return 0;
+            }
+        }
+        if (semi == NULL) {
+            break;
+        }
+        p = semi + 1;
+        n -= len + 1;
+    }
+    return 1;
+}
+
+int zeq_proto_accept_lists(const char *accept, const char *type)
+{
+    const char *p = accept;
+
+    if (accept == NULL || type == NULL) {
+        return 0;
+    }
+    while (*p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *semi = memchr(p, ';', len);
+        const char *mt = p;
+        size_t mtlen = semi ? (size_t)(semi - p) : len;
+
+        zeq_proto_trim(&mt, &mtlen);
+        if (mtlen > 0 && zeq_proto_token_eq(mt, mtlen, type)
+            && (semi == NULL
+                || zeq_proto_q_positive(semi + 1,
+                                        len - (size_t)(semi + 1 - p)))) {
+            return 1;
+        }
+        if (comma == NULL) {
+            break;
+        }
+        p = comma + 1;
+    }
+    return 0;
+}
+
+int zeq_proto_query_take(char *args, const char *name, char *value,
+                         size_t valuecap)
+{
+    size_t nlen = strlen(name);
+    char *in = args, *out = args;
+    int found = 0;
+
+    if (args == NULL) {
+        return 0;
+    }
+    while (*in != '\0') {
+        char *amp = strchr(in, '&');
+        size_t len = amp ? (size_t)(amp - in) : strlen(in);
+
+        if (len > nlen && strncmp(in, name, nlen) == 0 && in[nlen] == '=') {
+            if (found == 0) {
+                size_t vlen = len - nlen - 1;
+                if (vlen + 1 > valuecap) {
+                    found = -1;
+                }
+                else {
+                    memcpy(value, in + nlen + 1, vlen);
+                    value[vlen] = '\0';
+                    found = 1;
+                }
+            }
+        }
+        else if (len > 0) {
+            if (out != args) {
+                *out++ = '&';
+            }
+            memmove(out, in, len);
+            out += len;
+        }
+        in += len;
+        if (*in == '&') {
+            in++;
+        }
+    }
+    *out = '\0';
+    return found;
+}

@@ -1,0 +1,305 @@
+/* Response side: an output filter that seals the whole response body into
+ * one envelope and emits [iv||tag][ciphertext][EOS] in a single brigade, so
+ * the headers (Content-Length = 28 + n) are decided before anything is
+ * sent. Never passes plaintext: a body that cannot be sealed becomes a
+ * plaintext JSON 500. */
+#include "zeq_private.h"
+
+#include "apr_strings.h"
+
+#include <stdlib.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+static ap_filter_rec_t *zeq_response_out_handle;
+
+typedef struct {
+    zeq_envelope_ctx *cipher;
+    apr_bucket_brigade *out;     /* ciphertext, in malloc'd heap buckets */
+    apr_bucket_brigade *meta;    /* metadata buckets kept for the end */
+    unsigned char head[ZEQ_ENVELOPE_OVERHEAD];   /* iv || tag */
+    apr_off_t plain_len;
+    apr_off_t limit;
+    int done;                    /* EOS or a failure has been passed */
+} zeq_response_ctx;
+
+static apr_status_t zeq_response_ctx_cleanup(void *data)
+{
+    zeq_response_ctx *ctx = data;
+
+    zeq_envelope_ctx_free(ctx->cipher);
+    ctx->cipher = NULL;
+    return APR_SUCCESS;
+}
+
+static void zeq_response_unset(request_rec *r, const char *name)
+{
+    apr_table_unset(r->headers_out, name);
+    apr_table_unset(r->err_headers_out, name);
+}
+
+/* Headers that describe the plaintext representation go. */
+static void zeq_response_strip_headers(request_rec *r)
+{
+    zeq_response_unset(r, "ETag");
+    zeq_response_unset(r, "Last-Modified");
+    zeq_response_unset(r, "Content-MD5");
+    zeq_response_unset(r, "Accept-Ranges");
+    zeq_response_unset(r, "Content-Range");
+    zeq_response_unset(r, "Expires");
+    zeq_response_unset(r, "Cache-Control");
+    zeq_response_unset(r, "Content-Encoding");
+    r->content_encoding = NULL;
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store, private");
+}
+
+/* Replaces the response with a plaintext JSON 500 (headers are unsent:
+ * nothing passes before EOS). */
+static apr_status_t zeq_response_fail(ap_filter_t *f, zeq_response_ctx *ctx,
+                                      const char *why)
+{
+    request_rec *r = f->r;
+    apr_bucket_brigade *bb;
+    static const char body[] =
+        "{\"error\":\"" ZEQ_E2E_ERR_ENCRYPT "\",\"message\":\"the response "
+        "could not be encrypted\"}\n";
+
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ZEQLOG(50001)
+                  "response not sent: %s; answering 500 "
+                  ZEQ_E2E_ERR_ENCRYPT, why);
+    apr_brigade_cleanup(ctx->out);
+    apr_brigade_cleanup(ctx->meta);
+    ctx->done = 1;
+    r->status = HTTP_INTERNAL_SERVER_ERROR;
+    r->status_line = NULL;
+    zeq_response_strip_headers(r);
+    zeq_response_unset(r, ZEQ_E2E_HDR_CONTENT_TYPE);
+    zeq_response_unset(r, ZEQ_E2E_HDR_CONTENT_ENCODING);
+    ap_set_content_type(r, "application/json");
+    ap_set_content_length(r, (apr_off_t)(sizeof(body) - 1));
+    bb = apr_brigade_create(r->pool, f->c->bucket_alloc);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create(
+                                    body, sizeof(body) - 1,
+                                    f->c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(f->c->bucket_alloc));
+    return ap_pass_brigade(f->next, bb);
+}
+
+/* Sets the envelope's headers once the plaintext length is known. */
+static void zeq_response_set_headers(request_rec *r, apr_off_t plain_len)
+{
+    const char *enc = r->content_encoding;
+
+    if (enc == NULL) {
+        enc = apr_table_get(r->headers_out, "Content-Encoding");
+    }
+    if (enc == NULL) {
+        /* CGI script headers land in err_headers_out. */
+        enc = apr_table_get(r->err_headers_out, "Content-Encoding");
+    }
+    if (enc != NULL) {
+        /* A backend compressed anyway: the coding travels inside. */
+        apr_table_setn(r->headers_out, ZEQ_E2E_HDR_CONTENT_ENCODING,
+                       apr_pstrdup(r->pool, enc));
+    }
+    if (r->content_type != NULL) {
+        apr_table_setn(r->headers_out, ZEQ_E2E_HDR_CONTENT_TYPE,
+                       r->content_type);
+    }
+    zeq_response_strip_headers(r);
+    apr_table_mergen(r->headers_out, "Vary", "Accept, " ZEQ_E2E_HDR_SESSION);
+    ap_set_content_type(r, ZEQ_E2E_MEDIA_TYPE);
+    ap_set_content_length(r, plain_len + ZEQ_ENVELOPE_OVERHEAD);
+}
+
+static apr_status_t zeq_response_finish(ap_filter_t *f,
+                                        zeq_response_ctx *ctx,
+                                        apr_bucket *eos)
+{
+    request_rec *r = f->r;
+    apr_bucket_brigade *bb = ctx->out;
+
+    ctx->done = 1;
+    if (r->header_only) {
+        /* HEAD: the length the GET would have. A proxied HEAD has no body
+         * but the backend's plaintext Content-Length. */
+        apr_off_t n = ctx->plain_len;
+        const char *cl = apr_table_get(r->headers_out, "Content-Length");
+        if (n == 0 && cl != NULL) {
+            char *end;
+            if (apr_strtoff(&n, cl, &end, 10) != APR_SUCCESS || *end != '\0'
+                || n < 0) {
+                n = 0;
+            }
+        }
+        zeq_response_set_headers(r, n);
+        apr_brigade_cleanup(bb);
+    }
+    else {
+        if (zeq_envelope_seal_final(ctx->cipher,
+                                    ctx->head + ZEQ_ENVELOPE_IV_LEN)
+            != ZEQ_OK) {
+            return zeq_response_fail(f, ctx, "encryption failed");
+        }
+        zeq_response_set_headers(r, ctx->plain_len);
+        APR_BRIGADE_INSERT_HEAD(bb, apr_bucket_heap_create(
+                                        (const char *)ctx->head,
+                                        sizeof(ctx->head), NULL,
+                                        f->c->bucket_alloc));
+    }
+    APR_BRIGADE_CONCAT(bb, ctx->meta);
+    APR_BUCKET_REMOVE(eos);
+    APR_BRIGADE_INSERT_TAIL(bb, eos);
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, ZEQLOG(50002)
+                  "response sealed: %" APR_OFF_T_FMT " bytes of plaintext",
+                  ctx->plain_len);
+    return ap_pass_brigade(f->next, bb);
+}
+
+static zeq_response_ctx *zeq_response_ctx_new(ap_filter_t *f,
+                                              const zeq_state *st)
+{
+    request_rec *r = f->r;
+    zeq_response_ctx *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+
+    ctx->out = apr_brigade_create(r->pool, f->c->bucket_alloc);
+    ctx->meta = apr_brigade_create(r->pool, f->c->bucket_alloc);
+    ctx->limit = zeq_config_max_response(zeq_config_dir(r));
+    if (!r->header_only) {
+        ctx->cipher = zeq_envelope_ctx_new();
+        apr_pool_cleanup_register(r->pool, ctx, zeq_response_ctx_cleanup,
+                                  apr_pool_cleanup_null);
+        if (ctx->cipher == NULL
+            || RAND_bytes(ctx->head, ZEQ_ENVELOPE_IV_LEN) != 1
+            || zeq_envelope_seal_init(ctx->cipher, st->key, ctx->head, NULL,
+                                      0) != ZEQ_OK) {
+            return NULL;
+        }
+    }
+    return ctx;
+}
+
+static apr_status_t zeq_response_out_filter(ap_filter_t *f,
+                                            apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    zeq_response_ctx *ctx = f->ctx;
+    apr_status_t rv;
+
+    if (ctx == NULL) {
+        zeq_state *st = zeq_request_state(r);
+        if (st == NULL || !st->encrypt || AP_STATUS_IS_HEADER_ONLY(r->status)) {
+            /* 204 and 304 have no body to seal. */
+            ap_remove_output_filter(f);
+            return ap_pass_brigade(f->next, bb);
+        }
+        f->ctx = ctx = zeq_response_ctx_new(f, st);
+        if (ctx == NULL) {
+            ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+            ctx->out = apr_brigade_create(r->pool, f->c->bucket_alloc);
+            ctx->meta = apr_brigade_create(r->pool, f->c->bucket_alloc);
+            f->ctx = ctx;
+            apr_brigade_cleanup(bb);
+            return zeq_response_fail(f, ctx, "cannot set up the cipher");
+        }
+    }
+    if (ctx->done) {
+        apr_brigade_cleanup(bb);
+        return APR_SUCCESS;
+    }
+    while (!APR_BRIGADE_EMPTY(bb)) {
+        apr_bucket *e = APR_BRIGADE_FIRST(bb);
+        const char *data;
+        apr_size_t len;
+
+        if (APR_BUCKET_IS_EOS(e)) {
+            rv = zeq_response_finish(f, ctx, e);
+            apr_brigade_cleanup(bb);
+            return rv;
+        }
+        if (AP_BUCKET_IS_ERROR(e)) {
+            /* The handler failed: drop what was sealed so far and let
+             * httpd answer the error (its page is sealed anew). */
+            apr_brigade_cleanup(ctx->out);
+            apr_brigade_cleanup(ctx->meta);
+            ap_remove_output_filter(f);
+            return ap_pass_brigade(f->next, bb);
+        }
+        if (APR_BUCKET_IS_FLUSH(e)) {
+            /* Nothing may pass before EOS: the headers would go out. */
+            apr_bucket_delete(e);
+            continue;
+        }
+        if (APR_BUCKET_IS_METADATA(e)) {
+            APR_BUCKET_REMOVE(e);
+            APR_BRIGADE_INSERT_TAIL(ctx->meta, e);
+            continue;
+        }
+        rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
+        if (rv != APR_SUCCESS) {
+            apr_brigade_cleanup(bb);
+            return zeq_response_fail(f, ctx, "reading the response body "
+                                             "failed");
+        }
+        ctx->plain_len += (apr_off_t)len;
+        if (ctx->plain_len > ctx->limit) {
+            apr_brigade_cleanup(bb);
+            return zeq_response_fail(f, ctx, apr_psprintf(r->pool,
+                "the body is over ZeqE2EMaxResponseBody (%" APR_OFF_T_FMT
+                " bytes)", ctx->limit));
+        }
+        if (len > 0 && !r->header_only) {
+            unsigned char *out = malloc(len);
+            if (out == NULL
+                || zeq_envelope_seal_update(ctx->cipher,
+                                            (const unsigned char *)data,
+                                            len, out) != ZEQ_OK) {
+                free(out);
+                apr_brigade_cleanup(bb);
+                return zeq_response_fail(f, ctx, "encryption failed");
+            }
+            APR_BRIGADE_INSERT_TAIL(ctx->out, apr_bucket_heap_create(
+                                                  (const char *)out, len,
+                                                  free, f->c->bucket_alloc));
+        }
+        apr_bucket_delete(e);
+    }
+    return APR_SUCCESS;
+}
+
+/* Adds the sealing filter to a main request whose client asked for it. */
+static void zeq_response_add(request_rec *r)
+{
+    zeq_state *st;
+
+    if (r->main != NULL || zeq_config_own_handler(r)) {
+        return;
+    }
+    st = zeq_request_state(r);
+    if (st != NULL && st->encrypt) {
+        ap_add_output_filter_handle(zeq_response_out_handle, NULL, r,
+                                    r->connection);
+    }
+}
+
+static int zeq_e2e_response_encrypted(request_rec *r)
+{
+    zeq_state *st = zeq_request_state(r->main ? r->main : r);
+
+    return st != NULL && st->encrypt;
+}
+
+void zeq_response_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_insert_filter(zeq_response_add, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Apache's own error pages are sealed too. */
+    ap_hook_insert_error_filter(zeq_response_add, NULL, NULL,
+                                APR_HOOK_MIDDLE);
+    /* After RESOURCE filters, DEFLATE and CACHE_SAVE; before BYTERANGE,
+     * CONTENT_LENGTH and HTTP_HEADER. */
+    zeq_response_out_handle = ap_register_output_filter(
+        "ZEQ_E2E_SEAL", zeq_response_out_filter, NULL,
+        AP_FTYPE_CONTENT_SET + 5);
+    APR_REGISTER_OPTIONAL_FN(zeq_e2e_response_encrypted);
+}

@@ -1,0 +1,134 @@
+# Configuration mistakes fail at startup (httpd -t) with a message naming
+# the directive; a correct configuration using every directive passes; the
+# shipped sample configuration (conf/zeq_e2e.conf) loads as shipped.
+use strict;
+use warnings;
+
+use FindBin ();
+use lib "$FindBin::Bin/lib";
+
+use Apache::Test;
+use Apache::TestUtil;
+use File::Path qw(make_path);
+use File::Spec::Functions qw(catdir catfile rel2abs);
+use ZeqTest;
+use ZeqTest::Fixtures ();
+
+my $t_dir   = Apache::Test::vars('t_dir');
+my $httpd   = Apache::Test::vars('httpd');
+my $libexec = Apache::Test::vars('libexecdir');
+my $module  = rel2abs(catfile($t_dir, '..', '.libs', 'mod_zeq_e2e.so'));
+my $sample  = rel2abs(catfile($t_dir, '..', 'conf', 'zeq_e2e.conf'));
+my $work    = catdir(Apache::Test::vars('t_logs'), 'config-t');
+make_path($work);
+my $secret_file = ZeqTest::Fixtures::secret_file();
+
+# [name, configuration body, expected outcome, regexes the output must match]
+my @cases = (
+    ['every directive where it may stand', <<"EOC", 'ok', [qr/Syntax OK/]],
+ZeqE2ESessionCache shmcb
+ZeqE2ECleanupInterval 30
+ZeqE2ESecret "file:$secret_file"
+ZeqE2ESessionTTL 60
+ZeqE2E On
+<VirtualHost 127.0.0.1:8>
+    ServerName vhost.example
+    ZeqE2E On
+    ZeqE2ESecret env:ZEQ_T_ENV_SECRET
+    ZeqE2ESessionTTL 120
+    ZeqE2EHandshakePath /hs
+    ZeqE2ERequire On
+    ZeqE2EMaxRequestBody 1048576
+    ZeqE2EMaxResponseBody 2097152
+    <Location /open>
+        ZeqE2ERequire Off
+        ZeqE2EMaxRequestBody 1024
+    </Location>
+</VirtualHost>
+<Directory "$t_dir/htdocs">
+    ZeqE2E Off
+    ZeqE2ERequire Off
+    ZeqE2EMaxResponseBody 4096
+</Directory>
+<Location /x>
+    ZeqE2E On
+</Location>
+EOC
+    ['a literal secret and the defaults', qq{ZeqE2E On\nZeqE2ESecret "some literal secret"\n},
+     'ok', [qr/Syntax OK/]],
+    ['ZeqE2ESessionCache nosuch', "ZeqE2ESessionCache nosuch\n", 'fail',
+     [qr/ZeqE2ESessionCache/, qr/\bshmcb\b/]],
+    ['ZeqE2ESecret file: that cannot be read',
+     "ZeqE2ESecret file:/nonexistent/zeq-e2e/secret\n", 'fail', [qr/ZeqE2ESecret/]],
+    ['ZeqE2ESessionTTL 0', "ZeqE2ESessionTTL 0\n", 'fail', [qr/ZeqE2ESessionTTL/]],
+    ['ZeqE2ESessionCache inside <VirtualHost>',
+     "<VirtualHost 127.0.0.1:8>\n    ZeqE2ESessionCache shmcb\n</VirtualHost>\n", 'fail',
+     [qr/ZeqE2ESessionCache/]],
+    ['ZeqE2ECleanupInterval inside <VirtualHost>',
+     "<VirtualHost 127.0.0.1:8>\n    ZeqE2ECleanupInterval 60\n</VirtualHost>\n", 'fail',
+     [qr/ZeqE2ECleanupInterval/]],
+    ['ZeqE2ESecret inside <Location>',
+     "<Location /x>\n    ZeqE2ESecret abc\n</Location>\n", 'fail', [qr/ZeqE2ESecret/]],
+    ['ZeqE2ESessionTTL inside <Directory>',
+     "<Directory /x>\n    ZeqE2ESessionTTL 60\n</Directory>\n", 'fail', [qr/ZeqE2ESessionTTL/]],
+    ['ZeqE2E Maybe', "ZeqE2E Maybe\n", 'fail', [qr/ZeqE2E\b/]],
+);
+
+my $checks = 0;
+$checks += 1 + @{ $_->[3] } for @cases;
+plan tests => $checks + 2;
+
+sub base_config {
+    my ($n) = @_;
+    my $logs = catdir($work, $n);
+    make_path($logs);
+    my $c = <<"EOC";
+ServerRoot "$t_dir"
+ServerName localhost
+PidFile "$logs/httpd.pid"
+ErrorLog "$logs/error_log"
+DefaultRuntimeDir "$logs"
+LoadModule mpm_event_module "$libexec/mod_mpm_event.so"
+LoadModule authz_core_module "$libexec/mod_authz_core.so"
+LoadModule socache_shmcb_module "$libexec/mod_socache_shmcb.so"
+LoadModule zeq_e2e_module "$module"
+EOC
+    return $c;
+}
+
+sub run_check {
+    my ($n, $config) = @_;
+    my $file = catfile($work, "$n.conf");
+    open my $fh, '>', $file or die "$file: $!";
+    print {$fh} $config;
+    close $fh;
+    local $ENV{ZEQ_T_ENV_SECRET} = ZeqTest::Fixtures::ENV_SECRET;
+    my $out = `"$httpd" -t -d "$t_dir" -f "$file" 2>&1`;
+    my $rc = $? >> 8;
+    return ($rc, $out);
+}
+
+my $n = 0;
+for my $case (@cases) {
+    my ($what, $body, $expect, $regexes) = @$case;
+    $n++;
+    my ($rc, $out) = run_check("case$n", base_config("case$n") . $body);
+    (my $one_line = $out) =~ s/\s+/ /g;
+    ok t_cmp($rc == 0 ? 'ok' : 'fail', $expect,
+             "httpd -t with $what: " . ($expect eq 'ok' ? 'passes' : 'fails')
+             . " (output: $one_line)");
+    for my $re (@$regexes) {
+        ok t_cmp($out, $re, "httpd -t with $what: the output matches $re");
+    }
+}
+
+# The sample configuration as shipped.
+if (-f $sample) {
+    my ($rc, $out) = run_check('sample', base_config('sample') . qq{Include "$sample"\n});
+    (my $one_line = $out) =~ s/\s+/ /g;
+    ok t_cmp($rc, 0, "httpd -t with conf/zeq_e2e.conf as shipped passes (output: $one_line)");
+    ok t_cmp($out, qr/Syntax OK/, 'conf/zeq_e2e.conf: Syntax OK');
+}
+else {
+    skip('conf/zeq_e2e.conf is not there yet', 0) for 1 .. 2;
+}

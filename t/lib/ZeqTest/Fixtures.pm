@@ -1,0 +1,117 @@
+package ZeqTest::Fixtures;
+# Secrets and generated files of the test suite. Loaded by t/TEST.PL, by
+# t/run-tests (perl -It/lib -MZeqTest::Fixtures -e ZeqTest::Fixtures::generate)
+# and by t/lib/ZeqTest.pm; it needs nothing outside core Perl and the
+# openssl command line tool.
+use strict;
+use warnings;
+
+use Cwd ();
+use Digest::SHA qw(sha256);
+use File::Basename qw(dirname);
+use File::Path qw(make_path remove_tree);
+use File::Spec::Functions qw(catdir catfile);
+
+# Fixed secrets, one per kind of ZeqE2ESecret (see t/conf/extra.conf.in).
+use constant FILE_SECRET    => 'zeq-file-secret-2b7e151628aed2a6abf7158809cf4f3c';
+use constant ENV_SECRET     => 'zeq-env-secret-f0e1d2c3b4a5968778695a4b3c2d1e0f';
+use constant LITERAL_SECRET => 'zeq-literal-secret-8d0f6a2e4b1c9d73';
+
+use constant BIG_SIZE => 3 * 1024 * 1024;
+
+sub env_secret { ENV_SECRET }
+
+# t/ of this checkout, whatever the current directory.
+sub t_dir { Cwd::abs_path(catdir(dirname(__FILE__), '..', '..')) }
+
+sub var_dir      { catdir(t_dir(), 'var') }
+sub hits_dir     { catdir(var_dir(), 'hits') }
+sub server_tmp   { catdir(var_dir(), 'tmp', 'server') }
+sub secret_file  { catfile(var_dir(), 'secret-file.txt') }
+sub tls_dir      { catdir(var_dir(), 'tls') }
+sub gen_dir      { catdir(t_dir(), 'htdocs', 'gen') }
+
+# n deterministic bytes: SHA-256 in counter mode over a seed. The backend
+# (t/backend/echo.pl) and the static fixtures use the same function.
+sub det_bytes {
+    my ($n, $seed) = @_;
+    $seed //= 'zeq';
+    my $out = '';
+    my $i = 0;
+    while (length($out) < $n) {
+        $out .= sha256($seed . pack('N', $i++));
+    }
+    return substr($out, 0, $n);
+}
+
+sub _write {
+    my ($path, $bytes, $mode) = @_;
+    make_path(dirname($path));
+    open my $fh, '>:raw', $path or die "cannot write $path: $!\n";
+    print {$fh} $bytes;
+    close $fh or die "cannot write $path: $!\n";
+    chmod $mode, $path if defined $mode;
+}
+
+# Creates every generated fixture; safe to run again.
+sub generate {
+    my $var = var_dir();
+    make_path($var);
+
+    # The file: secret, without a trailing newline.
+    _write(secret_file(), FILE_SECRET, 0600);
+
+    # Writable by the server's user (nobody when the suite runs as root):
+    # the CGI scripts record their hits here, mod_proxy would spool here.
+    for my $dir (hits_dir(), server_tmp()) {
+        make_path($dir);
+        chmod 01777, $dir;
+    }
+    chmod 0755, catdir($var, 'tmp');
+
+    # Static files.
+    my $gen = gen_dir();
+    make_path($gen);
+    my $big = catfile($gen, 'big.bin');
+    _write($big, det_bytes(BIG_SIZE, 'big'), 0644)
+        unless -s $big && -s $big == BIG_SIZE;
+    _write(catfile($gen, 'small.txt'), "small static file\n" x 10, 0644);  # 180 B
+    my $line = ('0123456789abcdef' x 4) . "\n";
+    _write(catfile($gen, 'five-k.txt'), $line x 80, 0644);           # 5200 B
+
+    # A self-signed certificate for the HTTP/2 virtual host.
+    my $tls = tls_dir();
+    my ($cert, $key) = (catfile($tls, 'cert.pem'), catfile($tls, 'key.pem'));
+    unless (-s $cert && -s $key) {
+        make_path($tls);
+        my @cmd = ('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+                   '-keyout', $key, '-out', $cert, '-days', '3650',
+                   '-subj', '/CN=localhost',
+                   '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+                   '-addext', 'basicConstraints=critical,CA:FALSE',
+                   '-addext', 'keyUsage=digitalSignature,keyEncipherment',
+                   '-addext', 'extendedKeyUsage=serverAuth');
+        open my $saved, '>&', \*STDERR or die;
+        open STDERR, '>', catfile($tls, 'openssl.log') or die;
+        my $rc = system(@cmd);
+        open STDERR, '>&', $saved or die;
+        die "openssl req failed (see $tls/openssl.log)\n" if $rc != 0;
+        chmod 0600, $key;
+    }
+    return 1;
+}
+
+# Empties the per-run state (hit logs, the server's temp directory, the
+# client's key list).
+sub reset_state {
+    unlink catfile(var_dir(), 'client-keys.txt');
+    for my $dir (hits_dir(), server_tmp()) {
+        next unless -d $dir;
+        opendir my $dh, $dir or next;
+        for my $e (grep { !/^\.\.?$/ } readdir $dh) {
+            remove_tree(catfile($dir, $e));
+        }
+    }
+}
+
+1;
