@@ -47,7 +47,7 @@ $(MODULE): $(SOURCES) $(HEADERS) Makefile src/exports.map $(BUILD)/zeq_client_js
 	  $(addprefix -Wc$(comma),$(WARN)) \
 	  -Wl,-Wl$(comma)--version-script=src/exports.map \
 	  $(SOURCES) -lcrypto -lcjson > $(BUILD)/apxs.log 2>&1 \
-	  || { grep -E ': (error|warning|note):' $(BUILD)/apxs.log || cat $(BUILD)/apxs.log; exit 1; }
+	  || { grep -a -E ': (error|warning|note):' $(BUILD)/apxs.log || cat $(BUILD)/apxs.log; exit 1; }
 
 comma := ,
 

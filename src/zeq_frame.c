@@ -106,7 +106,7 @@ void zeq_frame_reader_next(zeq_frame_reader *rd, zeq_frame_event *ev)
 {
     memset(ev, 0, sizeof(*ev));
     while (!rd->failed) {
-        const unsigned char *p = rd->buf + rd->start;
+        const unsigned char *p;
         size_t avail = rd->len - rd->start, hlen = 2;
         uint64_t plen;
         int fin, opcode, masked;
@@ -115,11 +115,13 @@ void zeq_frame_reader_next(zeq_frame_reader *rd, zeq_frame_event *ev)
         if (avail < 2) {
             return;
         }
+        p = rd->buf + rd->start;
         fin = (p[0] & 0x80) != 0;
         opcode = p[0] & 0x0f;
         masked = (p[1] & 0x80) != 0;
         plen = p[1] & 0x7f;
-        if ((p[0] & 0x70) != 0) {          /* no extension is negotiated */
+        if ((p[0] & 0x70) != 0             /* no extension is negotiated */
+            || (rd->require_mask && !masked)) {
             zeq_frame_error(rd, ev, ZEQ_FRAME_CLOSE_PROTOCOL);
             return;
         }

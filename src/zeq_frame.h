@@ -52,10 +52,12 @@ typedef struct {
     size_t msg_len, msg_cap;
     int msg_opcode;              /* 0: no message in progress */
     size_t max_message;          /* payload bytes allowed per message */
+    int require_mask;            /* set for a client's frames (RFC 6455 5.1) */
     int failed;
 } zeq_frame_reader;
 
-/* Initialises a reader; max_message bounds one message's payload. */
+/* Initialises a reader; max_message bounds one message's payload. Set
+ * require_mask afterwards to refuse unmasked frames (1002). */
 void zeq_frame_reader_init(zeq_frame_reader *rd, size_t max_message);
 /* Frees the reader's buffers (and zeroes them: they held plaintext). */
 void zeq_frame_reader_free(zeq_frame_reader *rd);

@@ -531,6 +531,7 @@ int zeq_ws_fixups(request_rec *r, const zeq_dir_conf *dc,
     ctx->out_bb = apr_brigade_create(r->pool, ctx->c->bucket_alloc);
     /* A client message is an envelope of one more byte than the message. */
     zeq_frame_reader_init(&ctx->from_client, max + ZEQ_ENVELOPE_OVERHEAD + 1);
+    ctx->from_client.require_mask = 1;
     zeq_frame_reader_init(&ctx->from_backend, max);
     holder = apr_pcalloc(ctx->c->pool, sizeof(*holder));
     holder->ctx = ctx;

@@ -1241,8 +1241,38 @@ static void test_close(void)
     unit_int(ZEQ_FRAME_CLOSE_INTERNAL, 1011, "internal close code is 1011");
 }
 
+/* A server's reader of client frames refuses unmasked ones (RFC 6455
+ * section 5.1) and still takes masked ones. */
+static void test_require_mask(void)
+{
+    static const unsigned char unmasked[] = { 0x81, 0x05, 'H', 'e', 'l', 'l',
+                                              'o' };
+    static const unsigned char masked[] = { 0x81, 0x85, 0x37, 0xfa, 0x21,
+                                            0x3d, 0x7f, 0x9f, 0x4d, 0x51,
+                                            0x58 };
+    zeq_frame_reader rd;
+    zeq_frame_event ev;
+
+    zeq_frame_reader_init(&rd, 1000);
+    rd.require_mask = 1;
+    zeq_frame_reader_feed(&rd, masked, sizeof(masked));
+    zeq_frame_reader_next(&rd, &ev);
+    unit_int(ev.type, ZEQ_FRAME_EV_MESSAGE,
+             "require_mask: a masked text frame is a message");
+    unit_mem(ev.data, ev.len, hello, sizeof(hello),
+             "require_mask: the masked frame's payload is unmasked");
+    zeq_frame_reader_feed(&rd, unmasked, sizeof(unmasked));
+    zeq_frame_reader_next(&rd, &ev);
+    unit_int(ev.type, ZEQ_FRAME_EV_ERROR,
+             "require_mask: an unmasked frame is an error");
+    unit_int(ev.close_code, ZEQ_FRAME_CLOSE_PROTOCOL,
+             "require_mask: an unmasked frame closes with 1002");
+    zeq_frame_reader_free(&rd);
+}
+
 int main(void)
 {
+    test_require_mask();
     test_rfc_examples();
     test_lengths();
     test_sequences();
