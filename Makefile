@@ -82,13 +82,14 @@ unit: $(UNIT)
 test: deps-test
 	$(MAKE) all unit
 	t/run-tests
+	client/test/run
 
 run: deps-run
 	$(MAKE) all
 	PORT=$(PORT) demo/run
 
 install: $(MODULE)
-	$(APXS) -i -n zeq_e2e $(MODULE)
+	$(APXS) -i -n zeq_e2e mod_zeq_e2e.la
 	install -d $(DESTDIR)/etc/apache2/mods-available
 	install -m 644 conf/zeq_e2e.load conf/zeq_e2e.conf $(DESTDIR)/etc/apache2/mods-available/
 

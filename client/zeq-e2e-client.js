@@ -212,9 +212,12 @@ async function deriveSessionKey(secret, clientNonce, serverNonce) {
 // Handshake and sessions.
 
 async function readModuleError(res) {
+  if (!/json/i.test(res.headers.get('content-type') || '')) {
+    if (res.body) await res.body.cancel().catch(() => {});
+    return null;
+  }
   let text;
   try { text = await res.text(); } catch { return null; }
-  if (!/json/i.test(res.headers.get('content-type') || '')) return null;
   try {
     const j = JSON.parse(text);
     if (j && typeof j.error === 'string' && j.error.startsWith('e2e_')) {
@@ -366,7 +369,9 @@ async function bodyBytes(body) {
 
 function resolveURL(input) {
   const raw = (typeof Request !== 'undefined' && input instanceof Request) ? input.url : String(input);
-  const base = (globalThis.location && globalThis.location.href) || (state.config && state.config.origin + '/');
+  // fetch resolves against the document's base URL (a worker's location).
+  const base = (globalThis.document && globalThis.document.baseURI) ||
+    (globalThis.location && globalThis.location.href) || (state.config && state.config.origin + '/');
   try {
     return new URL(raw, base);
   } catch {

@@ -1,0 +1,235 @@
+// The demo page of mod_zeq_e2e: runs the bootstrap snippet, then three
+// requests, and shows for each what the application received and answered
+// (plaintext) beside what crossed the wire (envelopes).
+import { zeqE2EHandshake, zeqE2EWrap, zeqE2ESession } from '/static/zeq-e2e-client.js';
+
+// --- The wire tap (demo only) ----------------------------------------------
+// Installed before the snippet, so zeqE2EWrap wraps it: the library then
+// sends through it, and it sees the bytes handed to the browser's network
+// stack and what came back, before decryption.
+const wireLog = [];
+const networkFetch = window.fetch;
+window.fetch = async function wireTap(input, init) {
+  let req = new Request(input, init);
+  const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+  const requestBody = hasBody ? new Uint8Array(await req.clone().arrayBuffer()) : null;
+  // Send the bytes read (a clone turns the body into a stream otherwise).
+  if (hasBody) req = new Request(req, { body: requestBody });
+  const entry = { method: req.method, url: req.url, requestHeaders: req.headers, requestBody };
+  wireLog.push(entry);
+  const res = await networkFetch.call(window, req);
+  entry.status = res.status;
+  entry.responseHeaders = res.headers;
+  entry.responseBody = new Uint8Array(await res.clone().arrayBuffer());
+  return res;
+};
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const decoder = new TextDecoder();
+const state = { mode: 'pending', error: null, session: null, results: [] };
+window.zeqDemo = state;
+
+function setStatus(cls, text) {
+  const el = $('#status');
+  el.className = `status ${cls}`;
+  el.textContent = text;
+}
+
+/** The demo's secret: from /cgi-bin/secret.cgi, else typed in (or none). */
+async function loadSecret() {
+  try {
+    const res = await fetch('/cgi-bin/secret.cgi', { cache: 'no-store' });
+    if (res.ok) {
+      const { secret } = await res.json();
+      if (typeof secret === 'string' && secret) return secret;
+    }
+  } catch { /* fall through to the form */ }
+  const form = $('#secret-form');
+  form.hidden = false;
+  setStatus('pending', 'Waiting for the secret…');
+  return new Promise((resolve) => {
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      form.hidden = true;
+      resolve($('#secret-input').value.replace(/\r?\n$/, ''));
+    });
+    $('#secret-skip').addEventListener('click', () => { form.hidden = true; resolve(null); });
+  });
+}
+
+// --- Rendering -----------------------------------------------------------------
+
+function hexSpan(cls, bytes) {
+  const s = document.createElement('span');
+  s.className = `hx ${cls}`;
+  s.textContent = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  return s;
+}
+
+const SHOW_CT = 24;
+
+/** A body as it crossed the wire: an envelope in colours, or plaintext. */
+function renderWireBody(box, headers, bytes) {
+  const type = (headers.get('content-type') || '').split(';')[0].trim();
+  if (!bytes || (bytes.length === 0 && type !== 'application/x-zeq-e2e')) {
+    box.append('(no body)');
+    return;
+  }
+  if (type === 'application/x-zeq-e2e' && bytes.length >= 28) {
+    box.append(`envelope, ${bytes.length} bytes = 28 + ${bytes.length - 28}\n`);
+    box.append(hexSpan('iv', bytes.subarray(0, 12)), ' ',
+      hexSpan('tag16', bytes.subarray(12, 28)), ' ',
+      hexSpan('ct', bytes.subarray(28, 28 + SHOW_CT)));
+    if (bytes.length > 28 + SHOW_CT) box.append('…');
+    return;
+  }
+  const text = decoder.decode(bytes.subarray(0, 400));
+  box.append(`plaintext, ${bytes.length} bytes\n${text}${bytes.length > 400 ? '…' : ''}`);
+}
+
+function headerLines(headers, names) {
+  return names.filter((n) => headers.get(n) !== null).map((n) => `${n}: ${headers.get(n)}`).join('\n');
+}
+
+function pretty(text, type) {
+  if (/json/.test(type || '')) {
+    try { return JSON.stringify(JSON.parse(text), null, 2); } catch { /* as is */ }
+  }
+  return text;
+}
+
+function addPanel(id, title, what) {
+  const node = $('#demo-template').content.firstElementChild.cloneNode(true);
+  node.id = `demo-${id}`;
+  node.dataset.testid = id;
+  $('.demo-title', node).textContent = title;
+  $('.demo-what', node).textContent = what;
+  for (const cls of ['app-request', 'app-answer', 'wire-request', 'wire-answer']) {
+    $(`.${cls}`, node).dataset.testid = `${id}-${cls}`;
+  }
+  $('#demos').append(node);
+  return node;
+}
+
+/** One request through the page's fetch (encrypted once wrapped). */
+async function runDemo({ id, title, what, method, path, body, type }) {
+  const panel = addPanel(id, title, what);
+  const result = { id, method, path, sent: body ?? null };
+  state.results.push(result);
+  const appRequest = $('.app-request', panel);
+  appRequest.textContent = `${method} ${path}` + (body !== undefined ? `\ncontent-type: ${type}\n\n${body}` : '');
+
+  const mark = wireLog.length;
+  try {
+    const init = { method };
+    if (body !== undefined) {
+      init.body = body;
+      init.headers = { 'Content-Type': type };
+    }
+    const res = await fetch(path, init);
+    const text = await res.text();
+    const ctype = res.headers.get('content-type');
+    result.status = res.status;
+    result.contentType = ctype;
+    result.answer = text;
+    $('.app-answer', panel).textContent =
+      `${res.status} ${res.statusText}\ncontent-type: ${ctype}\n\n${pretty(text, ctype)}`;
+  } catch (e) {
+    result.error = `${e.name}: ${e.code || ''} ${e.message}`;
+    $('.app-answer', panel).innerHTML = '';
+    const err = document.createElement('span');
+    err.className = 'error';
+    err.textContent = result.error;
+    $('.app-answer', panel).append(err);
+  }
+
+  const entry = wireLog.slice(mark).pop();
+  if (!entry) return;
+  const sealed = (entry.responseHeaders.get('content-type') || '').startsWith('application/x-zeq-e2e');
+  const tag = $('.wire-tag', panel);
+  tag.textContent = sealed ? 'encrypted' : 'plaintext';
+  tag.classList.add(sealed ? 'sealed' : 'exposed');
+  result.wire = {
+    requestContentType: entry.requestHeaders.get('content-type'),
+    requestInnerType: entry.requestHeaders.get('x-e2e-content-type'),
+    requestLength: entry.requestBody ? entry.requestBody.length : 0,
+    responseStatus: entry.status,
+    responseContentType: entry.responseHeaders.get('content-type'),
+    responseInnerType: entry.responseHeaders.get('x-e2e-content-type'),
+    responseLength: entry.responseBody.length,
+  };
+
+  const wreq = $('.wire-request', panel);
+  wreq.append(`${entry.method} ${new URL(entry.url).pathname}\n`);
+  const reqHeaders = headerLines(entry.requestHeaders, ['content-type', 'x-e2e-content-type', 'x-e2e-session', 'accept']);
+  if (reqHeaders) {
+    const h = document.createElement('span');
+    h.className = 'hdr';
+    h.textContent = reqHeaders.replace(/(x-e2e-session: .{12}).*/, '$1…') + '\n\n';
+    wreq.append(h);
+  }
+  renderWireBody(wreq, entry.requestHeaders, entry.requestBody);
+
+  const wres = $('.wire-answer', panel);
+  wres.append(`${entry.status}\n`);
+  const h = document.createElement('span');
+  h.className = 'hdr';
+  h.textContent = headerLines(entry.responseHeaders,
+    ['content-type', 'x-e2e-content-type', 'x-e2e-content-encoding', 'content-length']) + '\n\n';
+  wres.append(h);
+  renderWireBody(wres, entry.responseHeaders, entry.responseBody);
+}
+
+// --- The page ------------------------------------------------------------------
+
+const secret = await loadSecret();
+
+// The bootstrap snippet, unchanged.
+try { await zeqE2EHandshake(window.location.origin, { secret }); zeqE2EWrap(); }
+catch (e) { /* plaintext continues to work */ state.error = e; }
+
+const session = zeqE2ESession();
+if (session) {
+  state.mode = 'encrypted';
+  state.session = session.sessionId;
+  setStatus('encrypted', `Encrypted: session ${session.sessionId.slice(0, 10)}…, ` +
+    `expires ${new Date(session.expiresAt).toLocaleTimeString()} (renewed before that)`);
+} else {
+  state.mode = 'plaintext';
+  const why = state.error ? (state.error.code || state.error.message) : 'no secret';
+  state.errorCode = state.error && state.error.code;
+  setStatus('plaintext', `Plaintext: no encryption here (${why}); the page keeps working`);
+}
+
+const message = {
+  message: 'Hello from the browser',
+  card: '4111 1111 1111 1111',
+  note: 'only the browser and the application read this',
+};
+await runDemo({
+  id: 'static',
+  title: 'GET a static file',
+  what: 'GET /sample.json: Apache\'s static file handler answers, the module seals the file.',
+  method: 'GET',
+  path: '/sample.json',
+});
+await runDemo({
+  id: 'cgi',
+  title: 'POST to a CGI app',
+  what: 'POST /cgi-bin/echo.cgi: the CGI script reads plaintext from stdin and answers what it received.',
+  method: 'POST',
+  path: '/cgi-bin/echo.cgi',
+  body: JSON.stringify({ ...message, to: 'cgi' }),
+  type: 'application/json',
+});
+await runDemo({
+  id: 'proxy',
+  title: 'POST to a proxied app',
+  what: 'POST /proxy/echo: mod_proxy_http hands the plaintext to a backend server, which answers what it received.',
+  method: 'POST',
+  path: '/proxy/echo',
+  body: JSON.stringify({ ...message, to: 'proxy' }),
+  type: 'application/json',
+});
+
+document.body.dataset.demo = 'done';
