@@ -21,6 +21,10 @@
  * the server does not encrypt, a cross-origin redirect) rejects with a
  * {@link ZeqE2EError} whose code is `e2e_downgrade`.
  *
+ * {@link zeqE2EWebSocket} opens a WebSocket under the same session: every
+ * message, both ways, is one binary frame with an envelope; a server frame
+ * that is not one closes the socket without being delivered.
+ *
  * @packageDocumentation
  */
 
@@ -53,8 +57,12 @@ export type ZeqE2EClientErrorCode =
   | 'e2e_downgrade'
   /** an answer's envelope did not verify (wrong key or altered bytes) */
   | 'e2e_bad_envelope'
-  /** no Web Crypto, an unknown X-E2E-Content-Encoding, a Content-Encoding on a request body */
-  | 'e2e_unsupported';
+  /** no Web Crypto, no WebSocket, an unknown X-E2E-Content-Encoding, a Content-Encoding on a request body */
+  | 'e2e_unsupported'
+  /** zeqE2EWebSocket before a successful handshake */
+  | 'e2e_no_session'
+  /** zeqE2EWebSocket to an origin other than the session's */
+  | 'e2e_cross_origin';
 
 /** What this library rejects with (besides the TypeErrors and AbortErrors of fetch). */
 export declare class ZeqE2EError extends Error {
@@ -132,3 +140,123 @@ export declare function zeqE2EWrap(): void;
 
 /** Restores the `fetch` that {@link zeqE2EWrap} replaced. Harmless when not wrapped. */
 export declare function zeqE2EUnwrap(): void;
+
+/** 4008: the close code the library sends when it refuses a server frame (RFC 6455's 1008, which `close()` cannot send). */
+export declare const ZEQ_E2E_WS_CLOSE_POLICY: 4008;
+
+/** 4007: the close code the library sends for a text message that is not UTF-8 (RFC 6455's 1007). */
+export declare const ZEQ_E2E_WS_CLOSE_BAD_TEXT: 4007;
+
+/** The `error` event of a {@link ZeqE2EWebSocket}. */
+export interface ZeqE2EWebSocketErrorEvent extends Event {
+  /**
+   * Set when the library failed the socket: a {@link ZeqE2EError} whose code
+   * is `e2e_bad_envelope` for a refused server frame. Absent for the
+   * browser's own errors (a refused upgrade, a lost connection).
+   */
+  readonly error?: ZeqE2EError;
+}
+
+export interface ZeqE2EWebSocketEventMap {
+  open: Event;
+  message: MessageEvent<string | Blob | ArrayBuffer>;
+  error: ZeqE2EWebSocketErrorEvent;
+  close: CloseEvent;
+}
+
+/**
+ * A WebSocket whose messages travel encrypted under the default session
+ * (protocol section 16). Same interface as `WebSocket`; see
+ * {@link zeqE2EWebSocket}.
+ */
+export declare class ZeqE2EWebSocket extends EventTarget {
+  constructor(url: string | URL, protocols?: string | string[]);
+  static readonly CONNECTING: 0;
+  static readonly OPEN: 1;
+  static readonly CLOSING: 2;
+  static readonly CLOSED: 3;
+  readonly CONNECTING: 0;
+  readonly OPEN: 1;
+  readonly CLOSING: 2;
+  readonly CLOSED: 3;
+
+  /** The resolved `ws:`/`wss:` URL, without the `e2e_session` parameter. */
+  readonly url: string;
+  readonly readyState: 0 | 1 | 2 | 3;
+  /** The subprotocol the server chose. */
+  readonly protocol: string;
+  /** Always `''`: the server negotiates no extension on an encrypted socket. */
+  readonly extensions: string;
+  /**
+   * Bytes given to `send()` and not yet sent: those being sealed (counted as
+   * the message's bytes) plus the browser's own buffer (envelopes, 29 bytes
+   * more per message).
+   */
+  readonly bufferedAmount: number;
+  /** How binary messages are delivered: `'blob'` (default) or `'arraybuffer'`. */
+  binaryType: 'blob' | 'arraybuffer';
+
+  onopen: ((this: ZeqE2EWebSocket, ev: Event) => any) | null;
+  onmessage: ((this: ZeqE2EWebSocket, ev: MessageEvent<string | Blob | ArrayBuffer>) => any) | null;
+  onerror: ((this: ZeqE2EWebSocket, ev: ZeqE2EWebSocketErrorEvent) => any) | null;
+  onclose: ((this: ZeqE2EWebSocket, ev: CloseEvent) => any) | null;
+
+  /**
+   * Seals a message into one binary frame: a string as a text message (its
+   * UTF-8 bytes), an `ArrayBuffer`, typed array, `DataView` or `Blob` as a
+   * binary message. Messages leave in the order of the calls. Throws
+   * `InvalidStateError` while CONNECTING; after `close()` the data is
+   * counted in `bufferedAmount` and dropped, as by `WebSocket`.
+   */
+  send(data: string | ArrayBufferLike | ArrayBufferView | Blob): void;
+
+  /**
+   * Closes the socket once the messages already given to `send()` have
+   * left. `code`: 1000 or 3000-4999 (else `InvalidAccessError`); `reason`:
+   * at most 123 bytes of UTF-8 (else `SyntaxError`).
+   */
+  close(code?: number, reason?: string): void;
+
+  addEventListener<K extends keyof ZeqE2EWebSocketEventMap>(
+    type: K,
+    listener: (this: ZeqE2EWebSocket, ev: ZeqE2EWebSocketEventMap[K]) => any,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof ZeqE2EWebSocketEventMap>(
+    type: K,
+    listener: (this: ZeqE2EWebSocket, ev: ZeqE2EWebSocketEventMap[K]) => any,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions): void;
+}
+
+/**
+ * Opens a WebSocket whose messages travel encrypted under the default
+ * session of {@link zeqE2EHandshake} (protocol section 16).
+ *
+ * `url` may be relative (resolved against the page when it is on the
+ * session's origin, else against that origin), `http(s):` (turned into
+ * `ws(s):`) or `ws(s):`; it must be on the session's origin. The socket is
+ * opened with `e2e_session=<sessionId>` added to its query. There is no
+ * handshake of its own: without a session it throws `e2e_no_session`; a
+ * session close to its expiry is renewed first, as for {@link zeqE2EFetch}.
+ *
+ * Every message, both ways, travels as one binary frame carrying an
+ * envelope of a type byte (0x01 text, 0x02 binary) and the message. Message
+ * events deliver a string for text, a `Blob` or `ArrayBuffer` (per
+ * `binaryType`) for binary, in the order the frames arrived. A server frame
+ * that is not a binary frame with a verifying envelope of a known type, or
+ * a text message that is not UTF-8, is never delivered: the library closes
+ * the socket with 4008 (4007 for the UTF-8 case), fires `error` (its
+ * `error` property a {@link ZeqE2EError} `e2e_bad_envelope`), then `close`
+ * with `wasClean` false. The server's own close codes (1008, 1009, ...)
+ * arrive in the `close` event.
+ *
+ * Throws like `new WebSocket` (`SyntaxError` for a bad URL or protocol
+ * list) and {@link ZeqE2EError} `e2e_no_session`, `e2e_cross_origin` or
+ * `e2e_unsupported` (no `WebSocket` or Web Crypto in this environment).
+ */
+export declare function zeqE2EWebSocket(url: string | URL, protocols?: string | string[]): ZeqE2EWebSocket;

@@ -11,6 +11,9 @@
  * an AES-256-GCM envelope (iv || tag || ciphertext) and asks for an
  * encrypted answer, which it opens before the application sees it. Answers
  * that should have been encrypted but were not are rejected (fail closed).
+ * zeqE2EWebSocket opens a WebSocket whose messages travel the same way, each
+ * in one binary frame; a server frame that is not a verifying envelope
+ * closes the socket undelivered.
  *
  * Licensed under the Apache License, Version 2.0.
  */
@@ -48,7 +51,12 @@ const encoder = new TextEncoder();
  *                        envelope and not a module error
  *   e2e_bad_envelope     an answer's envelope did not verify
  *   e2e_unsupported      something this client cannot do (an unknown
- *                        X-E2E-Content-Encoding, no Web Crypto, ...)
+ *                        X-E2E-Content-Encoding, no Web Crypto, no
+ *                        WebSocket, ...)
+ *   e2e_no_session       zeqE2EWebSocket before a successful handshake
+ *   e2e_cross_origin     zeqE2EWebSocket to another origin than the session's
+ * On a WebSocket, e2e_bad_envelope (a server frame refused) is the `error`
+ * property of the socket's error event.
  */
 export class ZeqE2EError extends Error {
   /**
@@ -552,4 +560,439 @@ export function zeqE2EUnwrap() {
   if (globalThis.fetch !== zeqE2EFetch) return;
   globalThis.fetch = state.wrappedFetch || nativeFetchAtLoad;
   state.wrappedFetch = null;
+}
+
+// ---------------------------------------------------------------------------
+// WebSockets (protocol section 16). The socket is opened with
+// ?e2e_session=<sessionId>; every data message, both ways, is one binary
+// frame carrying an envelope of type || message (0x01 text, 0x02 binary).
+// Sealing and opening are asynchronous (Web Crypto), so both directions run
+// through promise chains that keep the order of messages.
+
+const WS_TYPE_TEXT = 0x01;
+const WS_TYPE_BINARY = 0x02;
+const WS_SESSION_PARAM = 'e2e_session';
+const WS_CONNECTING = 0;
+const WS_OPEN = 1;
+const WS_CLOSING = 2;
+const WS_CLOSED = 3;
+/**
+ * The codes of the closes the library starts itself: 4000 + the RFC 6455
+ * code, since close() only takes 1000 and 3000-4999 in browsers. 4008: a
+ * server frame that is not a binary frame with a verifying envelope of a
+ * known type (1008, policy violation); 4007: a text message that is not
+ * UTF-8 (1007).
+ */
+export const ZEQ_E2E_WS_CLOSE_POLICY = 4008;
+export const ZEQ_E2E_WS_CLOSE_BAD_TEXT = 4007;
+/** The close code of a socket that ends without a close frame (RFC 6455). */
+const WS_CLOSE_ABNORMAL = 1006;
+
+const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
+
+function invalidState(message) {
+  return new DOMException(message, 'InvalidStateError');
+}
+
+/**
+ * The URL of a WebSocket to the session's origin: relative URLs resolve
+ * against the page when the page is on that origin, else against the origin;
+ * http(s) becomes ws(s), the fragment and any e2e_session parameter go.
+ * Throws SyntaxError as WebSocket does, ZeqE2EError e2e_cross_origin for
+ * another origin (the session must not travel elsewhere).
+ */
+function webSocketURL(input, origin) {
+  let base = origin + '/';
+  const pageBase = globalThis.document && globalThis.document.baseURI;
+  if (pageBase) {
+    try { if (new URL(pageBase).origin === origin) base = pageBase; } catch { /* the origin */ }
+  }
+  let url;
+  try {
+    url = new URL(String(input), base);
+  } catch {
+    throw new DOMException(`The URL '${input}' is invalid.`, 'SyntaxError');
+  }
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  else if (url.protocol === 'https:') url.protocol = 'wss:';
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new DOMException(`The URL's scheme must be either 'http', 'https', 'ws', or 'wss'. '${url.protocol}' is not allowed.`,
+      'SyntaxError');
+  }
+  url.hash = '';
+  const httpOrigin = new URL(`${url.protocol === 'wss:' ? 'https' : 'http'}://${url.host}`).origin;
+  if (httpOrigin !== origin) {
+    throw new ZeqE2EError('e2e_cross_origin',
+      `zeqE2EWebSocket: ${url.href} is not on the origin of the session (${origin})`);
+  }
+  // Any e2e_session of the caller's is dropped: the library sets its own.
+  const params = url.search.slice(1).split('&')
+    .filter((p) => p !== '' && p.split('=')[0] !== WS_SESSION_PARAM);
+  url.search = params.length ? `?${params.join('&')}` : '';
+  return url;
+}
+
+/**
+ * The bytes of a message for send(): { type, size, bytes }, bytes a
+ * Uint8Array (copied now) or, for a Blob, a function that reads them.
+ */
+function outgoingMessage(data) {
+  if (typeof data === 'string') {
+    const bytes = encoder.encode(data);
+    return { type: WS_TYPE_TEXT, size: bytes.length, bytes };
+  }
+  if (data instanceof ArrayBuffer) {
+    return { type: WS_TYPE_BINARY, size: data.byteLength, bytes: new Uint8Array(data.slice(0)) };
+  }
+  if (ArrayBuffer.isView(data)) {
+    // Copied now, as WebSocket does: later changes to the view do not count.
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
+    return { type: WS_TYPE_BINARY, size: bytes.length, bytes };
+  }
+  if (typeof Blob !== 'undefined' && data instanceof Blob) {
+    return { type: WS_TYPE_BINARY, size: data.size, bytes: () => data.arrayBuffer().then((b) => new Uint8Array(b)) };
+  }
+  if (typeof SharedArrayBuffer !== 'undefined' && data instanceof SharedArrayBuffer) {
+    return { type: WS_TYPE_BINARY, size: data.byteLength, bytes: new Uint8Array(data).slice() };
+  }
+  // Anything else is sent as its string, like WebSocket.send does.
+  return outgoingMessage(String(data));
+}
+
+/** The bytes (or a promise of them) of a received binary frame; null for a text frame. */
+function incomingBytes(data) {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (typeof Blob !== 'undefined' && data instanceof Blob) return data.arrayBuffer().then((b) => new Uint8Array(b));
+  return null;
+}
+
+function closeEvent(code, reason, wasClean) {
+  if (typeof CloseEvent === 'function') return new CloseEvent('close', { code, reason, wasClean });
+  const ev = new Event('close');
+  Object.defineProperties(ev, {
+    code: { value: code, enumerable: true },
+    reason: { value: reason, enumerable: true },
+    wasClean: { value: wasClean, enumerable: true },
+  });
+  return ev;
+}
+
+function errorEvent(error) {
+  const ev = new Event('error');
+  if (error !== undefined) Object.defineProperty(ev, 'error', { value: error, enumerable: true });
+  return ev;
+}
+
+/**
+ * A WebSocket whose messages travel encrypted under the default session: the
+ * interface of WebSocket (an EventTarget), send() seals, and message events
+ * deliver what the server's application sent. See zeqE2EWebSocket.
+ */
+export class ZeqE2EWebSocket extends EventTarget {
+  static CONNECTING = WS_CONNECTING;
+  static OPEN = WS_OPEN;
+  static CLOSING = WS_CLOSING;
+  static CLOSED = WS_CLOSED;
+
+  #url;
+  #origin;
+  #protocols;
+  #socket = null;
+  #session = null;
+  #readyState = WS_CONNECTING;
+  #binaryType = 'blob';
+  /** bytes given to send() not yet handed to the socket (being sealed) */
+  #queued = 0;
+  /** bytes given to send() after the socket began to close */
+  #discarded = 0;
+  #sending = Promise.resolve();
+  #receiving = Promise.resolve();
+  /** the library failed the socket (a bad frame): nothing more is delivered */
+  #failed = false;
+  /** close() was called: messages still arriving are dropped, as WebSocket does */
+  #closeCalled = false;
+  #handlers = { open: null, message: null, error: null, close: null };
+
+  /**
+   * @param {string | URL} url
+   * @param {string | string[]} [protocols]
+   */
+  constructor(url, protocols) {
+    super();
+    const config = state.config;
+    if (!config || !state.session) {
+      throw new ZeqE2EError('e2e_no_session',
+        'zeqE2EWebSocket needs the session of a successful zeqE2EHandshake: call it first');
+    }
+    if (typeof globalThis.WebSocket !== 'function') {
+      throw new ZeqE2EError('e2e_unsupported', 'no WebSocket in this environment (Node.js has one from version 22)');
+    }
+    subtle();
+    const target = webSocketURL(url, config.origin);
+    this.#url = target.href;
+    this.#origin = target.origin;
+    this.#protocols = protocols;
+    if (sessionIsFresh(state.session)) {
+      // Errors of WebSocket's constructor (bad protocols, a blocked port)
+      // are thrown here, as by `new WebSocket`.
+      this.#connect(state.session);
+    } else {
+      // Close to its expiry: renewed first, as zeqE2EFetch does.
+      getSession().then((session) => {
+        if (this.#readyState !== WS_CONNECTING) {
+          this.#abort(undefined);
+          return;
+        }
+        try {
+          this.#connect(session);
+        } catch (e) {
+          this.#abort(e);
+        }
+      }, (e) => this.#abort(e));
+    }
+  }
+
+  /** Opens the underlying socket with the session's id in the query. */
+  #connect(session) {
+    const wire = new URL(this.#url);
+    wire.search = `${wire.search ? `${wire.search}&` : '?'}${WS_SESSION_PARAM}=${encodeURIComponent(session.id)}`;
+    const socket = this.#protocols === undefined
+      ? new globalThis.WebSocket(wire.href)
+      : new globalThis.WebSocket(wire.href, this.#protocols);
+    this.#session = session;
+    this.#socket = socket;
+    socket.binaryType = 'arraybuffer';
+    socket.addEventListener('open', () => this.#onOpen());
+    socket.addEventListener('message', (ev) => this.#onMessage(ev));
+    socket.addEventListener('error', () => this.#onError());
+    socket.addEventListener('close', (ev) => this.#onClose(ev));
+  }
+
+  /** Ends a socket that never got its underlying one: error, then close 1006. */
+  #abort(error) {
+    this.#readyState = WS_CLOSED;
+    this.dispatchEvent(errorEvent(error));
+    this.dispatchEvent(closeEvent(WS_CLOSE_ABNORMAL, '', false));
+  }
+
+  /** Runs step after every earlier event of the socket, in order. */
+  #inOrder(step) {
+    this.#receiving = this.#receiving.then(step).catch((e) => this.#fail(e));
+  }
+
+  #onOpen() {
+    this.#inOrder(() => {
+      if (this.#readyState !== WS_CONNECTING) return;
+      this.#readyState = WS_OPEN;
+      this.dispatchEvent(new Event('open'));
+    });
+  }
+
+  #onMessage(ev) {
+    if (this.#failed) return;
+    const bytes = incomingBytes(ev.data);
+    if (bytes === null) {
+      this.#inOrder(() => {
+        throw new ZeqE2EError('e2e_bad_envelope',
+          'the server sent a text frame on an encrypted WebSocket (plaintext is refused)');
+      });
+      return;
+    }
+    const key = this.#session.key;
+    // Opened now (in parallel), delivered in order.
+    const opened = Promise.resolve(bytes).then((env) => openEnvelope(key, env));
+    opened.catch(() => {});
+    this.#inOrder(async () => this.#deliver(await opened));
+  }
+
+  /** Delivers type || message as a MessageEvent; throws for a bad one. */
+  #deliver(plain) {
+    if (this.#failed || this.#closeCalled) return;
+    let data;
+    if (plain.length >= 1 && plain[0] === WS_TYPE_TEXT) {
+      try {
+        data = utf8Fatal.decode(plain.subarray(1));
+      } catch (e) {
+        const err = new ZeqE2EError('e2e_bad_envelope', 'a text message from the server is not UTF-8', { cause: e });
+        err.closeCode = ZEQ_E2E_WS_CLOSE_BAD_TEXT;
+        throw err;
+      }
+    } else if (plain.length >= 1 && plain[0] === WS_TYPE_BINARY) {
+      data = this.#binaryType === 'arraybuffer' ? plain.slice(1).buffer : new Blob([plain.subarray(1)]);
+    } else {
+      throw new ZeqE2EError('e2e_bad_envelope', plain.length
+        ? `a message from the server has the unknown type byte 0x${plain[0].toString(16).padStart(2, '0')}`
+        : 'a message from the server has no type byte');
+    }
+    this.dispatchEvent(new MessageEvent('message', { data, origin: this.#origin }));
+  }
+
+  #onError() {
+    this.#inOrder(() => {
+      if (!this.#failed) this.dispatchEvent(errorEvent(undefined));
+    });
+  }
+
+  #onClose(ev) {
+    if (this.#readyState < WS_CLOSING) this.#readyState = WS_CLOSING;
+    const { code, reason, wasClean } = ev;
+    this.#inOrder(() => {
+      this.#readyState = WS_CLOSED;
+      this.dispatchEvent(closeEvent(code, reason, wasClean && !this.#failed));
+    });
+  }
+
+  /**
+   * Fails the socket: closes the underlying one at once (4008, or the
+   * error's closeCode), fires error with the ZeqE2EError as event.error;
+   * nothing more is delivered or sent. The close event follows when the
+   * underlying socket has closed.
+   */
+  #fail(error) {
+    if (this.#failed || this.#readyState === WS_CLOSED) return;
+    this.#failed = true;
+    if (this.#readyState < WS_CLOSING) this.#readyState = WS_CLOSING;
+    const err = error instanceof ZeqE2EError ? error
+      : new ZeqE2EError('e2e_unsupported', `the WebSocket failed: ${error && error.message}`, { cause: error });
+    try {
+      if (this.#socket && this.#socket.readyState < WS_CLOSING) {
+        this.#socket.close(err.closeCode || ZEQ_E2E_WS_CLOSE_POLICY, err.code);
+      }
+    } catch { /* already closing */ }
+    this.dispatchEvent(errorEvent(err));
+  }
+
+  /**
+   * Seals data (string: a text message; ArrayBuffer, a typed array, DataView
+   * or Blob: a binary message) into one binary frame. Messages leave in the
+   * order of the calls.
+   */
+  send(data) {
+    if (arguments.length === 0) throw new TypeError("Failed to execute 'send': 1 argument required, but only 0 present.");
+    if (this.#readyState === WS_CONNECTING) {
+      throw invalidState("Failed to execute 'send' on 'ZeqE2EWebSocket': Still in CONNECTING state.");
+    }
+    const message = outgoingMessage(data);
+    if (this.#readyState !== WS_OPEN || this.#failed) {
+      // As WebSocket does: counted, and dropped.
+      this.#discarded += message.size;
+      return;
+    }
+    const session = this.#session;
+    session.seals++;
+    this.#queued += message.size;
+    const read = typeof message.bytes === 'function' ? message.bytes() : message.bytes;
+    const sealed = Promise.resolve(read).then((bytes) => {
+      const plain = new Uint8Array(1 + bytes.length);
+      plain[0] = message.type;
+      plain.set(bytes, 1);
+      return sealEnvelope(session.key, plain);
+    });
+    sealed.catch(() => {});
+    this.#sending = this.#sending.then(async () => {
+      let envelope;
+      try {
+        envelope = await sealed;
+      } catch (e) {
+        this.#queued -= message.size;
+        this.#fail(e);
+        return;
+      }
+      this.#queued -= message.size;
+      const socket = this.#socket;
+      if (!this.#failed && socket.readyState === WS_OPEN) socket.send(envelope);
+    });
+  }
+
+  /**
+   * Closes the socket after the messages already given to send(). code is
+   * 1000 or 3000-4999, reason at most 123 bytes of UTF-8, as for WebSocket.
+   */
+  close(code, reason) {
+    if (code !== undefined) {
+      code = Number(code);
+      if (code !== 1000 && !(code >= 3000 && code <= 4999)) {
+        throw new DOMException(`The close code must be either 1000, or between 3000 and 4999. ${code} is neither.`,
+          'InvalidAccessError');
+      }
+    }
+    if (reason !== undefined && encoder.encode(String(reason)).length > 123) {
+      throw new DOMException('The close reason must not be greater than 123 UTF-8 bytes.', 'SyntaxError');
+    }
+    if (this.#readyState >= WS_CLOSING) return;
+    const args = [];
+    if (code !== undefined || reason !== undefined) args.push(code);
+    if (reason !== undefined) args.push(String(reason));
+    const wasConnecting = this.#readyState === WS_CONNECTING;
+    this.#readyState = WS_CLOSING;
+    this.#closeCalled = true;
+    const socket = this.#socket;
+    if (!socket) return; // the session is being renewed: #abort follows
+    if (wasConnecting) {
+      socket.close(...args);
+      return;
+    }
+    this.#sending = this.#sending.then(() => {
+      if (socket.readyState < WS_CLOSING) socket.close(...args);
+    });
+  }
+
+  /** The URL, resolved, without e2e_session. */
+  get url() { return this.#url; }
+  get readyState() { return this.#readyState; }
+  get protocol() { return this.#socket ? this.#socket.protocol : ''; }
+  get extensions() { return this.#socket ? this.#socket.extensions : ''; }
+  /**
+   * Bytes given to send() and not sent yet: those being sealed, plus the
+   * underlying socket's (envelopes, 29 bytes more per message).
+   */
+  get bufferedAmount() {
+    return this.#queued + this.#discarded + (this.#socket ? this.#socket.bufferedAmount : 0);
+  }
+  get binaryType() { return this.#binaryType; }
+  set binaryType(value) {
+    if (value === 'blob' || value === 'arraybuffer') this.#binaryType = value;
+  }
+
+  #getHandler(type) { return this.#handlers[type] ? this.#handlers[type].fn : null; }
+  #setHandler(type, fn) {
+    const value = typeof fn === 'function' || (fn !== null && typeof fn === 'object') ? fn : null;
+    let h = this.#handlers[type];
+    if (value === null) {
+      if (h) this.removeEventListener(type, h.listener);
+      this.#handlers[type] = null;
+      return;
+    }
+    if (!h) {
+      h = { fn: value, listener: null };
+      h.listener = (ev) => (typeof h.fn === 'function' ? h.fn.call(this, ev) : undefined);
+      this.#handlers[type] = h;
+      this.addEventListener(type, h.listener);
+    }
+    h.fn = value;
+  }
+
+  get onopen() { return this.#getHandler('open'); }
+  set onopen(fn) { this.#setHandler('open', fn); }
+  get onmessage() { return this.#getHandler('message'); }
+  set onmessage(fn) { this.#setHandler('message', fn); }
+  get onerror() { return this.#getHandler('error'); }
+  set onerror(fn) { this.#setHandler('error', fn); }
+  get onclose() { return this.#getHandler('close'); }
+  set onclose(fn) { this.#setHandler('close', fn); }
+}
+
+for (const [name, value] of [['CONNECTING', WS_CONNECTING], ['OPEN', WS_OPEN], ['CLOSING', WS_CLOSING], ['CLOSED', WS_CLOSED]]) {
+  Object.defineProperty(ZeqE2EWebSocket.prototype, name, { value, enumerable: true });
+}
+
+/**
+ * Opens a WebSocket whose messages travel encrypted under the default
+ * session (protocol section 16): same interface as WebSocket. It performs no
+ * handshake of its own; throws ZeqE2EError e2e_no_session before a
+ * successful zeqE2EHandshake.
+ */
+export function zeqE2EWebSocket(url, protocols) {
+  return new ZeqE2EWebSocket(url, protocols);
 }

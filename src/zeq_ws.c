@@ -358,11 +358,17 @@ static apr_status_t zeq_ws_out_frames(ap_filter_t *f, zeq_ws_ctx *ctx,
             }
         }
     }
-    if (APR_BRIGADE_EMPTY(ctx->out_bb)) {
-        return APR_SUCCESS;
+    rv = APR_SUCCESS;
+    if (!APR_BRIGADE_EMPTY(ctx->out_bb)) {
+        rv = ap_pass_brigade(f->next, ctx->out_bb);
+        apr_brigade_cleanup(ctx->out_bb);
     }
-    rv = ap_pass_brigade(f->next, ctx->out_bb);
-    apr_brigade_cleanup(ctx->out_bb);
+    if (ctx->closed && rv == APR_SUCCESS) {
+        /* The close frame is out: end the tunnel, as the input side does
+         * with APR_EOF, instead of dropping the backend's frames until a
+         * timeout. */
+        rv = APR_ECONNABORTED;
+    }
     return rv;
 }
 

@@ -3,7 +3,9 @@
 // shows the decrypted answers, and at the network level (the DevTools
 // protocol's view of each request and response, through Playwright) every
 // body was an envelope, which node:crypto opens with the key derived from the
-// handshake seen on the network. On a host without a secret, the same page
+// handshake seen on the network. Its WebSocket panel shows the ticks of
+// /ws/pulse, and every frame on the network was an envelope of type ||
+// message, which node:crypto opens. On a host without a secret, the same page
 // keeps working in plaintext.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -48,6 +50,13 @@ after(async () => {
 async function runDemo(origin) {
   const page = await context.newPage();
   const traffic = [];
+  const sockets = [];
+  page.on('websocket', (ws) => {
+    const entry = { url: ws.url(), sent: [], received: [] };
+    sockets.push(entry);
+    ws.on('framesent', (f) => entry.sent.push(f.payload));
+    ws.on('framereceived', (f) => entry.received.push(f.payload));
+  });
   const consoleErrors = [];
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
@@ -67,7 +76,24 @@ async function runDemo(origin) {
   await page.waitForSelector('body[data-demo="done"]', { timeout: 30000 });
   await Promise.all(traffic.map((t) => t.done));
   const demo = await page.evaluate(() => JSON.parse(JSON.stringify(window.zeqDemo)));
-  return { page, traffic, demo, consoleErrors };
+  return { page, traffic, sockets, demo, consoleErrors };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits (at most 2.5 s from now) until the page's WebSocket panel has counted 3 ticks. */
+async function threeTicks(page) {
+  const started = Date.now();
+  let ws;
+  do {
+    ws = await page.evaluate(() => JSON.parse(JSON.stringify(window.zeqDemo.ws)));
+    if (ws.ticks >= 3) break;
+    await sleep(50);
+  } while (Date.now() - started < 2500);
+  assert.ok(ws.ticks >= 3, `3 ticks within 2.5 s, got ${ws.ticks}: ${JSON.stringify(ws)}`);
+  // Let the panel render the last ones.
+  await sleep(100);
+  return page.evaluate(() => JSON.parse(JSON.stringify(window.zeqDemo.ws)));
 }
 
 function onWire(traffic, path, method) {
@@ -79,7 +105,7 @@ function onWire(traffic, path, method) {
 
 describe('the demo page in Chromium', () => {
   it('encrypts every fetch of the page where the host has a secret', async () => {
-    const { page, traffic, demo, consoleErrors } = await runDemo(server.urls.main);
+    const { page, traffic, sockets, demo, consoleErrors } = await runDemo(server.urls.main);
     try {
       assert.equal(demo.mode, 'encrypted', JSON.stringify(demo.error));
       assert.match(await page.textContent('[data-testid="status"]'), /^Encrypted: session /);
@@ -144,6 +170,49 @@ describe('the demo page in Chromium', () => {
       const shownWire = await page.textContent('[data-testid="proxy-wire-answer"]');
       const hex = onWire(traffic, '/proxy/echo', 'POST').responseBody.subarray(0, 28).toString('hex');
       assert.ok(shownWire.replace(/\s/g, '').includes(hex), 'iv and tag shown in the page');
+
+      // The WebSocket panel: the echo of the page's message, then ticks.
+      const ws = await threeTicks(page);
+      assert.equal(ws.mode, 'encrypted');
+      assert.equal(ws.state, 'open');
+      assert.equal(ws.error, null);
+      assert.equal(ws.sent.length, 1);
+      assert.ok(ws.received.includes(ws.sent[0]), 'the backend echoed the page\'s message');
+      const ticks = ws.received.filter((m) => m.startsWith('{"tick":')).map((m) => JSON.parse(m));
+      ticks.forEach((t, i) => assert.equal(t.tick, ticks[0].tick + i));
+      const shownTicks = await page.textContent('[data-testid="ws-app-answer"]');
+      assert.ok((shownTicks.match(/\{"tick":\d+,"time":[\d.]+\}/g) || []).length >= 3, shownTicks);
+      assert.match(await page.textContent('[data-testid="ws-app-request"]'), /^zeqE2EWebSocket\('\/ws\/pulse'\)\nopen\n/);
+
+      // On the network: binary frames of 29 + n bytes, the session's
+      // envelopes of 0x01 || the messages the page shows, never plaintext.
+      assert.equal(sockets.length, 1);
+      const socket = sockets[0];
+      const wsURL = new URL(socket.url);
+      assert.equal(wsURL.pathname, '/ws/pulse');
+      assert.equal(wsURL.searchParams.get('e2e_session'), answer.sessionId);
+      assert.equal(socket.sent.length, 1);
+      assert.ok(socket.received.length >= ws.count);
+      const open = (frame) => {
+        assert.ok(Buffer.isBuffer(frame), `a binary frame: ${String(frame).slice(0, 60)}`);
+        const plain = openNode(key, frame);
+        assert.equal(plain[0], 0x01, 'a text message');
+        assert.equal(frame.length, 29 + plain.length - 1);
+        assert.equal(frame.indexOf(plain.subarray(1, 9)), -1, 'plaintext on the wire');
+        return plain.subarray(1).toString();
+      };
+      assert.equal(open(socket.sent[0]), ws.sent[0]);
+      assert.equal(socket.sent[0].indexOf('4111'), -1);
+      assert.deepEqual(socket.received.slice(0, ws.received.length).map(open), ws.received);
+      // The page's wire column shows frames as the network saw them.
+      const shownFrames = await page.textContent('[data-testid="ws-wire-answer"]');
+      const networkHeads = socket.received.map((f) => f.subarray(0, 28).toString('hex'));
+      const shownHeads = [...shownFrames.matchAll(/^([0-9a-f]{24}) ([0-9a-f]{32}) [0-9a-f]+/gm)].map((m) => m[1] + m[2]);
+      assert.ok(shownHeads.length >= 3, shownFrames);
+      for (const h of shownHeads) assert.ok(networkHeads.includes(h), `shown frame ${h} was on the network`);
+      assert.match(await page.textContent('[data-testid="ws-wire-request"]'),
+        /^GET \/ws\/pulse\?e2e_session=[\w-]{12}…\nUpgrade: websocket\n\n→ binary frame, \d+ bytes = 29 \+ \d+\n/);
+      assert.equal(await page.textContent('#demo-ws .wire-tag'), 'encrypted');
 
       assert.deepEqual(consoleErrors, []);
       await page.screenshot({ path: join(ARTIFACTS, 'demo.png'), fullPage: true });
@@ -217,7 +286,7 @@ describe('the demo page in Chromium', () => {
   });
 
   it('keeps working in plaintext where the host has no secret', async () => {
-    const { page, traffic, demo, consoleErrors } = await runDemo(server.urls.nosecret);
+    const { page, traffic, sockets, demo, consoleErrors } = await runDemo(server.urls.nosecret);
     try {
       assert.equal(demo.mode, 'plaintext');
       assert.equal(demo.errorCode, 'e2e_unavailable');
@@ -239,6 +308,15 @@ describe('the demo page in Chromium', () => {
         assert.equal(w.responseHeaders['content-type'], 'application/json');
         assert.match(await page.textContent(`[data-testid="${id}-wire-request"]`), /plaintext, \d+ bytes/);
       }
+      // The WebSocket: a plain one, text frames on the network.
+      const ws = await threeTicks(page);
+      assert.equal(ws.mode, 'plaintext');
+      assert.ok(ws.received.includes(ws.sent[0]));
+      assert.equal(sockets.length, 1);
+      assert.equal(new URL(sockets[0].url).search, '');
+      assert.equal(sockets[0].sent[0], ws.sent[0]);
+      assert.ok(sockets[0].received.every((f) => typeof f === 'string'));
+      assert.equal(await page.textContent('#demo-ws .wire-tag'), 'plaintext');
       assert.deepEqual(consoleErrors.filter((e) => !/503/.test(e)), []);
       await page.screenshot({ path: join(ARTIFACTS, 'demo-plaintext.png'), fullPage: true });
     } finally {

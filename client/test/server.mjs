@@ -18,6 +18,10 @@
 //   /t-cgi/               test CGIs written here (slow.cgi, redirect.cgi)
 //   /files/               static test files written here
 //   /proxy/               the echo backend (ProxyPass)
+//   /ws/                  the backend's WebSockets (/ws/echo, /ws/pulse)
+//                         through mod_proxy_http (upgrade=websocket)
+//   /wst/                 the same through mod_proxy_wstunnel (ws://)
+//   /ws/small/...         ZeqE2EMaxMessage 4096
 //   /off/...              the same with ZeqE2E Off (plaintext answers)
 //   /limits/...           ZeqE2EMaxRequestBody 1024, ZeqE2EMaxResponseBody 1000
 //   /required/...         ZeqE2ERequire On
@@ -75,6 +79,7 @@ const MODULES = [
   ['cgid_module', 'mod_cgid.so'],
   ['proxy_module', 'mod_proxy.so'],
   ['proxy_http_module', 'mod_proxy_http.so'],
+  ['proxy_wstunnel_module', 'mod_proxy_wstunnel.so'],
   ['socache_shmcb_module', 'mod_socache_shmcb.so'],
   ['unixd_module', 'mod_unixd.so'],
 ];
@@ -98,6 +103,13 @@ function commonConf(dir, backend) {
     ScriptAlias /cgi-bin/ "${dir}/cgi-bin/"
     ScriptAlias /t-cgi/ "${dir}/t-cgi/"
     Alias /files/ "${dir}/files/"
+    # The WebSocket workers first: a ProxyPass whose URL lies below an
+    # earlier worker's (http://backend/ws/ below http://backend/) shares that
+    # worker, without upgrade=websocket.
+    ProxyPass /ws/ "http://${backend}/ws/" upgrade=websocket
+    ProxyPass /wst/ "ws://${backend}/ws/"
+    ProxyPass /off/ws/ "http://${backend}/ws/" upgrade=websocket
+    ProxyPass /required/ws/ "http://${backend}/ws/" upgrade=websocket
     ProxyPass /proxy/ "http://${backend}/"
     ScriptAlias /off/cgi-bin/ "${dir}/cgi-bin/"
     Alias /off/files/ "${dir}/files/"
@@ -115,6 +127,13 @@ function commonConf(dir, backend) {
     </Location>
     <Location /required/>
         ZeqE2ERequire On
+    </Location>
+    # mod_proxy_wstunnel's own tunnel, not its fallback to mod_proxy_http.
+    <Location /wst/>
+        ProxyWebsocketFallbackToProxyHttp Off
+    </Location>
+    <Location /ws/small/>
+        ZeqE2EMaxMessage 4096
     </Location>
 `;
 }
@@ -208,6 +227,7 @@ export const FILES = {
   'data.json': Buffer.from(JSON.stringify({ static: true, answer: 42, text: 'zeq é ü 漢字' }) + '\n'),
   'bytes.bin': testBytes(300000),
   'empty.txt': Buffer.alloc(0),
+  'blank.html': Buffer.from('<!doctype html><meta charset="utf-8"><title>blank</title>\n'),
 };
 
 const SLOW_CGI = `#!/bin/sh
@@ -281,10 +301,13 @@ export async function startServer(name = 'client') {
   }
   makeReadable(dir);
 
-  // The proxied application.
+  // The proxied application. It logs each WebSocket's events to
+  // backend/ws-<conn>.jsonl (see t/backend/echo.pl).
   const portFile = join(dir, 'backend.port');
-  const backendProc = spawn('perl', [join(TOP, 't', 'backend', 'echo.pl'), '--port-file', portFile],
-    { stdio: ['ignore', 'ignore', 'inherit'] });
+  const backendDir = join(dir, 'backend');
+  mkdirSync(backendDir);
+  const backendProc = spawn('perl', [join(TOP, 't', 'backend', 'echo.pl'), '--port-file', portFile,
+    '--hits-file', join(backendDir, 'hits.jsonl')], { stdio: ['ignore', 'ignore', 'inherit'] });
   let backend = null;
   for (let i = 0; i < 100 && !backend; i++) {
     if (existsSync(portFile)) backend = readFileSync(portFile, 'utf8').trim() || null;
@@ -362,15 +385,31 @@ export async function startServer(name = 'client') {
       if (!process.env.ZEQ_CLIENT_TEST_KEEP) rmSync(dir, { recursive: true, force: true });
     },
 
-    /** Error-log lines at warn level or above not matched by any of allowed. */
+    /**
+     * Error-log lines at warn level or above not matched by any of allowed,
+     * with those Apache wrote to its stderr while reading its configuration
+     * (before the error log opens).
+     */
     unexpectedLogLines(allowed = []) {
-      return errorLogLines(errorLog)
+      return [...output.split('\n'), ...errorLogLines(errorLog)]
         .filter((l) => LEVEL_RE.test(l))
         .filter((l) => !allowed.some((re) => re.test(l)));
     },
 
     logText() {
       return existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '';
+    },
+
+    accessLogText() {
+      const file = join(dir, 'access_log');
+      return existsSync(file) ? readFileSync(file, 'utf8') : '';
+    },
+
+    /** The events the backend logged for the WebSockets opened with ?conn=id. */
+    backendWebSocketEvents(id) {
+      const file = join(backendDir, `ws-${id}.jsonl`);
+      if (!existsSync(file)) return [];
+      return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
     },
   };
   return server;

@@ -1,7 +1,7 @@
 // The demo page of mod_zeq_e2e: runs the bootstrap snippet, then three
-// requests, and shows for each what the application received and answered
-// (plaintext) beside what crossed the wire (envelopes).
-import { zeqE2EHandshake, zeqE2EWrap, zeqE2ESession } from '/static/zeq-e2e-client.js';
+// requests and a WebSocket, and shows for each what the application received
+// and answered (plaintext) beside what crossed the wire (envelopes).
+import { zeqE2EHandshake, zeqE2EWrap, zeqE2ESession, zeqE2EWebSocket } from '/static/zeq-e2e-client.js';
 
 // --- The wire tap (demo only) ----------------------------------------------
 // Installed before the snippet, so zeqE2EWrap wraps it: the library then
@@ -22,6 +22,31 @@ window.fetch = async function wireTap(input, init) {
   entry.responseHeaders = res.headers;
   entry.responseBody = new Uint8Array(await res.clone().arrayBuffer());
   return res;
+};
+
+// The same for WebSockets: zeqE2EWebSocket opens its socket with the
+// WebSocket it finds, so this subclass sees every frame's payload as the
+// browser sends and receives it (before decryption).
+const wsWire = { url: null, sent: [], received: [], receivedCount: 0 };
+const KEEP_FRAMES = 200;
+const frameBytes = (data) => (typeof data === 'string' ? data : new Uint8Array(data.slice(0)));
+const NetworkWebSocket = window.WebSocket;
+window.WebSocket = class WireTapWebSocket extends NetworkWebSocket {
+  constructor(url, protocols) {
+    super(url, protocols);
+    wsWire.url = this.url;
+    this.addEventListener('message', (ev) => {
+      wsWire.received.push(frameBytes(ev.data));
+      wsWire.receivedCount++;
+      if (wsWire.received.length > KEEP_FRAMES) wsWire.received.shift();
+    });
+  }
+
+  send(data) {
+    wsWire.sent.push(frameBytes(data));
+    if (wsWire.sent.length > KEEP_FRAMES) wsWire.sent.shift();
+    super.send(data);
+  }
 };
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -98,7 +123,7 @@ function pretty(text, type) {
   return text;
 }
 
-function addPanel(id, title, what) {
+function addPanel(id, title, what, labels) {
   const node = $('#demo-template').content.firstElementChild.cloneNode(true);
   node.id = `demo-${id}`;
   node.dataset.testid = id;
@@ -107,6 +132,7 @@ function addPanel(id, title, what) {
   for (const cls of ['app-request', 'app-answer', 'wire-request', 'wire-answer']) {
     $(`.${cls}`, node).dataset.testid = `${id}-${cls}`;
   }
+  if (labels) node.querySelectorAll('.label').forEach((el, i) => { el.textContent = labels[i]; });
   $('#demos').append(node);
   return node;
 }
@@ -180,6 +206,134 @@ async function runDemo({ id, title, what, method, path, body, type }) {
   renderWireBody(wres, entry.responseHeaders, entry.responseBody);
 }
 
+// --- The WebSocket ---------------------------------------------------------------
+
+const SHOW_MESSAGES = 6;
+const SHOW_FRAMES = 4;
+
+/** One frame as it crossed the wire: an envelope in colours, or a text frame. */
+function renderFrame(box, arrow, frame) {
+  if (typeof frame === 'string') {
+    box.append(`${arrow} text frame, ${new TextEncoder().encode(frame).length} bytes\n${frame}\n`);
+    return;
+  }
+  box.append(`${arrow} binary frame, ${frame.length} bytes = 29 + ${frame.length - 29}\n`);
+  box.append(hexSpan('iv', frame.subarray(0, 12)), ' ',
+    hexSpan('tag16', frame.subarray(12, 28)), ' ',
+    hexSpan('ct', frame.subarray(28, 28 + SHOW_CT)));
+  box.append(frame.length > 28 + SHOW_CT ? '…\n' : '\n');
+}
+
+/**
+ * Opens zeqE2EWebSocket('/ws/pulse') (a plain WebSocket without a session):
+ * the backend pushes a tick every 100 ms and echoes what the page sends.
+ * Resolves once the echo is back (or the socket failed).
+ */
+function runWebSocketDemo(encrypted) {
+  const panel = addPanel('ws', 'A WebSocket to a proxied app',
+    "zeqE2EWebSocket('/ws/pulse'): mod_proxy_http tunnels the socket to the backend, which sends a tick " +
+    'every 100 ms and echoes what the page sends. The module seals each of the backend\'s messages into one ' +
+    'binary frame and opens the page\'s: the backend exchanges ordinary text messages.',
+    ['Sent', 'Received', 'Frames sent', 'Frames received (the last ones)']);
+  panel.classList.add('ws-demo');
+  $('.app h3', panel).firstChild.textContent = 'What the page and the application exchanged ';
+  const ws = { mode: encrypted ? 'encrypted' : 'plaintext', state: 'connecting', sent: [], received: [],
+    count: 0, ticks: 0, close: null, error: null };
+  state.ws = ws;
+  const appRequest = $('.app-request', panel);
+  const appAnswer = $('.app-answer', panel);
+  const wireRequest = $('.wire-request', panel);
+  const wireAnswer = $('.wire-answer', panel);
+  const tag = $('.wire-tag', panel);
+  const stop = document.createElement('button');
+  stop.type = 'button';
+  stop.className = 'ws-stop';
+  stop.textContent = 'Close the socket';
+  $('.demo-what', panel).append(' ', stop);
+
+  const opening = encrypted ? "zeqE2EWebSocket('/ws/pulse')"
+    : "new WebSocket('ws://…/ws/pulse')  (no session: plaintext)";
+  const render = () => {
+    appRequest.textContent = `${opening}\n${ws.state}` +
+      (ws.close ? ` (code ${ws.close.code}${ws.close.reason ? `, ${ws.close.reason}` : ''})` : '') +
+      (ws.error ? `: ${ws.error}` : '') + '\n\n' + ws.sent.map((m) => `send(${m})`).join('\n');
+    appAnswer.textContent = `${ws.count} messages, ${ws.ticks} ticks\n\n` +
+      ws.received.slice(-SHOW_MESSAGES).join('\n');
+
+    wireRequest.textContent = '';
+    if (wsWire.url) {
+      const u = new URL(wsWire.url);
+      wireRequest.append(`GET ${u.pathname}${u.search.replace(/(e2e_session=.{12}).*/, '$1…')}\n` +
+        'Upgrade: websocket\n\n');
+    }
+    for (const f of wsWire.sent.slice(-2)) renderFrame(wireRequest, '→', f);
+    wireAnswer.textContent = `${wsWire.receivedCount} frames\n\n`;
+    for (const f of wsWire.received.slice(-SHOW_FRAMES)) renderFrame(wireAnswer, '←', f);
+    const all = [...wsWire.sent, ...wsWire.received];
+    if (all.length) {
+      const sealed = all.every((f) => typeof f !== 'string');
+      tag.textContent = sealed ? 'encrypted' : 'plaintext';
+      tag.classList.toggle('sealed', sealed);
+      tag.classList.toggle('exposed', !sealed);
+    }
+  };
+  let pending = false;
+  const update = () => {
+    if (pending) return;
+    pending = true;
+    setTimeout(() => { pending = false; render(); }, 40);
+  };
+
+  let socket;
+  try {
+    if (encrypted) {
+      socket = zeqE2EWebSocket('/ws/pulse');
+    } else {
+      const url = new URL('/ws/pulse', window.location.href);
+      url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+      socket = new WebSocket(url.href);
+    }
+  } catch (e) {
+    ws.state = 'not opened';
+    ws.error = `${e.name}: ${e.code || ''} ${e.message}`;
+    render();
+    return Promise.resolve();
+  }
+  const hello = JSON.stringify({ hello: 'from the browser, over a WebSocket', card: '4111 1111 1111 1111' });
+  stop.addEventListener('click', () => socket.close(1000, 'closed by the page'));
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 5000);
+    const done = () => { clearTimeout(timer); resolve(); };
+    socket.addEventListener('open', () => {
+      ws.state = 'open';
+      socket.send(hello);
+      ws.sent.push(hello);
+      update();
+    });
+    socket.addEventListener('message', (ev) => {
+      const text = typeof ev.data === 'string' ? ev.data : `(${ev.data.size ?? ev.data.byteLength} bytes)`;
+      ws.count++;
+      if (/^\{"tick":/.test(text)) ws.ticks++;
+      ws.received.push(text);
+      if (ws.received.length > KEEP_FRAMES) ws.received.shift();
+      if (text === hello) done();
+      update();
+    });
+    socket.addEventListener('error', (ev) => {
+      ws.error = ev.error ? `${ev.error.code}: ${ev.error.message}` : 'the connection failed';
+      update();
+    });
+    socket.addEventListener('close', (ev) => {
+      ws.state = 'closed';
+      ws.close = { code: ev.code, reason: ev.reason, wasClean: ev.wasClean };
+      stop.disabled = true;
+      update();
+      done();
+    });
+    render();
+  });
+}
+
 // --- The page ------------------------------------------------------------------
 
 const secret = await loadSecret();
@@ -231,5 +385,6 @@ await runDemo({
   body: JSON.stringify({ ...message, to: 'proxy' }),
   type: 'application/json',
 });
+await runWebSocketDemo(state.mode === 'encrypted');
 
 document.body.dataset.demo = 'done';

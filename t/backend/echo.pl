@@ -19,19 +19,58 @@
 #                             whatever Accept-Encoding says
 #   GET|HEAD /status/204, /status/304
 #   anything else             404 JSON {"backend":"not found"}
+#
+# WebSocket endpoints (RFC 6455, version 13; add new ones to %WS_ROUTES).
+# An upgrade elsewhere gets the ordinary answer of the path (404 for
+# /ws/anything-else, on a connection that stays open). No extension is
+# ever accepted (no permessage-deflate), a Sec-WebSocket-Protocol offer
+# gets its first protocol.
+#   /ws/echo    echoes every message with its type, answers a ping with a
+#               pong of the same payload, echoes a close; these text
+#               messages are commands instead:
+#                 fragment-me         text reply "frag-one|frag-two|frag-three"
+#                                     in 3 frames, a ping "between-1" and a
+#                                     pong "between-2" between them
+#                 fragment-me-binary  the same with 70000 bytes
+#                                     (det_bytes(70000, 'fragment')) in frames
+#                                     of 100, 65536 and 4364 bytes
+#                 send-bytes N        a binary message of det_bytes(N, 'ws')
+#                 ping-me             a ping "backend-ping"
+#                 close-me            a close 1001 "backend going away"
+#   /ws/pulse   the same, and a text message {"tick":n,"time":t} every
+#               100 ms from the upgrade on
+#   /ws/greet   the echo, which sends the text message "greetings from the
+#               backend" in the same write as its 101
+#   /ws/DIR/echo, /ws/DIR/pulse, /ws/DIR/greet: the same (for proxy
+#               locations with their own settings)
+# Every event of a WebSocket is appended as one JSON line to
+# HITSDIR/ws-ID.jsonl, ID being the query parameter conn (letters, digits,
+# - and _; "none" without it): {"ev":"open","target","path","headers"},
+# {"ev":"message","type":"text"|"binary","len","sha256","head" (hex of the
+# first 16 bytes),"frames","masked","utf8"}, {"ev":"ping"|"pong","data"
+# (hex)}, {"ev":"close","code","reason"}, {"ev":"error","why"},
+# {"ev":"eof"} and last {"ev":"end"} (nothing is recorded after it).
+# HITSDIR is the directory of the hits file. A text message that is not
+# UTF-8 or a frame that breaks RFC 6455 gets the close code RFC 6455 asks
+# for (1007, 1002), and so does an unmasked frame.
 use strict;
 use warnings;
 
 use FindBin ();
 use lib "$FindBin::Bin/../lib";
 
-use Digest::SHA qw(sha256_hex);
+use Digest::SHA qw(sha1 sha256_hex);
+use Encode ();
 use Fcntl qw(:flock);
+use File::Basename qw(dirname);
+use File::Spec::Functions qw(catfile);
 use Getopt::Long qw(GetOptions);
 use IO::Compress::Gzip qw(gzip $GzipError);
 use IO::Socket::INET ();
 use JSON::PP ();
+use MIME::Base64 qw(encode_base64);
 use POSIX ();
+use Time::HiRes ();
 use ZeqTest::Fixtures ();
 
 my ($port_file, $hits_file, $port) = (undef, undef, 0);
@@ -46,6 +85,23 @@ use constant MAX_HEADER_BYTES => 64 * 1024;
 use constant IO_TIMEOUT => 60;
 
 my $JSON = JSON::PP->new->canonical(1)->ascii(1);
+
+# WebSocket endpoints by last path segment (pulse: ticks, greet: a
+# greeting). They answer under /ws/ and any folder below it (/ws/small/echo
+# is the echo).
+my %WS_ROUTES = (
+    'echo'  => { pulse => 0 },
+    'pulse' => { pulse => 1 },
+    'greet' => { pulse => 0, greet => 'greetings from the backend' },
+);
+sub ws_route {
+    my ($path) = @_;
+    my ($name) = $path =~ m{^/ws/(?:[A-Za-z0-9_-]+/)*([A-Za-z0-9_-]+)$} or return undef;
+    return $WS_ROUTES{$name};
+}
+use constant WS_GUID => '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+use constant WS_MAX_MESSAGE => 16 * 1024 * 1024;
+use constant WS_PULSE_INTERVAL => 0.1;
 
 my %ROUTES = (
     'POST /echo' => \&route_echo,
@@ -88,6 +144,9 @@ while (1) {
     if ($pid == 0) {
         close $listen;
         $SIG{CHLD} = 'DEFAULT';
+        # A write to a connection the proxy closed fails (and is recorded)
+        # instead of killing the child.
+        $SIG{PIPE} = 'IGNORE';
         eval { serve_connection($conn); 1 } or warn "echo.pl: $@";
         close $conn;
         POSIX::_exit(0);
@@ -104,6 +163,10 @@ sub serve_connection {
     while (1) {
         my $req = read_request($c, \$buf) or return;
         record_hit($req);
+        if (is_ws_upgrade($req) && (my $ws = ws_route($req->{path}))) {
+            serve_websocket($c, $req, \$buf, $ws);
+            return;
+        }
         my $res = dispatch($req);
         my $keep = write_response($c, $req, $res);
         return unless $keep;
@@ -230,7 +293,7 @@ sub write_response {
 
 sub reason {
     my %r = (100 => 'Continue', 200 => 'OK', 204 => 'No Content',
-             304 => 'Not Modified', 404 => 'Not Found');
+             304 => 'Not Modified', 400 => 'Bad Request', 404 => 'Not Found');
     return $r{ $_[0] } // 'Status';
 }
 
@@ -281,4 +344,277 @@ sub route_gzip {
              headers => ['Content-Type' => 'application/json',
                          'Content-Encoding' => 'gzip', 'Vary' => 'Accept-Encoding'],
              body => $gz };
+}
+
+# --- WebSockets (RFC 6455) ------------------------------------------------------
+
+sub is_ws_upgrade {
+    my ($req) = @_;
+    return $req->{method} eq 'GET'
+        && ($req->{h}{upgrade} // '') =~ /\bwebsocket\b/i
+        && ($req->{h}{connection} // '') =~ /\bupgrade\b/i;
+}
+
+# One JSON line per event in HITSDIR/ws-ID.jsonl (see the top of the file).
+sub ws_log_open {
+    my ($req) = @_;
+    return undef unless defined $hits_file;
+    my ($id) = $req->{query} =~ /(?:^|&)conn=([A-Za-z0-9_-]{1,64})(?:&|$)/;
+    my $file = catfile(dirname($hits_file), 'ws-' . ($id // 'none') . '.jsonl');
+    open my $fh, '>>', $file or return undef;
+    $fh->autoflush(1);
+    return $fh;
+}
+
+sub ws_record {
+    my ($log, %ev) = @_;
+    return unless $log;
+    flock $log, LOCK_EX;
+    print {$log} $JSON->encode(\%ev), "\n";
+    flock $log, LOCK_UN;
+}
+
+sub ws_frame {
+    my ($opcode, $payload, $fin) = @_;
+    $fin //= 1;
+    my $len = length $payload;
+    my $head = chr(($fin ? 0x80 : 0) | $opcode);
+    if ($len < 126) {
+        $head .= chr($len);
+    }
+    elsif ($len <= 0xffff) {
+        $head .= chr(126) . pack('n', $len);
+    }
+    else {
+        $head .= chr(127) . pack('Q>', $len);
+    }
+    return $head . $payload;
+}
+
+sub write_all {
+    my ($c, $bytes) = @_;
+    my $off = 0;
+    while ($off < length $bytes) {
+        my $n = syswrite($c, $bytes, length($bytes) - $off, $off);
+        die "write: $!\n" unless defined $n;
+        $off += $n;
+    }
+}
+
+sub utf8_valid {
+    my ($bytes) = @_;
+    return eval { Encode::decode('UTF-8', $bytes, Encode::FB_CROAK()); 1 } ? 1 : 0;
+}
+
+sub serve_websocket {
+    my ($c, $req, $bufref, $route) = @_;
+    my $key = $req->{h}{'sec-websocket-key'} // '';
+    if (($req->{h}{'sec-websocket-version'} // '') ne '13' || $key !~ /^[A-Za-z0-9+\/]{22}==$/) {
+        write_response($c, { %$req, h => { %{ $req->{h} }, connection => 'close' } },
+                       json_response(400, { backend => 'bad WebSocket handshake' },
+                                     'Sec-WebSocket-Version' => '13'));
+        return;
+    }
+    my $log = ws_log_open($req);
+    my %headers = map { (lc $_->[0]) => $req->{h}{ lc $_->[0] } } @{ $req->{headers} };
+    ws_record($log, ev => 'open', target => $req->{target}, path => $req->{path},
+              headers => \%headers);
+
+    my $accept = encode_base64(sha1($key . WS_GUID), '');
+    my $out = "HTTP/1.1 101 Switching Protocols\r\n"
+            . "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            . "Sec-WebSocket-Accept: $accept\r\n";
+    if (defined(my $offer = $req->{h}{'sec-websocket-protocol'})) {
+        my ($first) = split /\s*,\s*/, $offer;
+        $out .= "Sec-WebSocket-Protocol: $first\r\n" if defined $first && length $first;
+    }
+    # Never a Sec-WebSocket-Extensions: no extension is negotiated. A
+    # greeting goes in the same write as the 101.
+    write_all($c, "$out\r\n" . (defined $route->{greet} ? ws_frame(0x1, $route->{greet}) : ''));
+
+    # A failed write (the proxy closed the connection) ends the socket too.
+    unless (eval { ws_loop($c, $log, $$bufref, $route); 1 }) {
+        (my $why = $@ // 'unknown') =~ s/\s+$//;
+        ws_record($log, ev => 'error', why => $why);
+    }
+    # Nothing is recorded after this.
+    ws_record($log, ev => 'end');
+    # Let the peer finish reading, then go.
+    shutdown($c, 1);
+    my $deadline = Time::HiRes::time() + 2;
+    while (Time::HiRes::time() < $deadline) {
+        my $rin = '';
+        vec($rin, fileno($c), 1) = 1;
+        last unless select(my $rout = $rin, undef, undef, $deadline - Time::HiRes::time()) > 0;
+        my $junk;
+        last unless sysread($c, $junk, 65536);
+    }
+}
+
+# Reads frames until a close, an error or the end of the connection.
+sub ws_loop {
+    my ($c, $log, $buf, $route) = @_;
+    my $pulse = $route->{pulse};
+    my $tick = 0;
+    my $next_tick = Time::HiRes::time() + WS_PULSE_INTERVAL;
+    my ($msg_opcode, $msg, $msg_frames) = (0, '', 0);
+    my $close_sent = 0;
+
+    my $fail = sub {
+        my ($code, $why) = @_;
+        ws_record($log, ev => 'error', why => $why, code => $code);
+        write_all($c, ws_frame(0x8, pack('n', $code))) unless $close_sent;
+        $close_sent = 1;
+    };
+
+    CONN: while (1) {
+        # Parse every complete frame in the buffer.
+        my $pos = 0;
+        while (1) {
+            my $avail = length($buf) - $pos;
+            last if $avail < 2;
+            my ($b0, $b1) = unpack 'CC', substr($buf, $pos, 2);
+            my $fin = $b0 & 0x80;
+            my $rsv = $b0 & 0x70;
+            my $opcode = $b0 & 0x0f;
+            my $masked = $b1 & 0x80;
+            my $len = $b1 & 0x7f;
+            my $hlen = 2;
+            if ($len == 126) {
+                last if $avail < 4;
+                $len = unpack 'n', substr($buf, $pos + 2, 2);
+                $hlen = 4;
+            }
+            elsif ($len == 127) {
+                last if $avail < 10;
+                $len = unpack 'Q>', substr($buf, $pos + 2, 8);
+                $hlen = 10;
+            }
+            if ($rsv) { $fail->(1002, 'reserved bits set (no extension negotiated)'); last CONN }
+            if (!$masked) { $fail->(1002, 'unmasked frame from the client'); last CONN }
+            if ($len > WS_MAX_MESSAGE) { $fail->(1009, 'frame too big'); last CONN }
+            $hlen += 4;
+            last if $avail < $hlen + $len;
+            my $mask = substr($buf, $pos + $hlen - 4, 4);
+            my $payload = substr($buf, $pos + $hlen, $len);
+            $pos += $hlen + $len;
+            $payload ^= substr($mask x (int($len / 4) + 1), 0, $len) if $len;
+
+            if ($opcode >= 0x8) {
+                if (!$fin || $len > 125) { $fail->(1002, 'bad control frame'); last CONN }
+                if ($opcode == 0x9) {
+                    ws_record($log, ev => 'ping', data => unpack('H*', $payload));
+                    write_all($c, ws_frame(0xA, $payload)) unless $close_sent;
+                }
+                elsif ($opcode == 0xA) {
+                    ws_record($log, ev => 'pong', data => unpack('H*', $payload));
+                }
+                elsif ($opcode == 0x8) {
+                    my ($code, $reason) = (undef, '');
+                    if ($len >= 2) {
+                        $code = unpack 'n', $payload;
+                        $reason = substr($payload, 2);
+                    }
+                    ws_record($log, ev => 'close', code => $code, reason => $reason);
+                    write_all($c, ws_frame(0x8, $payload)) unless $close_sent;
+                    $close_sent = 1;
+                    last CONN;
+                }
+                else { $fail->(1002, "unknown control opcode $opcode"); last CONN }
+                next;
+            }
+            if ($opcode == 0x0) {
+                if (!$msg_opcode) { $fail->(1002, 'continuation without a message'); last CONN }
+            }
+            elsif ($opcode == 0x1 || $opcode == 0x2) {
+                if ($msg_opcode) { $fail->(1002, 'new message inside a fragmented one'); last CONN }
+                ($msg_opcode, $msg, $msg_frames) = ($opcode, '', 0);
+            }
+            else { $fail->(1002, "unknown data opcode $opcode"); last CONN }
+            $msg .= $payload;
+            $msg_frames++;
+            if (length($msg) > WS_MAX_MESSAGE) { $fail->(1009, 'message too big'); last CONN }
+            next unless $fin;
+
+            my ($type, $data) = ($msg_opcode == 0x1 ? 'text' : 'binary', $msg);
+            my $frames = $msg_frames;
+            ($msg_opcode, $msg, $msg_frames) = (0, '', 0);
+            my $utf8 = $type eq 'text' ? utf8_valid($data) : undef;
+            ws_record($log, ev => 'message', type => $type, len => length($data),
+                      sha256 => sha256_hex($data), head => unpack('H*', substr($data, 0, 16)),
+                      frames => $frames, masked => 1,
+                      (defined $utf8 ? (utf8 => $utf8) : ()));
+            if ($type eq 'text' && !$utf8) { $fail->(1007, 'text message is not UTF-8'); last CONN }
+            next if $close_sent;
+            $close_sent = 1 if ws_reply($c, $type, $data, $log) eq 'close-sent';
+        }
+        substr($buf, 0, $pos, '') if $pos;
+
+        # Wait for more bytes (or the next tick).
+        my $timeout = IO_TIMEOUT;
+        if ($pulse) {
+            my $now = Time::HiRes::time();
+            while ($now >= $next_tick) {
+                $tick++;
+                write_all($c, ws_frame(0x1, $JSON->encode({ tick => $tick, time => $now })))
+                    unless $close_sent;
+                $next_tick += WS_PULSE_INTERVAL;
+            }
+            $timeout = $next_tick - $now;
+        }
+        my $rin = '';
+        vec($rin, fileno($c), 1) = 1;
+        my $n = select(my $rout = $rin, undef, undef, $timeout);
+        next CONN if $n == 0 && $pulse;
+        if ($n < 0) {
+            next CONN if $!{EINTR};
+            last CONN;
+        }
+        if ($n == 0) {
+            ws_record($log, ev => 'error', why => 'idle timeout');
+            last CONN;
+        }
+        my $got = sysread($c, $buf, 65536, length $buf);
+        unless ($got) {
+            ws_record($log, ev => 'eof', pending => length($buf),
+                      in_message => $msg_opcode ? 1 : 0);
+            last CONN;
+        }
+    }
+}
+
+# The answer to a whole message: its echo, or what a command asks for.
+# Returns 'close-sent' after sending a close, '' otherwise.
+sub ws_reply {
+    my ($c, $type, $data, $log) = @_;
+    if ($type eq 'text' && $data eq 'fragment-me') {
+        write_all($c, ws_frame(0x1, 'frag-one|', 0)
+                    . ws_frame(0x9, 'between-1')
+                    . ws_frame(0x0, 'frag-two|', 0)
+                    . ws_frame(0xA, 'between-2')
+                    . ws_frame(0x0, 'frag-three', 1));
+    }
+    elsif ($type eq 'text' && $data eq 'fragment-me-binary') {
+        my $bytes = ZeqTest::Fixtures::det_bytes(70000, 'fragment');
+        write_all($c, ws_frame(0x2, substr($bytes, 0, 100), 0)
+                    . ws_frame(0x9, 'between-1')
+                    . ws_frame(0x0, substr($bytes, 100, 65536), 0)
+                    . ws_frame(0xA, 'between-2')
+                    . ws_frame(0x0, substr($bytes, 65636), 1));
+    }
+    elsif ($type eq 'text' && $data =~ /^send-bytes (\d{1,8})$/) {
+        write_all($c, ws_frame(0x2, ZeqTest::Fixtures::det_bytes($1, 'ws')));
+    }
+    elsif ($type eq 'text' && $data eq 'ping-me') {
+        write_all($c, ws_frame(0x9, 'backend-ping'));
+    }
+    elsif ($type eq 'text' && $data eq 'close-me') {
+        write_all($c, ws_frame(0x8, pack('n', 1001) . 'backend going away'));
+        ws_record($log, ev => 'close-sent', code => 1001);
+        return 'close-sent';
+    }
+    else {
+        write_all($c, ws_frame($type eq 'text' ? 0x1 : 0x2, $data));
+    }
+    return '';
 }

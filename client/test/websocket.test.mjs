@@ -1,0 +1,884 @@
+// zeqE2EWebSocket (protocol section 16).
+//
+// In headless Chromium (Debian's chromium driven by playwright-core), against
+// the real Apache and the echo backend's WebSockets (t/backend/echo.pl):
+// text and binary messages of every kind, sizes up to 1 MiB, order, close
+// codes (1009 from the module included), mod_proxy_http and
+// mod_proxy_wstunnel, and session renewal. Every frame is checked at the
+// network level (the DevTools protocol's view, through Playwright): a binary
+// frame of 29 + n bytes without the plaintext, which node:crypto opens with
+// the key derived from the handshake seen on the network. The backend's own
+// log says what the application received (plaintext, types kept).
+// Server frames that must be refused (altered, plaintext, unknown type,
+// ...) are injected with Playwright's routeWebSocket, which also alters a
+// page frame on its way to the module (1008).
+//
+// In Node.js, with a stand-in WebSocket class and fetch (no server): URL
+// handling, the order of sends whose bytes come late and of large and small
+// messages opened in parallel, and the error without a WebSocket.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { startServer, openNode, deriveKeyNode } from './server.mjs';
+
+const CHROMIUM = process.env.ZEQ_CHROMIUM || '/usr/bin/chromium';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sha256 = (b) => createHash('sha256').update(b).digest('hex');
+
+/** Deterministic bytes, the same in the page: byte i = (i * 31 + seed * 7 + 7) & 0xff. */
+function pattern(n, seed = 0) {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 7 + 7) & 0xff;
+  return b;
+}
+
+/** Seals plaintext with node:crypto: iv || tag || ciphertext. */
+function sealNode(key, plain) {
+  const iv = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', key, iv);
+  const ct = Buffer.concat([c.update(plain), c.final()]);
+  return Buffer.concat([iv, c.getAuthTag(), ct]);
+}
+
+async function until(what, check, ms = 10000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// In the page: window.wsT opens sockets and records their events.
+
+function installHelpers() {
+  const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  const sha = async (bytes) => hex(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)));
+  const pattern = (n, seed = 0) => {
+    const b = new Uint8Array(n);
+    for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 7 + 7) & 0xff;
+    return b;
+  };
+  /** A received message as plain data for the test: small ones whole, large ones by hash. */
+  const describe = async (data) => {
+    if (typeof data === 'string') {
+      if (data.length <= 256) return { kind: 'text', text: data };
+      return { kind: 'text', length: new TextEncoder().encode(data).length, sha: await sha(new TextEncoder().encode(data)) };
+    }
+    let kind = 'other';
+    let bytes = null;
+    if (data instanceof ArrayBuffer) { kind = 'arraybuffer'; bytes = new Uint8Array(data); }
+    else if (data instanceof Blob) { kind = 'blob'; bytes = new Uint8Array(await data.arrayBuffer()); }
+    if (!bytes) return { kind };
+    return { kind, length: bytes.length, sha: await sha(bytes), head: hex(bytes.subarray(0, 64)) };
+  };
+  const sockets = {};
+  let next = 0;
+  window.wsT = {
+    pattern,
+    sha,
+    sockets,
+    /** Opens zeqE2EWebSocket(url) (or new WebSocket with native) and records its events under a name. */
+    open(url, { binaryType, protocols, native } = {}) {
+      const lib = window.zeqLib;
+      const name = `s${++next}`;
+      const ws = native ? new WebSocket(url, protocols) : lib.zeqE2EWebSocket(url, protocols);
+      if (binaryType) ws.binaryType = binaryType;
+      const rec = { ws, events: [], data: [] };
+      sockets[name] = rec;
+      ws.onopen = () => rec.events.push({ type: 'open', protocol: ws.protocol, extensions: ws.extensions });
+      ws.onmessage = (ev) => { rec.events.push({ type: 'message', i: rec.data.length }); rec.data.push(ev.data); };
+      ws.onerror = (ev) => rec.events.push({
+        type: 'error', code: ev.error ? ev.error.code : null, message: ev.error ? ev.error.message : null,
+      });
+      ws.onclose = (ev) => rec.events.push({
+        type: 'close', code: ev.code, reason: ev.reason, wasClean: ev.wasClean, isCloseEvent: ev instanceof CloseEvent,
+      });
+      return name;
+    },
+    ws: (name) => sockets[name].ws,
+    async waitFor(name, pred, ms = 10000) {
+      const rec = sockets[name];
+      const end = Date.now() + ms;
+      while (!pred(rec.events, rec)) {
+        if (Date.now() > end) throw new Error(`${name}: timed out; events ${JSON.stringify(rec.events.slice(-5))}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    opened(name) { return this.waitFor(name, (ev) => ev.some((e) => e.type === 'open' || e.type === 'close')); },
+    closed(name, ms) { return this.waitFor(name, (ev) => ev.some((e) => e.type === 'close'), ms); },
+    messages(name, n, ms) { return this.waitFor(name, (ev, rec) => rec.data.length >= n || ev.some((e) => e.type === 'close'), ms); },
+    /** The events, with each message described. */
+    async report(name) {
+      const rec = sockets[name];
+      const out = [];
+      for (const e of rec.events) out.push(e.type === 'message' ? { type: 'message', ...(await describe(rec.data[e.i])) } : e);
+      return out;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// In Chromium.
+
+let server;
+let context;
+let profile;
+let page;
+/** every WebSocket of every page, as the network saw it */
+const sockets = [];
+/** session keys by sessionId, derived with node:crypto from the handshakes on the network */
+const keys = new Map();
+const consoleErrors = [];
+
+/** Records the network's view of a page: handshakes (keys) and WebSocket frames. */
+function watch(p) {
+  p.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  p.on('pageerror', (e) => consoleErrors.push(String(e)));
+  p.on('requestfinished', async (request) => {
+    if (new URL(request.url()).pathname !== '/api/e2e/handshake') return;
+    const response = await request.response();
+    if (!response || response.status() !== 200) return;
+    const { clientNonce } = JSON.parse(request.postDataBuffer().toString());
+    const answer = JSON.parse((await response.body()).toString());
+    keys.set(answer.sessionId, deriveKeyNode(server.secret, clientNonce, answer.serverNonce));
+  });
+  p.on('websocket', (ws) => {
+    const entry = { url: ws.url(), sent: [], received: [], closed: false, error: null };
+    sockets.push(entry);
+    ws.on('framesent', (f) => entry.sent.push(f.payload));
+    ws.on('framereceived', (f) => entry.received.push(f.payload));
+    ws.on('socketerror', (e) => { entry.error = e; });
+    ws.on('close', () => { entry.closed = true; });
+  });
+}
+
+async function newPage(origin = server.urls.main, { handshake = true } = {}) {
+  const p = await context.newPage();
+  watch(p);
+  await p.goto(`${origin}/files/blank.html`);
+  await p.evaluate(installHelpers);
+  await p.evaluate(async ({ secret, handshake }) => {
+    window.zeqLib = await import('/static/zeq-e2e-client.js');
+    if (handshake) await window.zeqLib.zeqE2EHandshake(location.origin, { secret });
+  }, { secret: server.secret, handshake });
+  return p;
+}
+
+/** The network's record of the socket opened with ?conn=id (waits for it). */
+async function onWire(id) {
+  const entry = await until(`the WebSocket conn=${id} on the network`,
+    () => sockets.find((s) => new URL(s.url).searchParams.get('conn') === id));
+  return entry;
+}
+
+/**
+ * Asserts that every frame of a socket was a binary frame with an envelope
+ * of type || message (29 + n bytes) and returns the opened messages
+ * { sent: [{ type, body }], received: [...] }, waiting for at least the
+ * counts given.
+ */
+async function openedOnWire(id, { sent = 0, received = 0 } = {}) {
+  const entry = await onWire(id);
+  await until(`${sent} frames sent and ${received} received on conn=${id}`,
+    () => entry.sent.length >= sent && entry.received.length >= received);
+  const url = new URL(entry.url);
+  const sid = url.searchParams.get('e2e_session');
+  assert.ok(sid, `e2e_session in ${entry.url}`);
+  const key = keys.get(sid);
+  assert.ok(key, 'the session comes from a handshake seen on the network');
+  const open = (frames) => frames.map((f) => {
+    assert.ok(Buffer.isBuffer(f), `a binary frame, not ${typeof f} ${String(f).slice(0, 40)}`);
+    const plain = openNode(key, f);
+    assert.equal(f.length, 28 + plain.length);
+    assert.ok(plain.length >= 1 && (plain[0] === 1 || plain[0] === 2), `type byte ${plain[0]}`);
+    const body = plain.subarray(1);
+    if (body.length >= 8) assert.equal(f.indexOf(body), -1, 'plaintext on the wire');
+    return { type: plain[0] === 1 ? 'text' : 'binary', body, length: f.length };
+  });
+  return { url, sent: open(entry.sent), received: open(entry.received) };
+}
+
+/** What the backend received on the socket opened with ?conn=id. */
+function backendMessages(id) {
+  return server.backendWebSocketEvents(id).filter((e) => e.ev === 'message');
+}
+
+before(async () => {
+  server = await startServer('websocket');
+  profile = mkdtempSync(join(server.dir, 'chromium-profile-'));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = await newPage();
+});
+
+after(async () => {
+  if (context) await context.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  if (server) {
+    const unexpected = server.unexpectedLogLines();
+    await server.stop();
+    assert.deepEqual(unexpected, [], 'unexpected error-log lines');
+  }
+});
+
+describe('zeqE2EWebSocket in Chromium', () => {
+  it('needs a session and the session\'s origin; resolves URLs; has the WebSocket interface', async () => {
+    const p = await newPage(server.urls.main, { handshake: false });
+    try {
+      const out = await p.evaluate(async ({ origin, secret }) => {
+        const lib = window.zeqLib;
+        const attempt = (f) => { try { f(); return 'no error'; } catch (e) { return `${e.name}:${e.code}`; } };
+        const r = {};
+        r.noSession = attempt(() => lib.zeqE2EWebSocket('/ws/echo'));
+        await lib.zeqE2EHandshake(location.origin, { secret });
+        r.scheme = attempt(() => lib.zeqE2EWebSocket('ftp://127.0.0.1/ws/echo'));
+        r.crossOrigin = attempt(() => lib.zeqE2EWebSocket(origin.replace('127.0.0.1', 'localhost') + '/ws/echo'));
+        r.otherScheme = attempt(() => lib.zeqE2EWebSocket(origin.replace('http:', 'https:') + '/ws/echo'));
+        r.badProtocol = attempt(() => lib.zeqE2EWebSocket('/ws/echo', ['a', 'a']));
+        const urls = [];
+        for (const u of ['/ws/echo?conn=url-1#frag', 'ws/echo?conn=url-2', origin + '/ws/echo?conn=url-3']) {
+          const ws = lib.zeqE2EWebSocket(u);
+          urls.push(ws.url);
+          ws.close();
+        }
+        // This one goes on the network.
+        const name = window.wsT.open(origin.replace('http:', 'ws:') + '/ws/echo?a=1&e2e_session=mine&b=2&conn=url-4');
+        urls.push(window.wsT.ws(name).url);
+        await window.wsT.opened(name);
+        window.wsT.ws(name).close();
+        r.urls = urls;
+        const ws = lib.zeqE2EWebSocket('/ws/echo?conn=iface');
+        r.instance = ws instanceof EventTarget && ws instanceof lib.ZeqE2EWebSocket;
+        r.constants = [ws.CONNECTING, ws.OPEN, ws.CLOSING, ws.CLOSED, lib.ZeqE2EWebSocket.OPEN];
+        r.initial = { readyState: ws.readyState, binaryType: ws.binaryType, bufferedAmount: ws.bufferedAmount,
+          protocol: ws.protocol, extensions: ws.extensions };
+        ws.binaryType = 'nonsense';
+        r.binaryTypeKept = ws.binaryType;
+        r.sendConnecting = attempt(() => ws.send('too early'));
+        r.badCode = attempt(() => ws.close(1008));
+        r.longReason = attempt(() => ws.close(1000, 'x'.repeat(124)));
+        const seen = [];
+        const handler = (e) => seen.push(`on${e.type}`);
+        ws.onopen = handler;
+        ws.addEventListener('open', (e) => seen.push(`listener:${e.type}:${e.target === ws}`));
+        r.handlerKept = ws.onopen === handler;
+        await new Promise((res) => ws.addEventListener('open', res));
+        r.seen = seen.slice();
+        r.open = { readyState: ws.readyState, extensions: ws.extensions };
+        ws.onopen = null;
+        r.handlerCleared = ws.onopen;
+        ws.dispatchEvent(new Event('open'));
+        r.seenAfterClear = seen.length;
+        ws.close();
+        r.closing = ws.readyState;
+        await new Promise((res) => { ws.onclose = res; });
+        r.closed = ws.readyState;
+        return r;
+      }, { origin: server.urls.main, secret: server.secret });
+      assert.equal(out.noSession, 'ZeqE2EError:e2e_no_session');
+      assert.equal(out.scheme, 'SyntaxError:12');
+      assert.equal(out.crossOrigin, 'ZeqE2EError:e2e_cross_origin');
+      assert.equal(out.otherScheme, 'ZeqE2EError:e2e_cross_origin');
+      assert.equal(out.badProtocol, 'SyntaxError:12');
+      const ws = server.urls.main.replace('http:', 'ws:');
+      assert.deepEqual(out.urls, [`${ws}/ws/echo?conn=url-1`, `${ws}/files/ws/echo?conn=url-2`,
+        `${ws}/ws/echo?conn=url-3`, `${ws}/ws/echo?a=1&b=2&conn=url-4`]);
+      // On the wire: the library's e2e_session, after the page's parameters.
+      const wire = await onWire('url-4');
+      assert.match(wire.url, new RegExp(`^${ws}/ws/echo\\?a=1&b=2&conn=url-4&e2e_session=[A-Za-z0-9_-]+$`));
+      assert.ok(keys.has(new URL(wire.url).searchParams.get('e2e_session')));
+      assert.equal(out.instance, true);
+      assert.deepEqual(out.constants, [0, 1, 2, 3, 1]);
+      assert.deepEqual(out.initial, { readyState: 0, binaryType: 'blob', bufferedAmount: 0, protocol: '', extensions: '' });
+      assert.equal(out.binaryTypeKept, 'blob');
+      assert.equal(out.sendConnecting, 'InvalidStateError:11');
+      assert.equal(out.badCode, 'InvalidAccessError:15');
+      assert.equal(out.longReason, 'SyntaxError:12');
+      assert.equal(out.handlerKept, true);
+      assert.deepEqual(out.seen, ['onopen', 'listener:open:true']);
+      assert.deepEqual(out.open, { readyState: 1, extensions: '' });
+      assert.equal(out.handlerCleared, null);
+      assert.equal(out.seenAfterClear, 3);
+      assert.equal(out.closing, 2);
+      assert.equal(out.closed, 3);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('echoes text and binary messages of every kind as envelopes; the backend gets plaintext', async () => {
+    const out = await page.evaluate(async () => {
+      const { wsT } = window;
+      const result = {};
+      for (const binaryType of ['blob', 'arraybuffer']) {
+        const name = wsT.open(`/ws/echo?conn=kinds-${binaryType}`, { binaryType: binaryType === 'blob' ? undefined : binaryType, protocols: ['chat', 'other'] });
+        await wsT.opened(name);
+        const ws = wsT.ws(name);
+        const big = wsT.pattern(300, 1);
+        ws.send('héllo wörld ✓ 漢字 😀');
+        ws.send('');
+        ws.send(wsT.pattern(10, 2).buffer);
+        ws.send(big.subarray(100, 200));
+        ws.send(new DataView(big.buffer, 5, 7));
+        ws.send(new Blob(['a blob, ', wsT.pattern(5, 3)]));
+        ws.send(new Uint16Array([0x0102, 0x0304]));
+        ws.send(new ArrayBuffer(0));
+        ws.send(new Blob([]));
+        ws.send(12345);
+        await wsT.messages(name, 10);
+        result[binaryType] = await wsT.report(name);
+        ws.close(1000, 'done');
+        await wsT.closed(name);
+        result[`${binaryType}-closed`] = await wsT.report(name);
+      }
+      return result;
+    });
+    const expected = [
+      ['text', Buffer.from('héllo wörld ✓ 漢字 😀')],
+      ['text', Buffer.alloc(0)],
+      ['binary', pattern(10, 2)],
+      ['binary', pattern(300, 1).subarray(100, 200)],
+      ['binary', pattern(300, 1).subarray(5, 12)],
+      ['binary', Buffer.concat([Buffer.from('a blob, '), pattern(5, 3)])],
+      ['binary', Buffer.from(new Uint16Array([0x0102, 0x0304]).buffer)],
+      ['binary', Buffer.alloc(0)],
+      ['binary', Buffer.alloc(0)],
+      ['text', Buffer.from('12345')],
+    ];
+    for (const binaryType of ['blob', 'arraybuffer']) {
+      const events = out[binaryType];
+      assert.deepEqual(events[0], { type: 'open', protocol: 'chat', extensions: '' });
+      const messages = events.filter((e) => e.type === 'message');
+      assert.equal(messages.length, expected.length);
+      messages.forEach((m, i) => {
+        const [type, body] = expected[i];
+        if (type === 'text') {
+          assert.deepEqual(m, { type: 'message', kind: 'text', text: body.toString() }, `message ${i}`);
+        } else {
+          assert.equal(m.kind, binaryType, `message ${i}`);
+          assert.equal(m.length, body.length);
+          assert.equal(m.sha, sha256(body));
+        }
+      });
+      assert.deepEqual(out[`${binaryType}-closed`].at(-1),
+        { type: 'close', code: 1000, reason: 'done', wasClean: true, isCloseEvent: true });
+
+      // The network saw envelopes only, of type || message, both ways.
+      const id = `kinds-${binaryType}`;
+      const wire = await openedOnWire(id, { sent: expected.length, received: expected.length });
+      assert.equal(wire.url.pathname, '/ws/echo');
+      for (const dir of ['sent', 'received']) {
+        assert.deepEqual(wire[dir].map((m) => [m.type, m.body.toString('hex')]),
+          expected.map(([t, b]) => [t, b.toString('hex')]), dir);
+      }
+      // The backend: plaintext messages, types kept, no e2e_session, no extension.
+      const events2 = server.backendWebSocketEvents(id);
+      const opened = events2.find((e) => e.ev === 'open');
+      assert.equal(opened.target, `/ws/echo?conn=${id}`);
+      assert.equal(opened.headers['sec-websocket-extensions'], undefined);
+      assert.equal(opened.headers['sec-websocket-protocol'], 'chat, other');
+      assert.deepEqual(backendMessages(id).map((m) => [m.type, m.len, m.sha256]),
+        expected.map(([t, b]) => [t, b.length, sha256(b)]));
+      assert.deepEqual(events2.filter((e) => e.ev === 'close').map((e) => [e.code, e.reason]), [[1000, 'done']]);
+    }
+  });
+
+  it('carries messages of 0, 125, 126, 65535, 65536 and 1 MiB both ways', async () => {
+    const sizes = [0, 125, 126, 65535, 65536, 1 << 20];
+    const started = Date.now();
+    const out = await page.evaluate(async (sizes) => {
+      const { wsT } = window;
+      const name = wsT.open('/ws/echo?conn=sizes', { binaryType: 'arraybuffer' });
+      await wsT.opened(name);
+      const ws = wsT.ws(name);
+      for (const n of sizes) {
+        ws.send(wsT.pattern(n, n % 251));
+        ws.send('t'.repeat(n));
+      }
+      const bufferedAfterSends = ws.bufferedAmount;
+      await wsT.messages(name, 2 * sizes.length, 30000);
+      const bufferedAtEnd = ws.bufferedAmount;
+      const report = await wsT.report(name);
+      ws.close();
+      return { report, bufferedAfterSends, bufferedAtEnd };
+    }, sizes);
+    const messages = out.report.filter((e) => e.type === 'message');
+    assert.equal(messages.length, 2 * sizes.length);
+    const total = sizes.reduce((a, n) => a + 2 * n, 0);
+    assert.ok(out.bufferedAfterSends >= total, `bufferedAmount ${out.bufferedAfterSends} counts the queued ${total} bytes`);
+    assert.equal(out.bufferedAtEnd, 0);
+    sizes.forEach((n, i) => {
+      const bin = messages[2 * i];
+      assert.deepEqual([bin.kind, bin.length, bin.sha], ['arraybuffer', n, sha256(pattern(n, n % 251))], `binary ${n}`);
+      const text = messages[2 * i + 1];
+      if (n <= 256) assert.deepEqual(text, { type: 'message', kind: 'text', text: 't'.repeat(n) });
+      else assert.deepEqual(text, { type: 'message', kind: 'text', length: n, sha: sha256(Buffer.alloc(n, 't')) }, `text ${n}`);
+    });
+    const wire = await openedOnWire('sizes', { sent: 2 * sizes.length, received: 2 * sizes.length });
+    for (const dir of ['sent', 'received']) {
+      assert.deepEqual(wire[dir].map((m) => [m.type, m.length]),
+        sizes.flatMap((n) => [['binary', 29 + n], ['text', 29 + n]]), dir);
+    }
+    assert.deepEqual(backendMessages('sizes').map((m) => [m.type, m.len]),
+      sizes.flatMap((n) => [['binary', n], ['text', n]]));
+    assert.ok(Date.now() - started < 20000, 'in reasonable time');
+  });
+
+  it('keeps the order of 1000 messages sent at once, Blobs among them', async () => {
+    const out = await page.evaluate(async () => {
+      const { wsT } = window;
+      const name = wsT.open('/ws/echo?conn=order', { binaryType: 'arraybuffer' });
+      await wsT.opened(name);
+      const ws = wsT.ws(name);
+      const dec = new TextDecoder();
+      for (let i = 0; i < 1000; i++) {
+        const s = `message ${i}`;
+        if (i % 3 === 0) ws.send(new Blob([s]));
+        else if (i % 3 === 1) ws.send(s);
+        else ws.send(new TextEncoder().encode(s));
+      }
+      await wsT.messages(name, 1000, 30000);
+      const rec = wsT.sockets[name];
+      const got = rec.data.map((d) => (typeof d === 'string' ? `text:${d}` : `binary:${dec.decode(d)}`));
+      ws.close();
+      return got;
+    });
+    assert.equal(out.length, 1000);
+    out.forEach((m, i) => assert.equal(m, `${i % 3 === 1 ? 'text' : 'binary'}:message ${i}`));
+    const wire = await openedOnWire('order', { sent: 1000, received: 1000 });
+    assert.deepEqual(wire.sent.map((m) => m.body.toString()), out.map((m, i) => `message ${i}`));
+    assert.deepEqual(backendMessages('order').map((m) => m.head),
+      out.map((m, i) => Buffer.from(`message ${i}`).subarray(0, 16).toString('hex')));
+  });
+
+  it('delivers the ticks of /ws/pulse, and works through mod_proxy_wstunnel', async () => {
+    const out = await page.evaluate(async () => {
+      const { wsT } = window;
+      const r = {};
+      for (const [key, url] of [['pulse', '/ws/pulse?conn=pulse'], ['wstunnel', '/wst/pulse?conn=wstunnel']]) {
+        const name = wsT.open(url);
+        await wsT.opened(name);
+        wsT.ws(name).send('hello through ' + key);
+        wsT.ws(name).send(wsT.pattern(70000, 9));
+        await wsT.waitFor(name, (ev, rec) => rec.data.filter((d) => typeof d === 'string' && d.startsWith('{')).length >= 5, 5000);
+        wsT.ws(name).close();
+        await wsT.closed(name);
+        r[key] = await wsT.report(name);
+      }
+      return r;
+    });
+    for (const key of ['pulse', 'wstunnel']) {
+      const messages = out[key].filter((e) => e.type === 'message');
+      const ticks = messages.filter((m) => m.kind === 'text' && m.text.startsWith('{')).map((m) => JSON.parse(m.text));
+      assert.ok(ticks.length >= 5, `${key}: ${ticks.length} ticks`);
+      ticks.forEach((t, i) => assert.equal(t.tick, ticks[0].tick + i));
+      assert.ok(messages.some((m) => m.kind === 'text' && m.text === `hello through ${key}`), `${key}: echo`);
+      const bin = messages.find((m) => m.kind === 'blob');
+      assert.deepEqual([bin.length, bin.sha], [70000, sha256(pattern(70000, 9))]);
+      assert.deepEqual(out[key].at(-1), { type: 'close', code: 1005, reason: '', wasClean: true, isCloseEvent: true });
+      const wire = await openedOnWire(key, { sent: 2, received: 7 });
+      assert.equal(wire.url.pathname, key === 'pulse' ? '/ws/pulse' : '/wst/pulse');
+      const wireTicks = wire.received.filter((m) => m.type === 'text' && m.body[0] === 0x7b);
+      assert.ok(wireTicks.length >= ticks.length);
+      assert.deepEqual(wireTicks.slice(0, ticks.length).map((m) => JSON.parse(m.body).tick), ticks.map((t) => t.tick));
+      assert.deepEqual(backendMessages(key).map((m) => [m.type, m.len]), [['text', `hello through ${key}`.length], ['binary', 70000]]);
+    }
+  });
+
+  it('closes with the codes of either side; sends before close() go first, sends after are dropped', async () => {
+    const out = await page.evaluate(async () => {
+      const { wsT } = window;
+      const r = {};
+      let name = wsT.open('/ws/echo?conn=close-client');
+      await wsT.opened(name);
+      let ws = wsT.ws(name);
+      ws.send('last words');
+      ws.send(new Blob(['a late blob']));
+      ws.close(4321, 'see you');
+      r.afterClose = ws.readyState;
+      const before = ws.bufferedAmount;
+      ws.send('dropped');
+      r.bufferedGrows = ws.bufferedAmount - before;
+      await wsT.closed(name);
+      r.client = await wsT.report(name);
+
+      name = wsT.open('/ws/echo?conn=close-backend');
+      await wsT.opened(name);
+      ws = wsT.ws(name);
+      ws.send('close-me');
+      await wsT.closed(name);
+      r.backend = await wsT.report(name);
+      return r;
+    });
+    assert.equal(out.afterClose, 2);
+    assert.equal(out.bufferedGrows, 7);
+    assert.deepEqual(out.client.at(-1), { type: 'close', code: 4321, reason: 'see you', wasClean: true, isCloseEvent: true });
+    assert.deepEqual(backendMessages('close-client').map((m) => m.type + ':' + Buffer.from(m.head, 'hex')),
+      ['text:last words', 'binary:a late blob']);
+    assert.deepEqual(server.backendWebSocketEvents('close-client').filter((e) => e.ev === 'close').map((e) => e.code), [4321]);
+    assert.deepEqual(out.backend.filter((e) => e.type !== 'open'),
+      [{ type: 'close', code: 1001, reason: 'backend going away', wasClean: true, isCloseEvent: true }]);
+  });
+
+  it('gets 1009 from the module for a message over ZeqE2EMaxMessage, either way', async () => {
+    const out = await page.evaluate(async () => {
+      const { wsT } = window;
+      const r = {};
+      let name = wsT.open('/ws/small/echo?conn=small-client', { binaryType: 'arraybuffer' });
+      await wsT.opened(name);
+      wsT.ws(name).send(wsT.pattern(4096, 1));
+      await wsT.messages(name, 1);
+      wsT.ws(name).send(wsT.pattern(4097, 2));
+      await wsT.closed(name);
+      r.client = await wsT.report(name);
+
+      name = wsT.open('/ws/small/echo?conn=small-backend', { binaryType: 'arraybuffer' });
+      await wsT.opened(name);
+      wsT.ws(name).send('send-bytes 4096');
+      await wsT.messages(name, 1);
+      wsT.ws(name).send('send-bytes 4097');
+      await wsT.closed(name);
+      r.backend = await wsT.report(name);
+      return r;
+    });
+    assert.deepEqual(out.client.map((e) => e.type), ['open', 'message', 'close']);
+    assert.equal(out.client[1].length, 4096);
+    assert.deepEqual(out.client[2], { type: 'close', code: 1009, reason: '', wasClean: true, isCloseEvent: true });
+    assert.deepEqual(backendMessages('small-client').map((m) => m.len), [4096], 'the message over the limit never reached the backend');
+    assert.deepEqual(out.backend.map((e) => e.type), ['open', 'message', 'close']);
+    assert.equal(out.backend[1].length, 4096);
+    assert.deepEqual(out.backend[2], { type: 'close', code: 1009, reason: '', wasClean: true, isCloseEvent: true });
+    const wire = await openedOnWire('small-client', { sent: 2, received: 1 });
+    assert.deepEqual(wire.sent.map((m) => m.length), [4096 + 29, 4097 + 29]);
+    assert.match(server.logText(), /WebSocket closed with 1009: a client message is over ZeqE2EMaxMessage/);
+    assert.match(server.logText(), /WebSocket closed with 1009: a backend message is over ZeqE2EMaxMessage/);
+  });
+
+  it('closes without delivering anything on a plaintext frame from a location that does not decrypt', async () => {
+    const out = await page.evaluate(async () => {
+      const { wsT } = window;
+      const name = wsT.open('/off/ws/pulse?conn=off');
+      await wsT.closed(name);
+      return wsT.report(name);
+    });
+    assert.deepEqual(out.map((e) => e.type), ['open', 'error', 'close']);
+    assert.equal(out[1].code, 'e2e_bad_envelope');
+    assert.match(out[1].message, /text frame/);
+    assert.deepEqual(out[2], { type: 'close', code: 4008, reason: 'e2e_bad_envelope', wasClean: false, isCloseEvent: true });
+    // The plaintext tick came over the network; the page never saw it.
+    const entry = await onWire('off');
+    assert.equal(typeof entry.received[0], 'string');
+    assert.match(entry.received[0], /^\{"tick":1,/);
+    assert.deepEqual(server.backendWebSocketEvents('off').filter((e) => e.ev === 'close').map((e) => [e.code, e.reason]),
+      [[4008, 'e2e_bad_envelope']]);
+  });
+
+  it('refuses server frames that are altered, plaintext, of an unknown type or not UTF-8; shows the module\'s 1008 (routeWebSocket)', async () => {
+    const p = await context.newPage();
+    watch(p);
+    // Each socket's ?conn= says what the route sends the page instead of
+    // the backend's first message (the echo of the page's first one).
+    // node:crypto seals with the session key derived from the handshake on
+    // the network. conn=tamper-toserver alters the page's frame instead.
+    let pageSession = null;
+    const key = () => keys.get(pageSession);
+    const cases = {
+      altered: (m) => { const b = Buffer.from(m); b[b.length - 1] ^= 0x01; return [b]; },
+      plaintext: () => ['{"tick":1}'],
+      unknown: () => [sealNode(key(), Buffer.from([0x03, 0x68, 0x69]))],
+      empty: () => [sealNode(key(), Buffer.alloc(0))],
+      short: () => [randomBytes(20)],
+      utf8: () => [sealNode(key(), Buffer.from([0x01, 0x61, 0xff, 0xfe]))],
+      mixed: (m) => {
+        const b = Buffer.from(m);
+        b[40] ^= 0x80;
+        return [sealNode(key(), Buffer.from('\x01sealed by node:crypto')), m,
+          sealNode(key(), Buffer.concat([Buffer.from([0x02]), pattern(33, 4)])), b,
+          sealNode(key(), Buffer.from('\x01never delivered'))];
+      },
+    };
+    await p.routeWebSocket(/\/ws\/echo\?/, (route) => {
+      const u = new URL(route.url());
+      pageSession = u.searchParams.get('e2e_session');
+      const which = u.searchParams.get('conn').replace(/^tamper-/, '');
+      const make = cases[which] || ((m) => [m]);
+      const backend = route.connectToServer();
+      let first = true;
+      route.onMessage((m) => {
+        const b = Buffer.from(m);
+        if (which === 'toserver') b[b.length - 1] ^= 0x01;
+        backend.send(b);
+      });
+      backend.onMessage((m) => {
+        if (!first) { route.send(m); return; }
+        first = false;
+        for (const f of make(m)) route.send(f);
+      });
+      route.onClose((code, reason) => backend.close({ code, reason }));
+      backend.onClose((code, reason) => route.close({ code, reason }));
+    });
+    try {
+      await p.goto(`${server.urls.main}/files/blank.html`);
+      await p.evaluate(installHelpers);
+      const out = await p.evaluate(async ({ secret, cases }) => {
+        window.zeqLib = await import('/static/zeq-e2e-client.js');
+        await window.zeqLib.zeqE2EHandshake(location.origin, { secret });
+        const { wsT } = window;
+        const r = {};
+        for (const c of cases) {
+          const name = wsT.open(`/ws/echo?conn=tamper-${c}`, { binaryType: 'arraybuffer' });
+          await wsT.opened(name);
+          wsT.ws(name).send(`the echo of this ${c} message`);
+          await wsT.closed(name);
+          r[c] = await wsT.report(name);
+        }
+        return r;
+      }, { secret: server.secret, cases: [...Object.keys(cases), 'toserver'] });
+      for (const c of ['altered', 'plaintext', 'unknown', 'empty', 'short', 'utf8']) {
+        const events = out[c];
+        assert.deepEqual(events.map((e) => e.type), ['open', 'error', 'close'], c);
+        assert.equal(events[1].code, 'e2e_bad_envelope', c);
+        const code = c === 'utf8' ? 4007 : 4008;
+        assert.deepEqual(events[2], { type: 'close', code, reason: 'e2e_bad_envelope', wasClean: false, isCloseEvent: true }, c);
+        // The library's close reached the backend.
+        assert.deepEqual(server.backendWebSocketEvents(`tamper-${c}`).filter((e) => e.ev === 'close').map((e) => e.code),
+          [code], c);
+      }
+      assert.match(out.altered[1].message, /did not verify/);
+      assert.match(out.plaintext[1].message, /text frame/);
+      assert.match(out.unknown[1].message, /unknown type byte 0x03/);
+      assert.match(out.empty[1].message, /no type byte/);
+      assert.match(out.short[1].message, /shorter than 28/);
+      assert.match(out.utf8[1].message, /not UTF-8/);
+      // What came before the bad frame is delivered, in order; nothing after it.
+      const mixed = out.mixed;
+      assert.deepEqual(mixed.map((e) => e.type), ['open', 'message', 'message', 'message', 'error', 'close']);
+      assert.deepEqual(mixed[1], { kind: 'text', text: 'sealed by node:crypto', type: 'message' });
+      assert.deepEqual(mixed[2], { kind: 'text', text: 'the echo of this mixed message', type: 'message' });
+      assert.deepEqual([mixed[3].kind, mixed[3].length, mixed[3].sha], ['arraybuffer', 33, sha256(pattern(33, 4))]);
+      assert.match(mixed[4].message, /did not verify/);
+      // An altered frame from the page: the module closes with 1008 and
+      // nothing reaches the backend.
+      assert.deepEqual(out.toserver.map((e) => e.type), ['open', 'close']);
+      assert.equal(out.toserver[1].code, 1008);
+      assert.deepEqual(server.backendWebSocketEvents('tamper-toserver').filter((e) => e.ev === 'message'), []);
+      assert.match(server.logText(), /WebSocket closed with 1008: a client frame does not verify under the session key/);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('renews a session close to its expiry before opening; fails with 1006 when the server forgot it', async () => {
+    const p = await newPage(server.urls.short);
+    try {
+      // ZeqE2ESessionTTL 2: renewed in the last 0.4 s, and after expiry.
+      const out = await p.evaluate(async () => {
+        const { wsT, zeqLib } = window;
+        const first = zeqLib.zeqE2ESession();
+        await new Promise((r) => setTimeout(r, first.expiresAt - Date.now() + 200));
+        const name = wsT.open('/ws/echo?conn=renewed');
+        await wsT.opened(name);
+        wsT.ws(name).send('after the renewal');
+        await wsT.messages(name, 1);
+        wsT.ws(name).close();
+        await wsT.closed(name);
+        return { first: first.sessionId, second: zeqLib.zeqE2ESession().sessionId, events: await wsT.report(name) };
+      });
+      assert.notEqual(out.second, out.first);
+      assert.deepEqual(out.events.map((e) => e.type), ['open', 'message', 'close']);
+      assert.equal(out.events[1].text, 'after the renewal');
+      const wire = await openedOnWire('renewed', { sent: 1, received: 1 });
+      assert.equal(wire.url.searchParams.get('e2e_session'), out.second);
+    } finally {
+      await p.close();
+    }
+
+    // A graceful restart empties the session cache: the upgrade gets 401,
+    // which a page cannot see: error, then close 1006, never open.
+    await server.restart();
+    const out = await page.evaluate(async () => {
+      const { wsT, zeqLib } = window;
+      const name = wsT.open('/ws/echo?conn=forgotten');
+      await wsT.closed(name);
+      const events = await wsT.report(name);
+      // A fetch learns of it (401 e2e_session_invalid) and renews the session.
+      await zeqLib.zeqE2EFetch('/files/hello.txt');
+      const again = wsT.open('/ws/echo?conn=after-restart');
+      await wsT.opened(again);
+      wsT.ws(again).send('works again');
+      await wsT.messages(again, 1);
+      wsT.ws(again).close();
+      return { events, again: await wsT.report(again) };
+    });
+    assert.deepEqual(out.events, [{ type: 'error', code: null, message: null },
+      { type: 'close', code: 1006, reason: '', wasClean: false, isCloseEvent: true }]);
+    assert.match(server.accessLogText(), /"GET \/ws\/echo\?conn=forgotten&e2e_session=[A-Za-z0-9_-]+ HTTP\/1\.1" 401 /);
+    assert.deepEqual(server.backendWebSocketEvents('forgotten'), []);
+    assert.deepEqual(out.again.slice(0, 2).map((e) => e.type), ['open', 'message']);
+    assert.equal(out.again[1].text, 'works again');
+  });
+
+  it('left no uncaught error in the pages', () => {
+    // Expected complaints: the favicon (404), the relative URL below
+    // /files/ (404), the sockets closed while connecting, the refused
+    // upgrade and the fetch's 401 after the restart.
+    const expected = [
+      /Failed to load resource: the server responded with a status of (401|404)/,
+      /WebSocket connection to 'ws:\/\/[^']*e2e_session=[^']*' failed: (WebSocket is closed before the connection is established|Error during WebSocket handshake: Unexpected response code: (401|404)|HTTP Authentication failed; no valid credentials available)/,
+    ];
+    assert.deepEqual(consoleErrors.filter((e) => !expected.some((re) => re.test(e))), []);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// In Node.js, without a server: a stand-in WebSocket and a stand-in fetch.
+
+describe('zeqE2EWebSocket in Node.js (stand-in socket)', () => {
+  const SECRET = 'node-stand-in-secret';
+  const ORIGIN = 'https://app.example:8443';
+  let lib;
+  let key;
+  let savedFetch;
+  let savedWebSocket;
+  const created = [];
+
+  /** A WebSocket stand-in: records what the library does, lets the test play the server. */
+  class StandInWebSocket extends EventTarget {
+    constructor(url, protocols) {
+      super();
+      this.url = url;
+      this.protocols = protocols;
+      this.readyState = 0;
+      this.binaryType = 'blob';
+      this.bufferedAmount = 0;
+      this.protocol = '';
+      this.extensions = '';
+      this.sent = [];
+      this.closedWith = null;
+      created.push(this);
+    }
+
+    send(data) { this.sent.push(Buffer.from(data)); }
+
+    close(...args) {
+      this.closedWith = args;
+      this.readyState = 2;
+      setTimeout(() => this.serverClose(args[0] ?? 1005, args[1] ?? ''), 5);
+    }
+
+    serverOpen() { this.readyState = 1; this.dispatchEvent(new Event('open')); }
+
+    serverSend(data) { this.dispatchEvent(new MessageEvent('message', { data })); }
+
+    serverClose(code, reason) {
+      this.readyState = 3;
+      const ev = new Event('close');
+      Object.assign(ev, { code, reason, wasClean: true });
+      this.dispatchEvent(ev);
+    }
+  }
+
+  const events = (ws) => {
+    const log = [];
+    for (const t of ['open', 'message', 'error', 'close']) {
+      ws.addEventListener(t, (e) => log.push(t === 'message' ? e.data : t === 'close' ? `close ${e.code}` : t));
+    }
+    return log;
+  };
+
+  before(async () => {
+    savedFetch = globalThis.fetch;
+    savedWebSocket = globalThis.WebSocket;
+    const serverNonce = randomBytes(32).toString('hex');
+    globalThis.fetch = async (input, init) => {
+      const req = new Request(input, init);
+      assert.equal(req.url, `${ORIGIN}/api/e2e/handshake`);
+      const { clientNonce } = await req.json();
+      key = deriveKeyNode(SECRET, clientNonce, serverNonce);
+      return new Response(JSON.stringify({ version: 1, sessionId: 'node-session', serverNonce, expiresIn: 3600 }),
+        { headers: { 'Content-Type': 'application/json' } });
+    };
+    lib = await import('../zeq-e2e-client.js?websocket-stand-in');
+    await lib.zeqE2EHandshake(ORIGIN, { secret: SECRET });
+  });
+
+  after(() => {
+    globalThis.fetch = savedFetch;
+    if (savedWebSocket === undefined) delete globalThis.WebSocket;
+    else globalThis.WebSocket = savedWebSocket;
+  });
+
+  it('says so where there is no WebSocket', () => {
+    delete globalThis.WebSocket;
+    assert.throws(() => lib.zeqE2EWebSocket('/ws/echo'), (e) => e.code === 'e2e_unsupported' && /WebSocket/.test(e.message));
+  });
+
+  it('maps https to wss and puts its e2e_session last', () => {
+    globalThis.WebSocket = StandInWebSocket;
+    const ws = lib.zeqE2EWebSocket(`${ORIGIN}/ws/x?e2e_session=old&q=a%20b#top`, 'chat');
+    const under = created.at(-1);
+    assert.equal(under.url, 'wss://app.example:8443/ws/x?q=a%20b&e2e_session=node-session');
+    assert.equal(under.protocols, 'chat');
+    assert.equal(under.binaryType, 'arraybuffer');
+    assert.equal(ws.url, 'wss://app.example:8443/ws/x?q=a%20b');
+    assert.equal(lib.zeqE2EWebSocket('wss://app.example:8443/').url, 'wss://app.example:8443/');
+    assert.throws(() => lib.zeqE2EWebSocket('ws://app.example:8443/'), (e) => e.code === 'e2e_cross_origin');
+    assert.throws(() => lib.zeqE2EWebSocket('wss://app.example/'), (e) => e.code === 'e2e_cross_origin');
+  });
+
+  it('sends in call order even when a Blob is slow, and closes after the queue', async () => {
+    globalThis.WebSocket = StandInWebSocket;
+    const ws = lib.zeqE2EWebSocket('/ws/echo');
+    const under = created.at(-1);
+    under.serverOpen();
+    await sleep(0);
+    class SlowBlob extends Blob {
+      async arrayBuffer() { await sleep(50); return super.arrayBuffer(); }
+    }
+    ws.send(new SlowBlob(['first, slow']));
+    ws.send('second');
+    ws.send(new Uint8Array([3]));
+    ws.close(1000);
+    assert.ok(ws.bufferedAmount >= 'first, slowsecond'.length + 1);
+    assert.equal(under.sent.length, 0);
+    assert.equal(under.closedWith, null, 'close() waits for the queue');
+    await until('three sends', () => under.closedWith);
+    assert.deepEqual(under.sent.map((f) => openNode(key, f).toString('hex')),
+      ['\x02first, slow', '\x01second', '\x02\x03'].map((s) => Buffer.from(s, 'latin1').toString('hex')));
+    assert.deepEqual(under.closedWith, [1000]);
+  });
+
+  it('delivers in arrival order however long each takes to open, and stops at a bad one', async () => {
+    globalThis.WebSocket = StandInWebSocket;
+    const ws = lib.zeqE2EWebSocket('/ws/echo');
+    ws.binaryType = 'arraybuffer';
+    const log = events(ws);
+    const under = created.at(-1);
+    under.serverOpen();
+    const big = pattern(4 << 20, 5);
+    under.serverSend(new Uint8Array(sealNode(key, Buffer.concat([Buffer.from([2]), big]))).buffer);
+    under.serverSend(new Uint8Array(sealNode(key, Buffer.from('\x01small'))).buffer);
+    const bad = sealNode(key, Buffer.from('\x01altered'));
+    bad[13] ^= 1;
+    under.serverSend(new Uint8Array(bad).buffer);
+    under.serverSend(new Uint8Array(sealNode(key, Buffer.from('\x01after'))).buffer);
+    await until('the close', () => log.includes('close 4008'));
+    assert.equal(log.length, 5);
+    assert.equal(log[0], 'open');
+    assert.ok(log[1] instanceof ArrayBuffer);
+    assert.equal(sha256(Buffer.from(log[1])), sha256(big));
+    assert.deepEqual(log.slice(2), ['small', 'error', 'close 4008']);
+    assert.deepEqual(under.closedWith, [4008, 'e2e_bad_envelope']);
+    assert.equal(ws.readyState, 3);
+  });
+});
