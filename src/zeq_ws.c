@@ -363,11 +363,12 @@ static apr_status_t zeq_ws_out_frames(ap_filter_t *f, zeq_ws_ctx *ctx,
         rv = ap_pass_brigade(f->next, ctx->out_bb);
         apr_brigade_cleanup(ctx->out_bb);
     }
-    if (ctx->closed && rv == APR_SUCCESS) {
-        /* The close frame is out: end the tunnel, as the input side does
-         * with APR_EOF, instead of dropping the backend's frames until a
-         * timeout. */
-        rv = APR_ECONNABORTED;
+    if (ctx->closed) {
+        /* The close frame is out (flushed): end the tunnel instead of
+         * dropping the backend's frames until a timeout. mod_proxy stops
+         * quietly on an aborted client connection, where an error status
+         * here would be logged as a failure. */
+        ctx->c->aborted = 1;
     }
     return rv;
 }
