@@ -557,7 +557,12 @@ describe('zeqE2EWebSocket in Chromium', () => {
     assert.deepEqual(backendMessages('small-client').map((m) => m.len), [4096], 'the message over the limit never reached the backend');
     assert.deepEqual(out.backend.map((e) => e.type), ['open', 'message', 'close']);
     assert.equal(out.backend[1].length, 4096);
-    assert.deepEqual(out.backend[2], { type: 'close', code: 1009, reason: '', wasClean: true, isCloseEvent: true });
+    // The module fails the connection (RFC 6455 7.1.7): close frame, then the
+    // TCP connection ends at once, so whether the browser saw the closing
+    // handshake complete (wasClean) depends on timing; the code does not.
+    const { wasClean, ...backendClose } = out.backend[2];
+    assert.equal(typeof wasClean, 'boolean');
+    assert.deepEqual(backendClose, { type: 'close', code: 1009, reason: '', isCloseEvent: true });
     const wire = await openedOnWire('small-client', { sent: 2, received: 1 });
     assert.deepEqual(wire.sent.map((m) => m.length), [4096 + 29, 4097 + 29]);
     assert.match(server.logText(), /WebSocket closed with 1009: a client message is over ZeqE2EMaxMessage/);
