@@ -21,9 +21,9 @@ UNIT    := $(patsubst t/unit/%.c,$(BUILD)/%,$(wildcard t/unit/test_*.c))
 # Debian packages: to build, to test, to run the demo.
 DEPS_BUILD := apache2 apache2-dev libssl-dev libcjson-dev gcc make
 DEPS_TEST  := $(DEPS_BUILD) libapache2-mod-perl2 libcryptx-perl libwww-perl \
-              libjson-pp-perl libio-socket-ssl-perl libhttp-daemon-perl \
+              libjson-pp-perl \
               curl openssl
-DEPS_RUN   := $(DEPS_BUILD) libhttp-daemon-perl openssl
+DEPS_RUN   := $(DEPS_BUILD) openssl
 
 .PHONY: all install test unit run clean deps-build deps-test deps-run
 
@@ -80,6 +80,7 @@ unit: $(UNIT)
 	@set -e; for t in $(UNIT); do echo "== $$t"; $$t; done
 
 test: deps-test
+	client/test/run --deps
 	$(MAKE) all unit
 	t/run-tests
 	client/test/run
