@@ -329,6 +329,10 @@ static int zeq_request_fixups(request_rec *r)
         ap_set_module_config(r->request_config, &zeq_e2e_module, NULL);
         goto nph;
     }
+    /* The answer depends on these two headers, encrypted or not: tell
+     * shared caches (httpd merges duplicate Vary tokens). */
+    apr_table_mergen(r->err_headers_out, "Vary", "Accept, "
+                     ZEQ_E2E_HDR_SESSION);
     accept = apr_table_get(r->headers_in, "Accept");
     wants = zeq_proto_accept_lists(accept, ZEQ_E2E_MEDIA_TYPE);
     if (required && (!wants || (!is_envelope && zeq_request_has_body(r)))) {

@@ -132,6 +132,12 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
                 n = 0;
             }
         }
+        if (n > ctx->limit) {
+            /* What the GET would answer. */
+            return zeq_response_fail(f, ctx, apr_psprintf(r->pool,
+                "the body is over ZeqE2EMaxResponseBody (%" APR_OFF_T_FMT
+                " bytes)", ctx->limit));
+        }
         zeq_response_set_headers(r, n);
         apr_brigade_cleanup(bb);
     }
