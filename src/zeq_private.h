@@ -139,6 +139,11 @@ void zeq_client_register_hooks(apr_pool_t *p);
 /* zeq_request.c */
 void zeq_request_register_hooks(apr_pool_t *p);
 zeq_state *zeq_request_state(request_rec *r);
+/* Checks a session id (NULL: none usable) for r's server: OK with the key,
+ * or DONE after answering 503 e2e_unavailable (no secret, cache failure) or
+ * 401 e2e_session_invalid. */
+int zeq_request_session(request_rec *r, const zeq_srv_conf *sc,
+                        const char *id, unsigned char key[ZEQ_KEY_LEN]);
 
 /* zeq_ws.c: for an Upgrade: websocket request, DECLINED when it is none,
  * OK when handled (armed, or a plaintext socket left alone), DONE after an

@@ -64,6 +64,13 @@ static int zeq_request_has_body(const request_rec *r)
            || (cl != NULL && strspn(cl, "0 \t") != strlen(cl));
 }
 
+static int zeq_request_too_large(request_rec *r)
+{
+    return zeq_error_send(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                          ZEQ_E2E_ERR_TOO_LARGE,
+                          "the encrypted body is over the limit");
+}
+
 /* Reads the whole envelope from the input filters and decrypts it into
  * st->plain; returns OK or the answer to send. Nothing is released to the
  * application unless the tag verifies. */
@@ -87,9 +94,7 @@ static int zeq_request_decrypt(request_rec *r, zeq_state *st,
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(40001)
                           "encrypted body of %" APR_OFF_T_FMT " bytes over "
                           "ZeqE2EMaxRequestBody %" APR_OFF_T_FMT, n, limit);
-            return zeq_error_send(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                  ZEQ_E2E_ERR_TOO_LARGE,
-                                  "the encrypted body is over the limit");
+            return zeq_request_too_large(r);
         }
     }
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
@@ -105,9 +110,7 @@ static int zeq_request_decrypt(request_rec *r, zeq_state *st,
             ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, ZEQLOG(40002)
                           "reading the encrypted body failed (%d)", status);
             if (status == HTTP_REQUEST_ENTITY_TOO_LARGE) {
-                result = zeq_error_send(r, status, ZEQ_E2E_ERR_TOO_LARGE,
-                                        "the encrypted body is over the "
-                                        "limit");
+                result = zeq_request_too_large(r);
             }
             else {
                 result = status;
@@ -138,10 +141,7 @@ static int zeq_request_decrypt(request_rec *r, zeq_state *st,
                 ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(40003)
                               "encrypted body over ZeqE2EMaxRequestBody %"
                               APR_OFF_T_FMT, limit);
-                result = zeq_error_send(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                        ZEQ_E2E_ERR_TOO_LARGE,
-                                        "the encrypted body is over the "
-                                        "limit");
+                result = zeq_request_too_large(r);
                 break;
             }
             if (head_len < sizeof(head)) {
@@ -237,14 +237,45 @@ static void zeq_request_prepare_response(request_rec *r)
     r->no_cache = 1;
 }
 
+int zeq_request_session(request_rec *r, const zeq_srv_conf *sc,
+                        const char *id, unsigned char key[ZEQ_KEY_LEN])
+{
+    apr_status_t rv;
+
+    if (sc->secret == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(40008)
+                      "session refused: no ZeqE2ESecret for this server");
+        return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE,
+                              ZEQ_E2E_ERR_UNAVAILABLE,
+                              "end-to-end encryption is not configured on "
+                              "this server");
+    }
+    rv = id != NULL ? zeq_session_lookup(r, sc, id, key) : APR_NOTFOUND;
+    if (rv == APR_SUCCESS) {
+        return OK;
+    }
+    OPENSSL_cleanse(key, ZEQ_KEY_LEN);
+    if (rv == APR_NOTFOUND) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(40009)
+                      "unknown or expired session");
+        return zeq_error_send(r, HTTP_UNAUTHORIZED, ZEQ_E2E_ERR_SESSION,
+                              "the session is unknown or expired; perform "
+                              "a new handshake");
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ZEQLOG(40010)
+                  "session cache lookup failed");
+    return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE,
+                          ZEQ_E2E_ERR_UNAVAILABLE,
+                          "the session store is unavailable");
+}
+
 static int zeq_request_fixups(request_rec *r)
 {
     zeq_dir_conf *dc;
     zeq_srv_conf *sc;
     zeq_state *st;
     const char *sid, *accept;
-    int is_envelope, wants, required;
-    apr_status_t rv;
+    int is_envelope, wants, required, result;
 
     if (r->main != NULL || r->prev != NULL) {
         /* Subrequests never decrypt; internal redirects reuse the state. */
@@ -298,32 +329,11 @@ static int zeq_request_fixups(request_rec *r)
         return DECLINED;
     }
 
-    if (sc->secret == NULL) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(40008)
-                      "session request refused: no ZeqE2ESecret for this "
-                      "server");
-        return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE,
-                              ZEQ_E2E_ERR_UNAVAILABLE,
-                              "end-to-end encryption is not configured on "
-                              "this server");
-    }
     st = zeq_request_state_new(r);
-    rv = zeq_session_lookup(r, sc, sid, st->key);
-    if (rv == APR_NOTFOUND) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(40009)
-                      "unknown or expired session");
+    result = zeq_request_session(r, sc, sid, st->key);
+    if (result != OK) {
         ap_set_module_config(r->request_config, &zeq_e2e_module, NULL);
-        return zeq_error_send(r, HTTP_UNAUTHORIZED, ZEQ_E2E_ERR_SESSION,
-                              "the session is unknown or expired; perform "
-                              "a new handshake");
-    }
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ZEQLOG(40010)
-                      "session cache lookup failed");
-        ap_set_module_config(r->request_config, &zeq_e2e_module, NULL);
-        return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE,
-                              ZEQ_E2E_ERR_UNAVAILABLE,
-                              "the session store is unavailable");
+        return result;
     }
     if (zeq_request_is_nph(r)) {
         ap_set_module_config(r->request_config, &zeq_e2e_module, NULL);
@@ -346,7 +356,7 @@ static int zeq_request_fixups(request_rec *r)
                               "and an encrypted response");
     }
     if (is_envelope) {
-        int result = zeq_request_decrypt(r, st, zeq_config_max_request(dc));
+        result = zeq_request_decrypt(r, st, zeq_config_max_request(dc));
         if (result != OK) {
             ap_set_module_config(r->request_config, &zeq_e2e_module, NULL);
             return result;

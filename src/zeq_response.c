@@ -85,6 +85,14 @@ static apr_status_t zeq_response_fail(ap_filter_t *f, zeq_response_ctx *ctx,
     return ap_pass_brigade(f->next, bb);
 }
 
+static apr_status_t zeq_response_over_limit(ap_filter_t *f,
+                                            zeq_response_ctx *ctx)
+{
+    return zeq_response_fail(f, ctx, apr_psprintf(f->r->pool,
+        "the body is over ZeqE2EMaxResponseBody (%" APR_OFF_T_FMT " bytes)",
+        ctx->limit));
+}
+
 /* Sets the envelope's headers once the plaintext length is known. */
 static void zeq_response_set_headers(request_rec *r, apr_off_t plain_len)
 {
@@ -134,9 +142,7 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
         }
         if (n > ctx->limit) {
             /* What the GET would answer. */
-            return zeq_response_fail(f, ctx, apr_psprintf(r->pool,
-                "the body is over ZeqE2EMaxResponseBody (%" APR_OFF_T_FMT
-                " bytes)", ctx->limit));
+            return zeq_response_over_limit(f, ctx);
         }
         zeq_response_set_headers(r, n);
         apr_brigade_cleanup(bb);
@@ -250,9 +256,7 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
         ctx->plain_len += (apr_off_t)len;
         if (ctx->plain_len > ctx->limit) {
             apr_brigade_cleanup(bb);
-            return zeq_response_fail(f, ctx, apr_psprintf(r->pool,
-                "the body is over ZeqE2EMaxResponseBody (%" APR_OFF_T_FMT
-                " bytes)", ctx->limit));
+            return zeq_response_over_limit(f, ctx);
         }
         if (len > 0 && !r->header_only) {
             unsigned char *out = malloc(len);

@@ -487,8 +487,7 @@ int zeq_ws_fixups(request_rec *r, const zeq_dir_conf *dc,
     zeq_ws_holder *holder;
     zeq_ws_ctx *ctx;
     apr_size_t max;
-    apr_status_t rv;
-    int found;
+    int found, result;
 
     if (!zeq_ws_is_upgrade(r)) {
         return DECLINED;
@@ -504,28 +503,10 @@ int zeq_ws_fixups(request_rec *r, const zeq_dir_conf *dc,
         }
         return OK;   /* a plaintext WebSocket, untouched */
     }
-    if (sc->secret == NULL) {
-        return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE,
-                              ZEQ_E2E_ERR_UNAVAILABLE,
-                              "end-to-end encryption is not configured on "
-                              "this server");
-    }
     ctx = apr_pcalloc(r->pool, sizeof(*ctx));
-    rv = found > 0 ? zeq_session_lookup(r, sc, id, ctx->key) : APR_NOTFOUND;
-    if (rv != APR_SUCCESS) {
-        OPENSSL_cleanse(ctx->key, sizeof(ctx->key));
-        ap_log_rerror(APLOG_MARK, rv == APR_NOTFOUND ? APLOG_INFO : APLOG_ERR,
-                      rv == APR_NOTFOUND ? APR_SUCCESS : rv, r, ZEQLOG(60005)
-                      "WebSocket upgrade refused: %s",
-                      rv == APR_NOTFOUND ? "unknown or expired session"
-                                         : "session cache lookup failed");
-        return rv == APR_NOTFOUND
-            ? zeq_error_send(r, HTTP_UNAUTHORIZED, ZEQ_E2E_ERR_SESSION,
-                             "the session is unknown or expired; perform a "
-                             "new handshake")
-            : zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE,
-                             ZEQ_E2E_ERR_UNAVAILABLE,
-                             "the session store is unavailable");
+    result = zeq_request_session(r, sc, found > 0 ? id : NULL, ctx->key);
+    if (result != OK) {
+        return result;
     }
     /* Frames are sealed whole: no compression extension with the backend. */
     apr_table_unset(r->headers_in, "Sec-WebSocket-Extensions");
