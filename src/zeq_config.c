@@ -296,6 +296,11 @@ const char *zeq_config_set_cache(cmd_parms *cmd, void *dc, const char *arg)
     cache->name = name;
     cache->args = args;
     cache->instance = NULL;
+    if (args == NULL && strcmp(name, "shmcb") == 0) {
+        /* A bare shmcb gets the module's default size and place, set up
+         * in post_config (see zeq_session.c). */
+        return NULL;
+    }
     err = provider->create(&cache->instance, args ? args : "",
                            cmd->temp_pool, cmd->pool);
     if (err != NULL) {

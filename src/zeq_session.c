@@ -258,8 +258,6 @@ static int zeq_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         cache = mc->cache = apr_pcalloc(pconf, sizeof(*cache));
     }
     if (cache->provider == NULL) {
-        /* Default: shmcb in the runtime directory, sized for at least
-         * 100,000 sessions. */
         cache->name = "shmcb";
         cache->provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP,
                                              "shmcb",
@@ -271,6 +269,11 @@ static int zeq_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                          "mod_socache_shmcb or set ZeqE2ESessionCache");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+    }
+    if (cache->instance == NULL) {
+        /* No directive, or a bare "shmcb": shmcb in the runtime directory,
+         * sized for at least 100,000 sessions (the runtime directory is
+         * known only now). */
         cache->args = apr_psprintf(pconf, "%s(%d)",
                                    ap_runtime_dir_relative(ptemp,
                                                            "zeq_e2e-sessions"),
