@@ -82,7 +82,10 @@ function parseFrames(buf) {
 }
 
 // --- HTTP/2 -------------------------------------------------------------------------
-const client = http2.connect(`https://${host}:${port}`, {
+// Apache::Test names the host "localhost" but listens on IPv4; Node 18
+// tries the first address it resolves (often ::1) and no other.
+const connectHost = host === 'localhost' ? '127.0.0.1' : host;
+const client = http2.connect(`https://${connectHost}:${port}`, {
   servername: 'localhost', rejectUnauthorized: false,
 });
 client.on('error', (e) => { out.error = String(e); finish(1); });
