@@ -281,9 +281,11 @@ export async function startServer(name = 'client') {
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   let base = join(TOP, 'build', 'client-test');
   mkdirSync(base, { recursive: true });
-  if (root && !reachableByOthers(base)) base = join(tmpdir(), 'zeq-e2e-client-test');
-  mkdirSync(base, { recursive: true, mode: 0o755 });
-  const dir = mkdtempSync(join(base, `${name}-`));
+  // As root, Apache's children (www-data) may not reach the checkout: then a
+  // fresh directory of a random name in the system's temp directory.
+  const dir = root && !reachableByOthers(base)
+    ? mkdtempSync(join(tmpdir(), `zeq-e2e-client-test-${name}-`))
+    : mkdtempSync(join(base, `${name}-`));
   chmodSync(dir, 0o755);
 
   // A secret with non-ASCII characters: the key derivation uses UTF-8 bytes.
