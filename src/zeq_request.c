@@ -371,13 +371,15 @@ static int zeq_request_fixups(request_rec *r)
         st->encrypt = 1;
         zeq_request_prepare_response(r);
     }
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ZEQLOG(40012)
-                  "session request: body %s, response %s",
-                  st->decrypted ? apr_psprintf(r->pool, "decrypted (%"
-                                               APR_OFF_T_FMT " bytes)",
-                                               st->plain_len)
-                                : "not encrypted",
-                  st->encrypt ? "to be encrypted" : "in plaintext");
+    if (APLOGrdebug(r)) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ZEQLOG(40012)
+                      "session request: body %s, response %s",
+                      st->decrypted ? apr_psprintf(r->pool, "decrypted (%"
+                                                   APR_OFF_T_FMT " bytes)",
+                                                   st->plain_len)
+                                    : "not encrypted",
+                      st->encrypt ? "to be encrypted" : "in plaintext");
+    }
     return DECLINED;
 
 nph:
