@@ -64,10 +64,8 @@ void *zeq_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
         c->secret = add->secret;
         c->secret_len = add->secret_len;
     }
-    else {
-        c->secret = base->secret;
-        c->secret_len = base->secret_len;
-    }
+    /* else: the main server's, set in post_config (an environment default
+     * is known only then). */
     c->ttl = add->ttl != ZEQ_UNSET ? add->ttl : base->ttl;
     c->handshake_path = add->handshake_path ? add->handshake_path
                                             : base->handshake_path;
@@ -468,7 +466,7 @@ int zeq_config_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     for (vs = s; vs != NULL; vs = vs->next) {
         zeq_srv_conf *c = zeq_config_srv(vs);
-        if (vs != s && c->secret_spec == NULL) {
+        if (vs != s && c->secret == NULL) {
             c->secret = main_conf->secret;
             c->secret_len = main_conf->secret_len;
         }

@@ -49,3 +49,12 @@ int zeq_error_send(request_rec *r, int status, const char *code,
     }
     return DONE;
 }
+
+int zeq_error_unconfigured(request_rec *r)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(40008)
+                  "refused: no ZeqE2ESecret for this server");
+    return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE, ZEQ_E2E_ERR_UNAVAILABLE,
+                          "end-to-end encryption is not configured on this "
+                          "server");
+}

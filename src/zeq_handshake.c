@@ -65,12 +65,7 @@ static int zeq_handshake_handler(request_rec *r)
                               "the handshake accepts POST only");
     }
     if (sc->secret == NULL) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(30001)
-                      "handshake refused: no ZeqE2ESecret for this server");
-        return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE,
-                              ZEQ_E2E_ERR_UNAVAILABLE,
-                              "end-to-end encryption is not configured "
-                              "on this server");
+        return zeq_error_unconfigured(r);
     }
     st = zeq_handshake_read(r, body, &len);
     if (st != ZEQ_OK && st != ZEQ_ERR_BAD) {

@@ -129,6 +129,8 @@ apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
  * returns DONE, for hooks and handlers to return. */
 int zeq_error_send(request_rec *r, int status, const char *code,
                    const char *message);
+/* 503 e2e_unavailable for a server without a secret (logged at info). */
+int zeq_error_unconfigured(request_rec *r);
 
 /* zeq_handshake.c */
 void zeq_handshake_register_hooks(apr_pool_t *p);

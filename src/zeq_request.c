@@ -243,12 +243,7 @@ int zeq_request_session(request_rec *r, const zeq_srv_conf *sc,
     apr_status_t rv;
 
     if (sc->secret == NULL) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(40008)
-                      "session refused: no ZeqE2ESecret for this server");
-        return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE,
-                              ZEQ_E2E_ERR_UNAVAILABLE,
-                              "end-to-end encryption is not configured on "
-                              "this server");
+        return zeq_error_unconfigured(r);
     }
     rv = id != NULL ? zeq_session_lookup(r, sc, id, key) : APR_NOTFOUND;
     if (rv == APR_SUCCESS) {

@@ -168,27 +168,27 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
     return ap_pass_brigade(f->next, bb);
 }
 
-static zeq_response_ctx *zeq_response_ctx_new(ap_filter_t *f,
-                                              const zeq_state *st)
+/* Sets up f->ctx; returns 0 when the cipher could not be set up (the
+ * context is usable all the same, to answer the failure). */
+static int zeq_response_ctx_init(ap_filter_t *f, const zeq_state *st)
 {
     request_rec *r = f->r;
     zeq_response_ctx *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
 
+    f->ctx = ctx;
     ctx->out = apr_brigade_create(r->pool, f->c->bucket_alloc);
     ctx->meta = apr_brigade_create(r->pool, f->c->bucket_alloc);
     ctx->limit = zeq_config_max_response(zeq_config_dir(r));
-    if (!r->header_only) {
-        ctx->cipher = zeq_envelope_ctx_new();
-        apr_pool_cleanup_register(r->pool, ctx, zeq_response_ctx_cleanup,
-                                  apr_pool_cleanup_null);
-        if (ctx->cipher == NULL
-            || RAND_bytes(ctx->head, ZEQ_ENVELOPE_IV_LEN) != 1
-            || zeq_envelope_seal_init(ctx->cipher, st->key, ctx->head, NULL,
-                                      0) != ZEQ_OK) {
-            return NULL;
-        }
+    if (r->header_only) {
+        return 1;    /* HEAD: lengths only, nothing to seal */
     }
-    return ctx;
+    ctx->cipher = zeq_envelope_ctx_new();
+    apr_pool_cleanup_register(r->pool, ctx, zeq_response_ctx_cleanup,
+                              apr_pool_cleanup_null);
+    return ctx->cipher != NULL
+           && RAND_bytes(ctx->head, ZEQ_ENVELOPE_IV_LEN) == 1
+           && zeq_envelope_seal_init(ctx->cipher, st->key, ctx->head, NULL,
+                                     0) == ZEQ_OK;
 }
 
 static apr_status_t zeq_response_out_filter(ap_filter_t *f,
@@ -205,15 +205,11 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
             ap_remove_output_filter(f);
             return ap_pass_brigade(f->next, bb);
         }
-        f->ctx = ctx = zeq_response_ctx_new(f, st);
-        if (ctx == NULL) {
-            ctx = apr_pcalloc(r->pool, sizeof(*ctx));
-            ctx->out = apr_brigade_create(r->pool, f->c->bucket_alloc);
-            ctx->meta = apr_brigade_create(r->pool, f->c->bucket_alloc);
-            f->ctx = ctx;
+        if (!zeq_response_ctx_init(f, st)) {
             apr_brigade_cleanup(bb);
-            return zeq_response_fail(f, ctx, "cannot set up the cipher");
+            return zeq_response_fail(f, f->ctx, "cannot set up the cipher");
         }
+        ctx = f->ctx;
     }
     if (ctx->done) {
         apr_brigade_cleanup(bb);
