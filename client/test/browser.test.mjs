@@ -9,41 +9,28 @@
 // keeps working in plaintext.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { startServer, openNode, deriveKeyNode, TOP } from './server.mjs';
 
-const CHROMIUM = process.env.ZEQ_CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = join(TOP, 'build', 'artifacts');
 const SAMPLE = readFileSync(join(TOP, 'demo', 'htdocs', 'sample.json'));
 
 let server;
+let browser;
 let context;
-let profile;
 
 before(async () => {
   server = await startServer('browser');
   mkdirSync(ARTIFACTS, { recursive: true });
-  profile = mkdtempSync(join(server.dir, 'chromium-profile-'));
-  // A fresh profile (--user-data-dir) for every run.
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1360, height: 900 },
-  });
+  browser = await launchChromium(server.dir, { viewport: { width: 1360, height: 900 } });
+  context = browser.context;
 });
 
 after(async () => {
-  if (context) await context.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
-  if (server) {
-    const unexpected = server.unexpectedLogLines();
-    await server.stop();
-    assert.deepEqual(unexpected, [], 'unexpected error-log lines');
-  }
+  if (browser) await browser.close();
+  if (server) assert.deepEqual(await server.stopChecked(), [], 'unexpected error-log lines');
 });
 
 /** Loads the demo page from origin and records the network traffic. */

@@ -30,11 +30,10 @@ before(async () => {
 after(async () => {
   wire && wire.restore();
   if (server) {
-    const unexpected = server.unexpectedLogLines([
+    const unexpected = await server.stopChecked([
       // the module-error tests provoke these on purpose
       /ZEQ50001: response not sent: the body is over ZeqE2EMaxResponseBody/,
     ]);
-    await server.stop();
     assert.deepEqual(unexpected, [], 'unexpected error-log lines');
   }
 });

@@ -398,6 +398,13 @@ export async function startServer(name = 'client') {
         .filter((l) => !allowed.some((re) => re.test(l)));
     },
 
+    /** Stops the server; returns unexpectedLogLines(allowed) as they were. */
+    async stopChecked(allowed = []) {
+      const unexpected = this.unexpectedLogLines(allowed);
+      await this.stop();
+      return unexpected;
+    },
+
     logText() {
       return existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '';
     },

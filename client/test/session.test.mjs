@@ -21,11 +21,7 @@ before(async () => {
 
 after(async () => {
   wire && wire.restore();
-  if (server) {
-    const unexpected = server.unexpectedLogLines();
-    await server.stop();
-    assert.deepEqual(unexpected, [], 'unexpected error-log lines');
-  }
+  if (server) assert.deepEqual(await server.stopChecked(), [], 'unexpected error-log lines');
 });
 
 describe('renewal', () => {

@@ -19,12 +19,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { startServer, openNode, deriveKeyNode } from './server.mjs';
 
-const CHROMIUM = process.env.ZEQ_CHROMIUM || '/usr/bin/chromium';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const sha256 = (b) => createHash('sha256').update(b).digest('hex');
 
@@ -127,8 +124,8 @@ function installHelpers() {
 // In Chromium.
 
 let server;
+let browser;
 let context;
-let profile;
 let page;
 /** every WebSocket of every page, as the network saw it */
 const sockets = [];
@@ -211,24 +208,14 @@ function backendMessages(id) {
 
 before(async () => {
   server = await startServer('websocket');
-  profile = mkdtempSync(join(server.dir, 'chromium-profile-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium(server.dir);
+  context = browser.context;
   page = await newPage();
 });
 
 after(async () => {
-  if (context) await context.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
-  if (server) {
-    const unexpected = server.unexpectedLogLines();
-    await server.stop();
-    assert.deepEqual(unexpected, [], 'unexpected error-log lines');
-  }
+  if (browser) await browser.close();
+  if (server) assert.deepEqual(await server.stopChecked(), [], 'unexpected error-log lines');
 });
 
 describe('zeqE2EWebSocket in Chromium', () => {
