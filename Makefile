@@ -8,6 +8,7 @@ APXS    ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
 PORT    ?= 8080
 BUILD   := build
 SOURCES := mod_zeq_e2e.c src/zeq_config.c src/zeq_envelope.c src/zeq_proto.c \
+           src/zeq_gate.c src/zeq_exchange.c src/zeq_spool.c \
            src/zeq_session.c src/zeq_handshake.c src/zeq_request.c \
            src/zeq_response.c src/zeq_error.c src/zeq_client.c \
            src/zeq_frame.c src/zeq_ws.c

@@ -2,15 +2,24 @@
  * Apache (protocol v1: docs/PROTOCOL.md).
  *
  * This file is the glue: the module record, the directive table and hook
- * registration. Each part lives in src/: zeq_config (directives, merges,
- * startup checks), zeq_envelope (AES-256-GCM envelope, PBKDF2), zeq_proto
- * (pure parsers), zeq_session (socache store), zeq_handshake, zeq_request
- * (decryption before the handler), zeq_response (sealing filter), zeq_ws
- * (WebSocket frame encryption), zeq_frame (pure WebSocket framing),
- * zeq_client (the embedded browser library), zeq_error (JSON errors). */
+ * registration. Each part lives in src/ with its own header: zeq_config
+ * (directives, merges, startup checks), zeq_session (socache store),
+ * zeq_handshake, zeq_client (the embedded browser library), zeq_gate (what
+ * each exchange is and whether policy allows it), zeq_exchange (its
+ * state), zeq_request (the body reader), zeq_response (the sealer),
+ * zeq_spool (a sealed body until its tag is known), zeq_ws (WebSocket
+ * frames), zeq_error (JSON errors); pure parts without httpd: zeq_envelope
+ * (AES-256-GCM, PBKDF2), zeq_proto (parsers), zeq_frame (RFC 6455). */
 #define ZEQ_MODULE_GLUE
 #include "zeq_private.h"
-
+#include "zeq_client.h"
+#include "zeq_config.h"
+#include "zeq_gate.h"
+#include "zeq_handshake.h"
+#include "zeq_request.h"
+#include "zeq_response.h"
+#include "zeq_session.h"
+#include "zeq_ws.h"
 static const command_rec zeq_e2e_cmds[] = {
     AP_INIT_FLAG("ZeqE2E", ap_set_flag_slot,
                  (void *)APR_OFFSETOF(zeq_dir_conf, enabled),
@@ -21,14 +30,17 @@ static const command_rec zeq_e2e_cmds[] = {
                  RSRC_CONF | ACCESS_CONF,
                  "On|Off: refuse plaintext requests here with 403 "
                  "(default Off)"),
-    AP_INIT_TAKE1("ZeqE2EMaxRequestBody", zeq_config_set_limit, NULL,
+    AP_INIT_TAKE1("ZeqE2EMaxRequestBody", zeq_config_set_limit,
+                  (void *)APR_OFFSETOF(zeq_dir_conf, max_request),
                   RSRC_CONF | ACCESS_CONF,
                   "largest encrypted request body in bytes (default 16 MiB)"),
-    AP_INIT_TAKE1("ZeqE2EMaxResponseBody", zeq_config_set_limit, (void *)1,
+    AP_INIT_TAKE1("ZeqE2EMaxResponseBody", zeq_config_set_limit,
+                  (void *)APR_OFFSETOF(zeq_dir_conf, max_response),
                   RSRC_CONF | ACCESS_CONF,
                   "largest response body to encrypt in bytes "
                   "(default 64 MiB)"),
-    AP_INIT_TAKE1("ZeqE2EMaxMessage", zeq_config_set_limit, (void *)2,
+    AP_INIT_TAKE1("ZeqE2EMaxMessage", zeq_config_set_limit,
+                  (void *)APR_OFFSETOF(zeq_dir_conf, max_message),
                   RSRC_CONF | ACCESS_CONF,
                   "largest WebSocket message in bytes (default 1 MiB)"),
     AP_INIT_TAKE1("ZeqE2ESecret", zeq_config_set_secret, NULL, RSRC_CONF,
@@ -41,14 +53,20 @@ static const command_rec zeq_e2e_cmds[] = {
                   "(default shmcb, 16 MB; global only)"),
     AP_INIT_TAKE1("ZeqE2ESessionTTL", zeq_config_set_ttl, NULL, RSRC_CONF,
                   "session lifetime in seconds (default 3600)"),
+    AP_INIT_TAKE1("ZeqE2ESessionScope", zeq_config_set_scope, NULL,
+                  RSRC_CONF,
+                  "share sessions with the virtual hosts of the same NAME "
+                  "(and secret); default: this host's own"),
     AP_INIT_TAKE1("ZeqE2ECleanupInterval", zeq_config_set_cleanup, NULL,
                   RSRC_CONF,
-                  "seconds between purges of expired sessions "
-                  "(default 600; global only)"),
-    AP_INIT_TAKE1("ZeqE2EHandshakePath", zeq_config_set_path, NULL,
+                  "obsolete, no effect: the session cache expires sessions "
+                  "itself"),
+    AP_INIT_TAKE1("ZeqE2EHandshakePath", zeq_config_set_path,
+                  (void *)APR_OFFSETOF(zeq_srv_conf, handshake_path),
                   RSRC_CONF,
                   "URL path of the handshake (default /api/e2e/handshake)"),
-    AP_INIT_TAKE1("ZeqE2EClientScriptPath", zeq_config_set_path, (void *)1,
+    AP_INIT_TAKE1("ZeqE2EClientScriptPath", zeq_config_set_path,
+                  (void *)APR_OFFSETOF(zeq_srv_conf, client_path),
                   RSRC_CONF,
                   "URL path of the embedded browser library "
                   "(default /static/zeq-e2e-client.js)"),
@@ -57,10 +75,11 @@ static const command_rec zeq_e2e_cmds[] = {
 
 static void zeq_e2e_register_hooks(apr_pool_t *p)
 {
-    ap_hook_post_config(zeq_config_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    zeq_config_register_hooks(p);
     zeq_session_register_hooks(p);
     zeq_handshake_register_hooks(p);
     zeq_client_register_hooks(p);
+    zeq_gate_register_hooks(p);
     zeq_request_register_hooks(p);
     zeq_response_register_hooks(p);
     zeq_ws_register_hooks(p);

@@ -20,6 +20,7 @@
 #define ZEQ_E2E_ERR_TOO_LARGE      "e2e_body_too_large"
 #define ZEQ_E2E_ERR_REQUIRED       "e2e_required"
 #define ZEQ_E2E_ERR_ENCRYPT        "e2e_encrypt_failed"
+#define ZEQ_E2E_ERR_BAD_REQUEST    "e2e_bad_request"
 
 #if defined(AP_DECLARE) && defined(APR_OPTIONAL_H)
 /* Optional functions (APR_RETRIEVE_OPTIONAL_FN):

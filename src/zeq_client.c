@@ -1,7 +1,9 @@
 /* The browser library, client/zeq-e2e-client.js, embedded in the module at
  * build time and served at ZeqE2EClientScriptPath where ZeqE2E is On, with
  * an ETag and revalidation. */
-#include "zeq_private.h"
+#include "zeq_client.h"
+#include "zeq_config.h"
+#include "zeq_error.h"
 
 #include "zeq_client_js.h"   /* generated: zeq_client_js[], its length, ETag */
 

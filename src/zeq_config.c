@@ -1,8 +1,10 @@
 /* Configuration: per-directory and per-server records with unset markers
  * and real merges, the directive handlers, and the startup checks. */
-#include "zeq_private.h"
+#include "zeq_config.h"
+#include "zeq_envelope.h"
 
 #include "ap_provider.h"
+#include "http_core.h"
 #include "apr_file_io.h"
 #include "apr_strings.h"
 #include "apr_lib.h"
@@ -14,6 +16,7 @@
 #include <openssl/hmac.h>
 
 #define ZEQ_SECRET_MAX (64 * 1024)
+#define ZEQ_SCOPE_MAX 256
 
 void *zeq_config_create_dir(apr_pool_t *p, char *dir)
 {
@@ -59,13 +62,15 @@ void *zeq_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     const zeq_srv_conf *base = basev, *add = addv;
     zeq_srv_conf *c = apr_pcalloc(p, sizeof(*c));
 
-    c->secret_spec = add->secret_spec ? add->secret_spec : base->secret_spec;
-    if (add->secret_spec) {
+    if (add->secret_origin != ZEQ_SECRET_NONE) {
+        c->secret_origin = add->secret_origin;
         c->secret = add->secret;
-        c->secret_len = add->secret_len;
     }
     /* else: the main server's, set in post_config (an environment default
      * is known only then). */
+    /* Not inherited: a virtual host shares sessions with others only when
+     * it says so itself (the default scope is its own name and port). */
+    c->scope_name = add->scope_name;
     c->ttl = add->ttl != ZEQ_UNSET ? add->ttl : base->ttl;
     c->handshake_path = add->handshake_path ? add->handshake_path
                                             : base->handshake_path;
@@ -130,37 +135,52 @@ const char *zeq_config_client_path(const zeq_srv_conf *c)
     return c->client_path ? c->client_path : ZEQ_DEFAULT_CLIENT_PATH;
 }
 
-int zeq_config_own_handler(const request_rec *r)
+static apr_status_t zeq_config_secret_cleanse(void *data)
 {
-    return r->handler != NULL
-           && (strcmp(r->handler, ZEQ_HANDSHAKE_HANDLER) == 0
-               || strcmp(r->handler, ZEQ_CLIENT_HANDLER) == 0);
-}
+    zeq_secret *sec = data;
 
-static apr_status_t zeq_config_cleanse(void *data)
-{
-    zeq_srv_conf *c = data;
-
-    if (c->secret != NULL) {
-        OPENSSL_cleanse(c->secret, c->secret_len);
-    }
+    OPENSSL_cleanse(sec->bytes, sec->len);
     return APR_SUCCESS;
 }
 
-/* Keeps a copy of the secret bytes in p, zeroed when p is cleared. */
-static void zeq_config_keep_secret(apr_pool_t *p, zeq_srv_conf *c,
-                                   const char *bytes, apr_size_t len)
+/* A copy of the secret bytes in p, zeroed when p is cleared. */
+static zeq_secret *zeq_config_secret_new(apr_pool_t *p, const char *bytes,
+                                         apr_size_t len)
 {
-    c->secret = apr_palloc(p, len + 1);
-    memcpy(c->secret, bytes, len);
-    c->secret[len] = '\0';
-    c->secret_len = len;
-    apr_pool_cleanup_register(p, c, zeq_config_cleanse,
+    zeq_secret *sec = apr_palloc(p, sizeof(*sec));
+
+    sec->bytes = apr_palloc(p, len);
+    memcpy(sec->bytes, bytes, len);
+    sec->len = len;
+    apr_pool_cleanup_register(p, sec, zeq_config_secret_cleanse,
                               apr_pool_cleanup_null);
+    return sec;
+}
+
+/* Replaces a server's secret; the copy it replaces is zeroed at once. */
+static void zeq_config_secret_set(apr_pool_t *p, zeq_srv_conf *c,
+                                  zeq_secret_origin origin,
+                                  zeq_secret *sec)
+{
+    if (c->secret != NULL) {
+        apr_pool_cleanup_kill(p, c->secret, zeq_config_secret_cleanse);
+        zeq_config_secret_cleanse(c->secret);
+    }
+    c->secret = sec;
+    c->secret_origin = origin;
+}
+
+/* Zeroes a string the configuration handed over (cast: its memory belongs
+ * to the configuration pool, which reads it no more). */
+static void zeq_config_wipe(const char *s)
+{
+    if (s != NULL) {
+        OPENSSL_cleanse((char *)s, strlen(s));
+    }
 }
 
 /* Reads a file: secret; one trailing line end (LF or CRLF) is not part of
- * the secret. */
+ * the secret. Every copy of the bytes read is zeroed, whatever happens. */
 static const char *zeq_config_read_secret_file(cmd_parms *cmd,
                                                zeq_srv_conf *c,
                                                const char *path)
@@ -168,7 +188,7 @@ static const char *zeq_config_read_secret_file(cmd_parms *cmd,
     apr_file_t *fd;
     apr_finfo_t fi;
     apr_status_t rv;
-    char *buf;
+    zeq_secret *buf;
     apr_size_t len;
     const char *fpath = ap_server_root_relative(cmd->temp_pool, path);
 
@@ -178,38 +198,53 @@ static const char *zeq_config_read_secret_file(cmd_parms *cmd,
     }
     rv = apr_file_open(&fd, fpath, APR_FOPEN_READ | APR_FOPEN_BINARY,
                        APR_OS_DEFAULT, cmd->temp_pool);
-    if (rv == APR_SUCCESS) {
-        rv = apr_file_info_get(&fi, APR_FINFO_SIZE, fd);
-        if (rv == APR_SUCCESS && (fi.size <= 0 || fi.size > ZEQ_SECRET_MAX)) {
-            apr_file_close(fd);
-            return apr_psprintf(cmd->pool, "%s: the secret file '%s' must "
-                                "hold 1 to %d bytes", cmd->cmd->name, fpath,
-                                ZEQ_SECRET_MAX);
-        }
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "%s: cannot read the secret file "
+                            "'%s': %pm", cmd->cmd->name, fpath, &rv);
     }
-    if (rv == APR_SUCCESS) {
-        len = (apr_size_t)fi.size;
-        buf = apr_palloc(cmd->temp_pool, len);
-        rv = apr_file_read_full(fd, buf, len, &len);
+    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, fd);
+    if (rv == APR_SUCCESS && (fi.size <= 0 || fi.size > ZEQ_SECRET_MAX)) {
         apr_file_close(fd);
-        if (rv == APR_SUCCESS) {
-            if (len > 0 && buf[len - 1] == '\n') {
-                len--;
-                if (len > 0 && buf[len - 1] == '\r') {
-                    len--;
-                }
-            }
-            if (len == 0) {
-                return apr_psprintf(cmd->pool, "%s: the secret file '%s' "
-                                    "is empty", cmd->cmd->name, fpath);
-            }
-            zeq_config_keep_secret(cmd->pool, c, buf, len);
-            OPENSSL_cleanse(buf, (apr_size_t)fi.size);
-            return NULL;
+        return apr_psprintf(cmd->pool, "%s: the secret file '%s' must "
+                            "hold 1 to %d bytes", cmd->cmd->name, fpath,
+                            ZEQ_SECRET_MAX);
+    }
+    if (rv != APR_SUCCESS) {
+        apr_file_close(fd);
+        return apr_psprintf(cmd->pool, "%s: cannot read the secret file "
+                            "'%s': %pm", cmd->cmd->name, fpath, &rv);
+    }
+    /* The read buffer is zeroed when the temporary pool goes, also when
+     * the read fails half-way. */
+    buf = apr_palloc(cmd->temp_pool, sizeof(*buf));
+    buf->len = (apr_size_t)fi.size;
+    buf->bytes = apr_palloc(cmd->temp_pool, buf->len);
+    apr_pool_cleanup_register(cmd->temp_pool, buf, zeq_config_secret_cleanse,
+                              apr_pool_cleanup_null);
+    rv = apr_file_read_full(fd, buf->bytes, buf->len, &len);
+    apr_file_close(fd);
+    if (rv != APR_SUCCESS) {
+        zeq_config_secret_cleanse(buf);
+        return apr_psprintf(cmd->pool, "%s: cannot read the secret file "
+                            "'%s': %pm", cmd->cmd->name, fpath, &rv);
+    }
+    if (len > 0 && buf->bytes[len - 1] == '\n') {
+        len--;
+        if (len > 0 && buf->bytes[len - 1] == '\r') {
+            len--;
         }
     }
-    return apr_psprintf(cmd->pool, "%s: cannot read the secret file '%s': "
-                        "%pm", cmd->cmd->name, fpath, &rv);
+    if (len == 0) {
+        zeq_config_secret_cleanse(buf);
+        return apr_psprintf(cmd->pool, "%s: the secret file '%s' is empty",
+                            cmd->cmd->name, fpath);
+    }
+    zeq_config_secret_set(cmd->pool, c, ZEQ_SECRET_FILE,
+                          zeq_config_secret_new(cmd->pool,
+                                                (const char *)buf->bytes,
+                                                len));
+    zeq_config_secret_cleanse(buf);
+    return NULL;
 }
 
 const char *zeq_config_set_secret(cmd_parms *cmd, void *dc, const char *arg)
@@ -226,7 +261,6 @@ const char *zeq_config_set_secret(cmd_parms *cmd, void *dc, const char *arg)
                             "use VALUE, env:NAME or file:PATH",
                             cmd->cmd->name);
     }
-    c->secret_spec = arg;
     if (strncmp(arg, "env:", 4) == 0) {
         const char *v = getenv(arg + 4);
         if (arg[4] == '\0' || v == NULL || *v == '\0') {
@@ -234,13 +268,23 @@ const char *zeq_config_set_secret(cmd_parms *cmd, void *dc, const char *arg)
                                 "'%s' is not set or empty", cmd->cmd->name,
                                 arg + 4);
         }
-        zeq_config_keep_secret(cmd->pool, c, v, strlen(v));
+        zeq_config_secret_set(cmd->pool, c, ZEQ_SECRET_ENV,
+                              zeq_config_secret_new(cmd->pool, v,
+                                                    strlen(v)));
         return NULL;
     }
     if (strncmp(arg, "file:", 5) == 0) {
         return zeq_config_read_secret_file(cmd, c, arg + 5);
     }
-    zeq_config_keep_secret(cmd->pool, c, arg, strlen(arg));
+    zeq_config_secret_set(cmd->pool, c, ZEQ_SECRET_LITERAL,
+                          zeq_config_secret_new(cmd->pool, arg,
+                                                strlen(arg)));
+    /* The literal also sits in the argument copy and in the configuration
+     * tree (which mod_info shows): zero both. */
+    zeq_config_wipe(arg);
+    if (cmd->directive != NULL) {
+        zeq_config_wipe(cmd->directive->args);
+    }
     return NULL;
 }
 
@@ -352,69 +396,99 @@ const char *zeq_config_set_cleanup(cmd_parms *cmd, void *dc, const char *arg)
 const char *zeq_config_set_path(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+    char *conf = (char *)zeq_config_srv(cmd->server);
 
     (void)dc;
     if (err != NULL) {
         return err;
     }
-    /* ZeqE2EHandshakePath and ZeqE2EClientScriptPath (cmd->info: 0, 1) */
     if (arg[0] != '/' || ap_strchr_c(arg, '?') || ap_strchr_c(arg, '#')) {
         return apr_psprintf(cmd->pool, "%s: '%s' must be a URL path "
                             "starting with '/', without query or fragment",
                             cmd->cmd->name, arg);
     }
-    if (cmd->info == NULL) {
-        zeq_config_srv(cmd->server)->handshake_path = arg;
-    }
-    else {
-        zeq_config_srv(cmd->server)->client_path = arg;
-    }
+    *(const char **)(conf + (apr_size_t)cmd->info) = arg;
     return NULL;
 }
 
-/* ZeqE2EMaxRequestBody, ZeqE2EMaxResponseBody and ZeqE2EMaxMessage
- * (cmd->info: 0, 1, 2). */
+const char *zeq_config_set_scope(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+    const char *p;
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    for (p = arg; *p != '\0'; p++) {
+        if (!apr_isgraph(*p)) {
+            break;
+        }
+    }
+    if (*arg == '\0' || *p != '\0' || strlen(arg) > ZEQ_SCOPE_MAX) {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be a name of 1 to %d "
+                            "visible characters", cmd->cmd->name, arg,
+                            ZEQ_SCOPE_MAX);
+    }
+    zeq_config_srv(cmd->server)->scope_name = arg;
+    return NULL;
+}
+
 const char *zeq_config_set_limit(cmd_parms *cmd, void *dc, const char *arg)
 {
-    zeq_dir_conf *d = dc;
-    apr_off_t v;
-    char *end;
+    apr_size_t slot = (apr_size_t)cmd->info;
+    apr_off_t v, max;
 
-    if (apr_strtoff(&v, arg, &end, 10) != APR_SUCCESS || end == arg
-        || *end != '\0' || v < 1) {
+    if (!ap_parse_strict_length(&v, arg) || v < 1) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a positive number "
                             "of bytes", cmd->cmd->name, arg);
     }
-    if (cmd->info == NULL) {
-        d->max_request = v;
+    max = slot == APR_OFFSETOF(zeq_dir_conf, max_message)
+          ? ZEQ_MAX_MESSAGE_LIMIT : (apr_off_t)ZEQ_ENVELOPE_MAX_PLAINTEXT;
+    if (v > max) {
+        return apr_psprintf(cmd->pool, "%s: at most %" APR_OFF_T_FMT
+                            " bytes (%s)", cmd->cmd->name, max, arg);
     }
-    else if (cmd->info == (void *)1) {
-        d->max_response = v;
-    }
-    else if (v > 256 * 1024 * 1024) {
-        return apr_psprintf(cmd->pool, "%s: at most 256 MiB (%s)",
-                            cmd->cmd->name, arg);
-    }
-    else {
-        d->max_message = v;
-    }
+    *(apr_off_t *)((char *)dc + slot) = v;
     return NULL;
 }
 
-/* Derives the identifier that binds sessions to the secret they were made
- * with: HMAC-SHA256(secret, "zeq-e2e session scope"), truncated. */
-static int zeq_config_secret_id(zeq_srv_conf *c)
+/* The scope that binds a virtual host's sessions: HMAC-SHA256 keyed with
+ * its secret (empty without one) of "zeq-e2e session scope" 0x00 NAME,
+ * truncated, where NAME is ZeqE2ESessionScope or the host's own
+ * "ServerName:port". A session made on one host is found on another only
+ * when both have the same NAME and the same secret. */
+static int zeq_config_scope_id(server_rec *s, zeq_srv_conf *c,
+                               apr_pool_t *ptemp)
 {
     static const char label[] = "zeq-e2e session scope";
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int maclen = 0;
+    const char *name = c->scope_name;
+    static const unsigned char none = 0;
+    unsigned char *msg;
+    apr_size_t nlen;
 
-    if (HMAC(EVP_sha256(), c->secret, (int)c->secret_len,
-             (const unsigned char *)label, sizeof(label) - 1, mac,
-             &maclen) == NULL || maclen < ZEQ_SECRET_ID_LEN) {
+    if (name == NULL) {
+        apr_port_t port = s->port;
+        if (port == 0 && s->addrs != NULL) {
+            port = s->addrs->host_port;
+        }
+        name = apr_psprintf(ptemp, "%s:%u",
+                            s->server_hostname ? s->server_hostname : "",
+                            (unsigned)port);
+    }
+    nlen = strlen(name);
+    msg = apr_palloc(ptemp, sizeof(label) + nlen);
+    memcpy(msg, label, sizeof(label));            /* the label and 0x00 */
+    memcpy(msg + sizeof(label), name, nlen);
+    if (HMAC(EVP_sha256(), c->secret ? c->secret->bytes : &none,
+             c->secret ? (int)c->secret->len : 0, msg, sizeof(label) + nlen,
+             mac, &maclen) == NULL
+        || maclen < ZEQ_SCOPE_ID_LEN) {
         return 0;
     }
-    memcpy(c->secret_id, mac, ZEQ_SECRET_ID_LEN);
+    memcpy(c->scope_id, mac, ZEQ_SCOPE_ID_LEN);
     OPENSSL_cleanse(mac, sizeof(mac));
     return 1;
 }
@@ -427,28 +501,27 @@ static const char *zeq_config_secret_origin(const zeq_srv_conf *c,
     if (c->secret == NULL) {
         return "not configured (handshakes answer 503)";
     }
-    if (c->secret_spec == NULL) {
+    switch (c->secret_origin) {
+    case ZEQ_SECRET_LITERAL:
+        return "configured literally";
+    case ZEQ_SECRET_ENV:
+        return "from the environment";
+    case ZEQ_SECRET_FILE:
+        return "from a file";
+    default:
         return env_name ? env_name : "from the environment";
     }
-    if (strncmp(c->secret_spec, "env:", 4) == 0) {
-        return "from the environment";
-    }
-    if (strncmp(c->secret_spec, "file:", 5) == 0) {
-        return "from a file";
-    }
-    return "configured literally";
 }
 
-int zeq_config_post_config(apr_pool_t *pconf, apr_pool_t *plog,
-                           apr_pool_t *ptemp, server_rec *s)
+static int zeq_config_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                  apr_pool_t *ptemp, server_rec *s)
 {
     zeq_srv_conf *main_conf = zeq_config_srv(s);
     const char *env_name = NULL, *env_value = NULL;
     server_rec *vs;
 
     (void)plog;
-    (void)ptemp;
-    if (main_conf->secret_spec == NULL) {
+    if (main_conf->secret_origin == ZEQ_SECRET_NONE) {
         /* The default secret comes from the environment at startup. */
         env_name = "ZEQ_E2E_SECRET";
         env_value = getenv(env_name);
@@ -457,32 +530,46 @@ int zeq_config_post_config(apr_pool_t *pconf, apr_pool_t *plog,
             env_value = getenv(env_name);
         }
         if (env_value != NULL && *env_value != '\0') {
-            zeq_config_keep_secret(pconf, main_conf, env_value,
-                                   strlen(env_value));
+            main_conf->secret = zeq_config_secret_new(pconf, env_value,
+                                                      strlen(env_value));
+            main_conf->secret_origin = ZEQ_SECRET_DEFAULT_ENV;
         }
         else {
             env_name = NULL;
         }
     }
+    if (main_conf->cleanup_interval != ZEQ_UNSET
+        && ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ZEQLOG(10003)
+                     "ZeqE2ECleanupInterval has no effect any more: the "
+                     "session cache expires sessions itself; remove it");
+    }
     for (vs = s; vs != NULL; vs = vs->next) {
         zeq_srv_conf *c = zeq_config_srv(vs);
-        if (vs != s && c->secret == NULL) {
+        if (vs != s && c->secret_origin == ZEQ_SECRET_NONE) {
             c->secret = main_conf->secret;
-            c->secret_len = main_conf->secret_len;
+            c->secret_origin = main_conf->secret_origin;
         }
-        if (c->secret != NULL) {
-            if (!zeq_config_secret_id(c)) {
-                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, vs, ZEQLOG(10001)
-                             "cannot derive the session scope of the "
-                             "secret");
-                return HTTP_INTERNAL_SERVER_ERROR;
-            }
+        if (!zeq_config_scope_id(vs, c, ptemp)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, vs, ZEQLOG(10001)
+                         "cannot derive the session scope");
+            return HTTP_INTERNAL_SERVER_ERROR;
         }
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, vs, ZEQLOG(10002)
-                     "%s:%u: secret %s, session TTL %ds, handshake at %s",
+                     "%s:%u: secret %s, session TTL %ds, handshake at %s, "
+                     "session scope %s",
                      vs->server_hostname ? vs->server_hostname : "*",
                      (unsigned)vs->port, zeq_config_secret_origin(c, env_name),
-                     zeq_config_ttl(c), zeq_config_handshake_path(c));
+                     zeq_config_ttl(c), zeq_config_handshake_path(c),
+                     c->scope_name ? c->scope_name : "of its own");
     }
     return OK;
+}
+
+void zeq_config_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    /* Before zeq_session's post_config, which needs the secrets. */
+    ap_hook_post_config(zeq_config_post_config, NULL, NULL,
+                        APR_HOOK_MIDDLE - 1);
 }

@@ -208,6 +208,59 @@ int zeq_envelope_open(const unsigned char key[ZEQ_KEY_LEN],
     return ZEQ_OK;
 }
 
+int zeq_envelope_keystream_xor(const unsigned char key[ZEQ_KEY_LEN],
+                               const unsigned char iv[ZEQ_ENVELOPE_IV_LEN],
+                               unsigned long long offset,
+                               unsigned char *data, size_t len)
+{
+    /* GCM encrypts plaintext block i with AES-CTR counter block
+     * iv || uint32(2 + i) (J0 = iv || 1 for a 96-bit iv). OpenSSL's CTR
+     * mode increments all 128 bits, GCM only the low 32: the same while
+     * 2 + i stays below 2^32, which ZEQ_ENVELOPE_MAX_PLAINTEXT ensures. */
+    unsigned char counter[16], skip[16];
+    unsigned long long block = offset / 16, end = offset + len;
+    size_t lead = (size_t)(offset % 16), done = 0;
+    EVP_CIPHER_CTX *evp;
+    int n, ok;
+
+    if (len == 0) {
+        return ZEQ_OK;
+    }
+    if (offset > (unsigned long long)ZEQ_ENVELOPE_MAX_PLAINTEXT
+        || end > (unsigned long long)ZEQ_ENVELOPE_MAX_PLAINTEXT
+        || end < offset) {
+        return ZEQ_ERR_BAD;
+    }
+    memcpy(counter, iv, ZEQ_ENVELOPE_IV_LEN);
+    block += 2;
+    counter[12] = (unsigned char)(block >> 24);
+    counter[13] = (unsigned char)(block >> 16);
+    counter[14] = (unsigned char)(block >> 8);
+    counter[15] = (unsigned char)block;
+    evp = EVP_CIPHER_CTX_new();
+    if (evp == NULL) {
+        return ZEQ_ERR_CRYPTO;
+    }
+    ok = EVP_EncryptInit_ex(evp, EVP_aes_256_ctr(), NULL, key, counter) == 1;
+    if (ok && lead > 0) {
+        memset(skip, 0, sizeof(skip));
+        ok = EVP_EncryptUpdate(evp, skip, &n, skip, (int)lead) == 1;
+    }
+    while (ok && done < len) {
+        size_t chunk = len - done;
+        if (chunk > (size_t)INT_MAX / 2) {
+            chunk = (size_t)INT_MAX / 2;
+        }
+        ok = EVP_EncryptUpdate(evp, data + done, &n, data + done,
+                               (int)chunk) == 1 && (size_t)n == chunk;
+        done += chunk;
+    }
+    EVP_CIPHER_CTX_free(evp);
+    OPENSSL_cleanse(skip, sizeof(skip));
+    OPENSSL_cleanse(counter, sizeof(counter));
+    return ok ? ZEQ_OK : ZEQ_ERR_CRYPTO;
+}
+
 int zeq_kdf_pbkdf2_sha256(const unsigned char *password, size_t passlen,
                           const unsigned char *salt, size_t saltlen,
                           unsigned int iterations,

@@ -18,6 +18,9 @@
 #define ZEQ_KEY_LEN            32
 #define ZEQ_NONCE_LEN          32
 #define ZEQ_KDF_ITERATIONS     100000
+/* The most plaintext one AES-GCM message may hold (2^32 - 2 blocks,
+ * NIST SP 800-38D): the largest body one v1 envelope can seal. */
+#define ZEQ_ENVELOPE_MAX_PLAINTEXT ((((long long)1) << 36) - 32)
 
 /* Return codes shared by the pure parts (envelope, kdf, proto). */
 #define ZEQ_OK          0
@@ -67,6 +70,17 @@ int zeq_envelope_seal(const unsigned char key[ZEQ_KEY_LEN],
 int zeq_envelope_open(const unsigned char key[ZEQ_KEY_LEN],
                       const unsigned char *env, size_t envlen,
                       unsigned char *out, size_t *outlen);
+
+/* XORs len bytes at data with the keystream the envelope sealed with key
+ * and iv applies at plaintext offset offset: turns plaintext bytes
+ * [offset, offset+len) into exactly the ciphertext a streaming seal of the
+ * whole body produces there (and back). The tag is not touched: this
+ * serves to produce ciphertext again for bytes whose tag was already
+ * computed. offset + len must not exceed ZEQ_ENVELOPE_MAX_PLAINTEXT. */
+int zeq_envelope_keystream_xor(const unsigned char key[ZEQ_KEY_LEN],
+                               const unsigned char iv[ZEQ_ENVELOPE_IV_LEN],
+                               unsigned long long offset,
+                               unsigned char *data, size_t len);
 
 /* PBKDF2-HMAC-SHA256. */
 int zeq_kdf_pbkdf2_sha256(const unsigned char *password, size_t passlen,

@@ -1,6 +1,6 @@
 /* The module's own errors: plaintext JSON answered before the application
  * runs. They are never encrypted: the client may hold no key. */
-#include "zeq_private.h"
+#include "zeq_error.h"
 
 #include "apr_strings.h"
 

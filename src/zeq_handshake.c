@@ -1,7 +1,11 @@
 /* The handshake: POST {"clientNonce": hex} -> {"version", "sessionId",
  * "serverNonce", "expiresIn"}. Served by a handler that runs before
  * mod_proxy's, so it also answers inside a ProxyPass'd URL space. */
-#include "zeq_private.h"
+#include "zeq_handshake.h"
+#include "zeq_config.h"
+#include "zeq_error.h"
+#include "zeq_proto.h"
+#include "zeq_session.h"
 
 #include "apr_strings.h"
 
@@ -82,7 +86,8 @@ static int zeq_handshake_handler(request_rec *r)
                               "4096 bytes");
     }
     if (RAND_bytes(server_nonce, sizeof(server_nonce)) != 1
-        || zeq_kdf_session_key(sc->secret, sc->secret_len, client_nonce,
+        || zeq_kdf_session_key(sc->secret->bytes, sc->secret->len,
+                               client_nonce,
                                server_nonce, key) != ZEQ_OK) {
         OPENSSL_cleanse(key, sizeof(key));
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ZEQLOG(30003)

@@ -256,12 +256,69 @@ int zeq_proto_accept_lists(const char *accept, const char *type)
     return 0;
 }
 
+/* Decodes the %XX escapes of [s, s+len) into out (cap bytes, a NUL
+ * after): the decoded length, or -1 when an escape is malformed, the
+ * result holds a NUL byte or does not fit. '+' stays '+'. Nothing is
+ * written unless the whole of it decodes and fits. */
+static long zeq_proto_pct_decode(const char *s, size_t len, char *out,
+                                 size_t cap)
+{
+    int pass;
+
+    for (pass = 0; pass < 2; pass++) {
+        size_t i, o = 0;
+        for (i = 0; i < len; i++) {
+            int c = (unsigned char)s[i];
+            if (c == '%') {
+                int hi, lo;
+                if (i + 2 >= len) {
+                    return -1;
+                }
+                hi = zeq_proto_hexval(s[i + 1]);
+                lo = zeq_proto_hexval(s[i + 2]);
+                if (hi < 0 || lo < 0) {
+                    return -1;
+                }
+                c = hi * 16 + lo;
+                i += 2;
+            }
+            if (c == 0 || o + 1 >= cap) {
+                return -1;
+            }
+            if (pass == 1) {
+                out[o] = (char)c;
+            }
+            o++;
+        }
+        if (cap == 0) {
+            return -1;
+        }
+        if (pass == 1) {
+            out[o] = '\0';
+            return (long)o;
+        }
+    }
+    return -1;
+}
+
+/* True when the item's name [s, s+len), percent-decoded, is name. */
+static int zeq_proto_name_is(const char *s, size_t len, const char *name)
+{
+    char buf[ZEQ_PROTO_QUERY_NAME_MAX + 1];
+    long n;
+
+    if (len > 3 * ZEQ_PROTO_QUERY_NAME_MAX) {
+        return 0;
+    }
+    n = zeq_proto_pct_decode(s, len, buf, sizeof(buf));
+    return n >= 0 && strcmp(buf, name) == 0;
+}
+
 int zeq_proto_query_take(char *args, const char *name, char *value,
                          size_t valuecap)
 {
-    size_t nlen = strlen(name);
     char *in = args, *out = args;
-    int found = 0;
+    int found = 0, count = 0;
 
     if (args == NULL) {
         return 0;
@@ -269,18 +326,13 @@ int zeq_proto_query_take(char *args, const char *name, char *value,
     while (*in != '\0') {
         char *amp = strchr(in, '&');
         size_t len = amp ? (size_t)(amp - in) : strlen(in);
+        char *eq = memchr(in, '=', len);
 
-        if (len > nlen && strncmp(in, name, nlen) == 0 && in[nlen] == '=') {
-            if (found == 0) {
-                size_t vlen = len - nlen - 1;
-                if (vlen + 1 > valuecap) {
-                    found = -1;
-                }
-                else {
-                    memcpy(value, in + nlen + 1, vlen);
-                    value[vlen] = '\0';
-                    found = 1;
-                }
+        if (eq != NULL && zeq_proto_name_is(in, (size_t)(eq - in), name)) {
+            if (++count == 1) {
+                found = zeq_proto_pct_decode(eq + 1,
+                                             len - (size_t)(eq + 1 - in),
+                                             value, valuecap) < 0 ? -1 : 1;
             }
         }
         else if (len > 0) {
@@ -296,5 +348,5 @@ int zeq_proto_query_take(char *args, const char *name, char *value,
         }
     }
     *out = '\0';
-    return found;
+    return count > 1 ? -2 : found;
 }

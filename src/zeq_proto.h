@@ -41,11 +41,17 @@ int zeq_proto_media_type_is(const char *content_type, const char *type);
  * q-value above 0. Wildcards do not count: encryption is asked for by name. */
 int zeq_proto_accept_lists(const char *accept, const char *type);
 
-/* Removes every NAME=VALUE pair named name from a query string in place
- * (args stays a well-formed query, possibly empty) and copies the first
- * value into value (NUL-terminated; valuecap bytes with the NUL). Returns 1
- * when found with a value that fits, 0 when absent, -1 when a value was too
- * long (the pairs are removed all the same). */
+/* Longest query parameter name zeq_proto_query_take compares (decoded). */
+#define ZEQ_PROTO_QUERY_NAME_MAX 64
+
+/* Removes every NAME=VALUE item of a query string whose NAME,
+ * percent-decoded, is name (so e2e%5Fsession is e2e_session), in place:
+ * args stays a well-formed query, possibly empty. Copies the first item's
+ * VALUE, percent-decoded, into value (NUL-terminated; valuecap bytes with
+ * the NUL). Returns 1 when found with a value that decodes and fits, 0
+ * when absent, -1 when the value is malformed or too long, -2 when the
+ * name appears more than once. The items are removed in every case. '+'
+ * is not decoded (a name with a space is never a parameter of ours). */
 int zeq_proto_query_take(char *args, const char *name, char *value,
                          size_t valuecap);
 

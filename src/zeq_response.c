@@ -1,9 +1,14 @@
-/* Response side: an output filter that seals the whole response body into
- * one envelope and emits [iv||tag][ciphertext][EOS] in a single brigade, so
- * the headers (Content-Length = 28 + n) are decided before anything is
- * sent. Never passes plaintext: a body that cannot be sealed becomes a
- * plaintext JSON 500. */
-#include "zeq_private.h"
+/* The sealer: an output filter that seals the whole response body of a
+ * sealed exchange into one v1 envelope and emits [iv||tag][ciphertext][EOS]
+ * in a single brigade, so that the headers (Content-Length = 28 + n) are
+ * decided before anything is sent. The ciphertext waits in a spool
+ * (zeq_spool.h): memory up to a small bound, then an unlinked temporary
+ * file; a static file's bytes are encrypted again from the file as they
+ * are sent. Never passes plaintext: a body that cannot be sealed becomes
+ * a plaintext JSON 500. */
+#include "zeq_response.h"
+#include "zeq_config.h"
+#include "zeq_spool.h"
 
 #include "apr_strings.h"
 
@@ -11,12 +16,16 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#define ZEQ_RESPONSE_SCRATCH (64 * 1024)
+
 static ap_filter_rec_t *zeq_response_out_handle;
 
 typedef struct {
+    zeq_exchange *ex;
     zeq_envelope_ctx *cipher;
-    apr_bucket_brigade *out;     /* ciphertext, in malloc'd heap buckets */
+    zeq_spool *spool;            /* the ciphertext so far */
     apr_bucket_brigade *meta;    /* metadata buckets kept for the end */
+    unsigned char *scratch;      /* a file region's bytes, encrypted */
     unsigned char head[ZEQ_ENVELOPE_OVERHEAD];   /* iv || tag */
     apr_off_t plain_len;
     apr_off_t limit;
@@ -29,6 +38,9 @@ static apr_status_t zeq_response_ctx_cleanup(void *data)
 
     zeq_envelope_ctx_free(ctx->cipher);
     ctx->cipher = NULL;
+    if (ctx->scratch != NULL) {
+        OPENSSL_cleanse(ctx->scratch, ZEQ_RESPONSE_SCRATCH);
+    }
     return APR_SUCCESS;
 }
 
@@ -67,9 +79,12 @@ static apr_status_t zeq_response_fail(ap_filter_t *f, zeq_response_ctx *ctx,
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ZEQLOG(50001)
                   "response not sent: %s; answering 500 "
                   ZEQ_E2E_ERR_ENCRYPT, why);
-    apr_brigade_cleanup(ctx->out);
+    if (ctx->spool != NULL) {
+        zeq_spool_discard(ctx->spool);
+    }
     apr_brigade_cleanup(ctx->meta);
     ctx->done = 1;
+    ctx->ex->answered = 1;
     r->status = HTTP_INTERNAL_SERVER_ERROR;
     r->status_line = NULL;
     zeq_response_strip_headers(r);
@@ -125,27 +140,21 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
                                         apr_bucket *eos)
 {
     request_rec *r = f->r;
-    apr_bucket_brigade *bb = ctx->out;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, f->c->bucket_alloc);
 
-    ctx->done = 1;
     if (r->header_only) {
         /* HEAD: the length the GET would have. A proxied HEAD has no body
          * but the backend's plaintext Content-Length. */
         apr_off_t n = ctx->plain_len;
         const char *cl = apr_table_get(r->headers_out, "Content-Length");
-        if (n == 0 && cl != NULL) {
-            char *end;
-            if (apr_strtoff(&n, cl, &end, 10) != APR_SUCCESS || *end != '\0'
-                || n < 0) {
-                n = 0;
-            }
+        if (n == 0 && cl != NULL && !ap_parse_strict_length(&n, cl)) {
+            n = 0;
         }
         if (n > ctx->limit) {
             /* What the GET would answer. */
             return zeq_response_over_limit(f, ctx);
         }
         zeq_response_set_headers(r, n);
-        apr_brigade_cleanup(bb);
     }
     else {
         if (zeq_envelope_seal_final(ctx->cipher,
@@ -154,11 +163,14 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
             return zeq_response_fail(f, ctx, "encryption failed");
         }
         zeq_response_set_headers(r, ctx->plain_len);
-        APR_BRIGADE_INSERT_HEAD(bb, apr_bucket_heap_create(
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_heap_create(
                                         (const char *)ctx->head,
                                         sizeof(ctx->head), NULL,
                                         f->c->bucket_alloc));
+        zeq_spool_drain(ctx->spool, bb);
     }
+    ctx->done = 1;
+    ctx->ex->answered = 1;
     APR_BRIGADE_CONCAT(bb, ctx->meta);
     APR_BUCKET_REMOVE(eos);
     APR_BRIGADE_INSERT_TAIL(bb, eos);
@@ -170,13 +182,13 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
 
 /* Sets up f->ctx; returns 0 when the cipher could not be set up (the
  * context is usable all the same, to answer the failure). */
-static int zeq_response_ctx_init(ap_filter_t *f, const zeq_state *st)
+static int zeq_response_ctx_init(ap_filter_t *f, zeq_exchange *ex)
 {
     request_rec *r = f->r;
     zeq_response_ctx *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
 
     f->ctx = ctx;
-    ctx->out = apr_brigade_create(r->pool, f->c->bucket_alloc);
+    ctx->ex = ex;
     ctx->meta = apr_brigade_create(r->pool, f->c->bucket_alloc);
     ctx->limit = zeq_config_max_response(zeq_config_dir(r));
     if (r->header_only) {
@@ -185,10 +197,46 @@ static int zeq_response_ctx_init(ap_filter_t *f, const zeq_state *st)
     ctx->cipher = zeq_envelope_ctx_new();
     apr_pool_cleanup_register(r->pool, ctx, zeq_response_ctx_cleanup,
                               apr_pool_cleanup_null);
-    return ctx->cipher != NULL
-           && RAND_bytes(ctx->head, ZEQ_ENVELOPE_IV_LEN) == 1
-           && zeq_envelope_seal_init(ctx->cipher, st->key, ctx->head, NULL,
-                                     0) == ZEQ_OK;
+    if (ctx->cipher == NULL
+        || RAND_bytes(ctx->head, ZEQ_ENVELOPE_IV_LEN) != 1
+        || zeq_envelope_seal_init(ctx->cipher, ex->key, ctx->head, NULL, 0)
+               != ZEQ_OK) {
+        return 0;
+    }
+    ctx->spool = zeq_spool_create(r->pool, f->c->bucket_alloc, ex->key,
+                                  ctx->head, NULL);
+    return 1;
+}
+
+/* Passes a file region's plaintext through the cipher (for the tag); its
+ * ciphertext is produced again from the file when sent. */
+static apr_status_t zeq_response_seal_file(zeq_response_ctx *ctx,
+                                           apr_pool_t *p, apr_file_t *fd,
+                                           apr_off_t start, apr_off_t len)
+{
+    apr_off_t at = start, left = len;
+    apr_status_t rv;
+
+    if (ctx->scratch == NULL) {
+        ctx->scratch = apr_palloc(p, ZEQ_RESPONSE_SCRATCH);
+    }
+    rv = apr_file_seek(fd, APR_SET, &at);
+    while (rv == APR_SUCCESS && left > 0) {
+        apr_size_t n = left > ZEQ_RESPONSE_SCRATCH ? ZEQ_RESPONSE_SCRATCH
+                                                   : (apr_size_t)left;
+        apr_size_t got = 0;
+        rv = apr_file_read_full(fd, ctx->scratch, n, &got);
+        if (rv == APR_SUCCESS
+            && zeq_envelope_seal_update(ctx->cipher, ctx->scratch, n,
+                                        ctx->scratch) != ZEQ_OK) {
+            rv = APR_EGENERAL;
+        }
+        left -= (apr_off_t)n;
+    }
+    if (rv == APR_SUCCESS) {
+        rv = zeq_spool_add_file(ctx->spool, fd, start, len);
+    }
+    return rv;
 }
 
 static apr_status_t zeq_response_out_filter(ap_filter_t *f,
@@ -199,13 +247,17 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
     apr_status_t rv;
 
     if (ctx == NULL) {
-        zeq_state *st = zeq_request_state(r);
-        if (st == NULL || !st->encrypt || AP_STATUS_IS_HEADER_ONLY(r->status)) {
-            /* 204 and 304 have no body to seal. */
+        zeq_exchange *ex = zeq_exchange_get(r);
+        if (!zeq_exchange_sealed(ex) || AP_STATUS_IS_HEADER_ONLY(r->status)) {
+            /* 204 and 304 have no body to seal; a module error that came
+             * after this filter was added is plaintext by design. */
+            if (ex != NULL) {
+                ex->answered = 1;
+            }
             ap_remove_output_filter(f);
             return ap_pass_brigade(f->next, bb);
         }
-        if (!zeq_response_ctx_init(f, st)) {
+        if (!zeq_response_ctx_init(f, ex)) {
             apr_brigade_cleanup(bb);
             return zeq_response_fail(f, f->ctx, "cannot set up the cipher");
         }
@@ -228,7 +280,9 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
         if (AP_BUCKET_IS_ERROR(e)) {
             /* The handler failed: drop what was sealed so far and let
              * httpd answer the error (its page is sealed anew). */
-            apr_brigade_cleanup(ctx->out);
+            if (ctx->spool != NULL) {
+                zeq_spool_discard(ctx->spool);
+            }
             apr_brigade_cleanup(ctx->meta);
             ap_remove_output_filter(f);
             return ap_pass_brigade(f->next, bb);
@@ -241,6 +295,29 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
         if (APR_BUCKET_IS_METADATA(e)) {
             APR_BUCKET_REMOVE(e);
             APR_BRIGADE_INSERT_TAIL(ctx->meta, e);
+            continue;
+        }
+        if (r->header_only && e->length != (apr_size_t)-1) {
+            /* HEAD: count, read nothing. */
+            ctx->plain_len += (apr_off_t)e->length;
+            apr_bucket_delete(e);
+            continue;
+        }
+        if (APR_BUCKET_IS_FILE(e) && !r->header_only) {
+            apr_bucket_file *file = e->data;
+            ctx->plain_len += (apr_off_t)e->length;
+            if (ctx->plain_len > ctx->limit) {
+                apr_brigade_cleanup(bb);
+                return zeq_response_over_limit(f, ctx);
+            }
+            rv = zeq_response_seal_file(ctx, r->pool, file->fd, e->start,
+                                        (apr_off_t)e->length);
+            if (rv != APR_SUCCESS) {
+                apr_brigade_cleanup(bb);
+                return zeq_response_fail(f, ctx, "reading the file to seal "
+                                                 "failed");
+            }
+            apr_bucket_delete(e);
             continue;
         }
         rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
@@ -264,44 +341,31 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
                 apr_brigade_cleanup(bb);
                 return zeq_response_fail(f, ctx, "encryption failed");
             }
-            APR_BRIGADE_INSERT_TAIL(ctx->out, apr_bucket_heap_create(
-                                                  (const char *)out, len,
-                                                  free, f->c->bucket_alloc));
+            if (zeq_spool_add(ctx->spool, out, len) != APR_SUCCESS) {
+                apr_brigade_cleanup(bb);
+                return zeq_response_fail(f, ctx, "cannot spool the "
+                                                 "ciphertext");
+            }
         }
         apr_bucket_delete(e);
     }
     return APR_SUCCESS;
 }
 
-/* Adds the sealing filter to a main request whose client asked for it. */
-static void zeq_response_add(request_rec *r)
+void zeq_response_add_filter(request_rec *r)
 {
-    zeq_state *st;
-
-    if (r->main != NULL || zeq_config_own_handler(r)) {
-        return;
-    }
-    st = zeq_request_state(r);
-    if (st != NULL && st->encrypt) {
-        ap_add_output_filter_handle(zeq_response_out_handle, NULL, r,
-                                    r->connection);
-    }
+    ap_add_output_filter_handle(zeq_response_out_handle, NULL, r,
+                                r->connection);
 }
 
 static int zeq_e2e_response_encrypted(request_rec *r)
 {
-    zeq_state *st = zeq_request_state(r->main ? r->main : r);
-
-    return st != NULL && st->encrypt;
+    return zeq_exchange_sealed(zeq_exchange_get(r));
 }
 
 void zeq_response_register_hooks(apr_pool_t *p)
 {
     (void)p;
-    ap_hook_insert_filter(zeq_response_add, NULL, NULL, APR_HOOK_MIDDLE);
-    /* Apache's own error pages are sealed too. */
-    ap_hook_insert_error_filter(zeq_response_add, NULL, NULL,
-                                APR_HOOK_MIDDLE);
     /* After RESOURCE filters, DEFLATE and CACHE_SAVE; before BYTERANGE,
      * CONTENT_LENGTH and HTTP_HEADER. */
     zeq_response_out_handle = ap_register_output_filter(

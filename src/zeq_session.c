@@ -1,11 +1,13 @@
 /* Session store: session records in Apache's shared object cache (socache),
  * under a hash of the session id, guarded by a registered global mutex when
- * the provider is not MP-safe, purged by the monitor hook. */
-#include "zeq_private.h"
+ * the provider is not MP-safe. Records are stored with their own expiry:
+ * the provider drops them itself (shmcb and dbm when they next store,
+ * memcache and redis by their TTL); a lookup checks the record's expiry
+ * too. */
+#include "zeq_session.h"
+#include "zeq_proto.h"
 
-#include "ap_mpm.h"
 #include "http_core.h"
-#include "mpm_common.h"
 #include "util_mutex.h"
 #include "apr_strings.h"
 
@@ -17,7 +19,8 @@
  *   0  version (1)
  *   1  flags (0)
  *   2  reserved (2 bytes, 0)
- *   4  secret scope (16 bytes): binds the session to the secret
+ *   4  scope (16 bytes): binds the session to its virtual host and secret
+ *      (zeq_config.c, ZeqE2ESessionScope)
  *  20  created, seconds since the epoch (8 bytes)
  *  28  expires, seconds since the epoch (8 bytes)
  *  36  key (32 bytes)
@@ -28,13 +31,11 @@
 #define ZEQ_SESSION_ID_HASH_LEN 32
 
 typedef struct {
-    unsigned char scope[ZEQ_SECRET_ID_LEN];
+    unsigned char scope[ZEQ_SCOPE_ID_LEN];
     apr_int64_t created;
     apr_int64_t expires;
     unsigned char key[ZEQ_KEY_LEN];
 } zeq_session_record;
-
-static apr_time_t zeq_session_last_purge;
 
 static void zeq_session_put64(unsigned char *p, apr_int64_t v)
 {
@@ -62,7 +63,7 @@ static void zeq_session_encode(const zeq_session_record *rec,
 {
     memset(out, 0, 4);
     out[0] = ZEQ_SESSION_RECORD_V1;
-    memcpy(out + 4, rec->scope, ZEQ_SECRET_ID_LEN);
+    memcpy(out + 4, rec->scope, ZEQ_SCOPE_ID_LEN);
     zeq_session_put64(out + 20, rec->created);
     zeq_session_put64(out + 28, rec->expires);
     memcpy(out + 36, rec->key, ZEQ_KEY_LEN);
@@ -74,7 +75,7 @@ static int zeq_session_decode(const unsigned char *in, apr_size_t len,
     if (len != ZEQ_SESSION_RECORD_LEN || in[0] != ZEQ_SESSION_RECORD_V1) {
         return 0;
     }
-    memcpy(rec->scope, in + 4, ZEQ_SECRET_ID_LEN);
+    memcpy(rec->scope, in + 4, ZEQ_SCOPE_ID_LEN);
     rec->created = zeq_session_get64(in + 20);
     rec->expires = zeq_session_get64(in + 28);
     memcpy(rec->key, in + 36, ZEQ_KEY_LEN);
@@ -117,14 +118,6 @@ static void zeq_session_unlock(zeq_session_cache *cache, server_rec *s)
     }
 }
 
-/* Entries stay in the cache one cleanup interval past their own expiry, so
- * that the monitor finds and counts them; lookups check the record's. */
-static apr_time_t zeq_session_cache_expiry(const zeq_session_cache *cache,
-                                           apr_int64_t expires)
-{
-    return apr_time_from_sec(expires + cache->cleanup_interval);
-}
-
 apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
                                 const unsigned char key[ZEQ_KEY_LEN],
                                 const char **id)
@@ -148,7 +141,7 @@ apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
     if (!zeq_session_id_hash(sid, hash)) {
         return APR_EGENERAL;
     }
-    memcpy(rec.scope, sc->secret_id, ZEQ_SECRET_ID_LEN);
+    memcpy(rec.scope, sc->scope_id, ZEQ_SCOPE_ID_LEN);
     rec.created = apr_time_sec(r->request_time);
     rec.expires = rec.created + zeq_config_ttl(sc);
     memcpy(rec.key, key, ZEQ_KEY_LEN);
@@ -158,8 +151,7 @@ apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
     if (rv == APR_SUCCESS) {
         rv = cache->provider->store(cache->instance, r->server, hash,
                                     sizeof(hash),
-                                    zeq_session_cache_expiry(cache,
-                                                             rec.expires),
+                                    apr_time_from_sec(rec.expires),
                                     data, sizeof(data), r->pool);
         zeq_session_unlock(cache, r->server);
     }
@@ -208,7 +200,7 @@ apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
     }
     rv = APR_NOTFOUND;
     if (zeq_session_decode(data, len, &rec)
-        && CRYPTO_memcmp(rec.scope, sc->secret_id, ZEQ_SECRET_ID_LEN) == 0
+        && CRYPTO_memcmp(rec.scope, sc->scope_id, ZEQ_SCOPE_ID_LEN) == 0
         && rec.expires > apr_time_sec(apr_time_now())) {
         memcpy(key, rec.key, ZEQ_KEY_LEN);
         rv = APR_SUCCESS;
@@ -223,7 +215,6 @@ static int zeq_session_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     (void)plog;
     (void)ptemp;
-    zeq_session_last_purge = 0;
     return ap_mutex_register(pconf, ZEQ_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT,
                              0);
 }
@@ -233,7 +224,8 @@ static apr_status_t zeq_session_destroy(void *data)
     zeq_session_cache *cache = data;
 
     if (cache->instance != NULL) {
-        cache->provider->destroy(cache->instance, NULL);
+        /* The server, as mod_ssl passes it: providers may log with it. */
+        cache->provider->destroy(cache->instance, cache->server);
         cache->instance = NULL;
     }
     return APR_SUCCESS;
@@ -257,6 +249,7 @@ static int zeq_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (cache == NULL) {
         cache = mc->cache = apr_pcalloc(pconf, sizeof(*cache));
     }
+    cache->server = s;
     if (cache->provider == NULL) {
         cache->name = "shmcb";
         cache->provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP,
@@ -286,8 +279,6 @@ static int zeq_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
-    cache->cleanup_interval = mc->cleanup_interval != ZEQ_UNSET
-                              ? mc->cleanup_interval : ZEQ_DEFAULT_CLEANUP;
     for (vs = s->next; vs != NULL; vs = vs->next) {
         zeq_config_srv(vs)->cache = cache;
     }
@@ -304,7 +295,7 @@ static int zeq_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     memset(&hints, 0, sizeof(hints));
     hints.avg_id_len = ZEQ_SESSION_ID_HASH_LEN;
     hints.avg_obj_size = ZEQ_SESSION_RECORD_LEN;
-    hints.expiry_interval = apr_time_from_sec(cache->cleanup_interval);
+    hints.expiry_interval = apr_time_from_sec(60);
     rv = cache->provider->init(cache->instance, "zeq_e2e", &hints, s, pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ZEQLOG(20006)
@@ -315,11 +306,10 @@ static int zeq_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     apr_pool_cleanup_register(pconf, cache, zeq_session_destroy,
                               apr_pool_cleanup_null);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, ZEQLOG(20007)
-                 "session cache %s%s%s ready, %s, cleanup every %ds",
+                 "session cache %s%s%s ready, %s",
                  cache->name, cache->args ? ":" : "",
                  cache->args ? cache->args : "",
-                 cache->mutex ? "with a global mutex" : "MP-safe",
-                 cache->cleanup_interval);
+                 cache->mutex ? "with a global mutex" : "MP-safe");
     return OK;
 }
 
@@ -339,94 +329,6 @@ static void zeq_session_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
-typedef struct {
-    apr_int64_t now;
-    apr_array_header_t *expired;   /* of ZEQ_SESSION_ID_HASH_LEN ids */
-    int live;
-} zeq_session_sweep;
-
-static apr_status_t zeq_session_sweep_one(ap_socache_instance_t *instance,
-                                          server_rec *s, void *userctx,
-                                          const unsigned char *id,
-                                          unsigned int idlen,
-                                          const unsigned char *data,
-                                          unsigned int datalen,
-                                          apr_pool_t *pool)
-{
-    zeq_session_sweep *sw = userctx;
-    zeq_session_record rec;
-
-    (void)instance;
-    (void)s;
-    (void)pool;
-    if (idlen != ZEQ_SESSION_ID_HASH_LEN) {
-        return APR_SUCCESS;
-    }
-    if (!zeq_session_decode(data, datalen, &rec) || rec.expires <= sw->now) {
-        memcpy(apr_array_push(sw->expired), id, ZEQ_SESSION_ID_HASH_LEN);
-    }
-    else {
-        sw->live++;
-    }
-    OPENSSL_cleanse(&rec, sizeof(rec));
-    return APR_SUCCESS;
-}
-
-/* Runs in the parent about every ten seconds; purges once an interval. */
-static int zeq_session_monitor(apr_pool_t *p, server_rec *s)
-{
-    zeq_session_cache *cache = zeq_config_srv(s)->cache;
-    zeq_session_sweep sw;
-    apr_pool_t *tmp;
-    apr_time_t now = apr_time_now();
-    apr_status_t rv;
-    int i, removed = 0;
-
-    if (cache == NULL || cache->instance == NULL
-        || now - zeq_session_last_purge
-               < apr_time_from_sec(cache->cleanup_interval)) {
-        return DECLINED;
-    }
-    zeq_session_last_purge = now;
-    apr_pool_create(&tmp, p);
-    apr_pool_tag(tmp, "zeq_e2e_monitor");
-    sw.now = apr_time_sec(now);
-    sw.live = 0;
-    sw.expired = apr_array_make(tmp, 64, ZEQ_SESSION_ID_HASH_LEN);
-    rv = cache->provider->iterate == NULL ? APR_ENOTIMPL
-                                          : zeq_session_lock(cache, s);
-    if (rv == APR_SUCCESS) {
-        rv = cache->provider->iterate(cache->instance, s, &sw,
-                                      zeq_session_sweep_one, tmp);
-        for (i = 0; rv == APR_SUCCESS && i < sw.expired->nelts; i++) {
-            if (cache->provider->remove(cache->instance, s,
-                                        (unsigned char *)sw.expired->elts
-                                            + i * ZEQ_SESSION_ID_HASH_LEN,
-                                        ZEQ_SESSION_ID_HASH_LEN,
-                                        tmp) == APR_SUCCESS) {
-                removed++;
-            }
-        }
-        zeq_session_unlock(cache, s);
-    }
-    if (rv == APR_ENOTIMPL) {
-        ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, s, ZEQLOG(20009)
-                     "session cache %s expires entries itself",
-                     cache->name);
-    }
-    else if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, ZEQLOG(20010)
-                     "session cache maintenance failed");
-    }
-    else {
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, ZEQLOG(20011)
-                     "session cache maintenance: purged %d expired "
-                     "sessions, %d live", removed, sw.live);
-    }
-    apr_pool_destroy(tmp);
-    return DECLINED;
-}
-
 void zeq_session_register_hooks(apr_pool_t *p)
 {
     (void)p;
@@ -435,5 +337,4 @@ void zeq_session_register_hooks(apr_pool_t *p)
     ap_hook_post_config(zeq_session_post_config, NULL, NULL,
                         APR_HOOK_MIDDLE);
     ap_hook_child_init(zeq_session_child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_monitor(zeq_session_monitor, NULL, NULL, APR_HOOK_MIDDLE);
 }

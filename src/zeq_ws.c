@@ -1,9 +1,13 @@
-/* Encrypted WebSockets: connection filters on a protected upgrade. Client
- * frames carry envelopes of type || message; the input filter opens them and
- * forwards ordinary (re-masked) text or binary frames to the backend; the
- * output filter seals the backend's messages into binary frames. Control
- * frames pass unchanged. The filters stay transparent until the 101 and its
- * blank line are out, and disarm when the upgrade fails.
+/* Encrypted WebSockets: connection filters on an encrypted opening (the
+ * gate decides which requests are openings). Client frames carry envelopes
+ * of type || message; the input filter opens them and forwards ordinary
+ * (re-masked) text or binary frames to the backend; the output filter seals
+ * the backend's messages into binary frames. Control frames pass unchanged.
+ * The filters stay transparent until the 101 and its blank line are out.
+ * An answer other than 101 passes only when the sealer has handled it (it
+ * is then sealed, or a module error): a raw tunnel's plaintext answer
+ * (mod_proxy_wstunnel without the fallback to mod_proxy_http) is refused
+ * and the connection closed.
  *
  * Lifetimes: the state lives in the request's pool (the tunnel runs inside
  * the request); a small holder in the connection's pool points to it and is
@@ -11,16 +15,17 @@
  * upgrade on a keep-alive connection remove themselves on their next call.
  * Frame buffers are malloc'd once per connection and reused: nothing is
  * allocated from a pool per frame. */
-#include "zeq_private.h"
+#include "zeq_ws.h"
+#include "zeq_error.h"
 #include "zeq_frame.h"
 
 #include "apr_strings.h"
+#include "http_connection.h"
+#include "http_core.h"
 
 #include <stdlib.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
-
-#define ZEQ_WS_QUERY_PARAM "e2e_session"
 
 static ap_filter_rec_t *zeq_ws_in_handle;
 static ap_filter_rec_t *zeq_ws_out_handle;
@@ -33,17 +38,19 @@ typedef struct {
 
 struct zeq_ws_ctx {
     conn_rec *c;
+    zeq_exchange *ex;
     zeq_ws_holder *holder;
     ap_filter_t *in_f, *out_f;
     unsigned char key[ZEQ_KEY_LEN];
     zeq_envelope_ctx *cipher;
     zeq_frame_reader from_client, from_backend;
-    apr_bucket_brigade *in_tmp, *in_ready, *out_bb;
+    apr_bucket_brigade *in_tmp, *in_ready, *in_meta, *out_bb;
     unsigned char head[16];     /* first bytes of the response head */
     apr_size_t head_len;
     int crlf;                   /* progress through "\r\n\r\n" */
     int armed;                  /* the 101 is out: frames follow */
     int closed;                 /* a close was sent after an error */
+    int refused;                /* a plaintext answer was refused */
 };
 
 static apr_status_t zeq_ws_cleanup(void *data)
@@ -67,12 +74,20 @@ static apr_bucket *zeq_ws_bucket(zeq_ws_ctx *ctx, unsigned char *buf,
                                   ctx->c->bucket_alloc);
 }
 
-/* Answers an error with a close frame straight to the client (below the
- * sealing filter) and stops both directions. */
+/* Answers an error with a close frame straight to the client (after the
+ * frames already sealed for it) and ends the socket quietly: from now on
+ * the input filter answers EOF, so that mod_proxy's tunnel (with
+ * proxy-nohalfclose, which the gate sets) ends as when the client goes
+ * away, and nothing else of the exchange reaches the backend. Over
+ * HTTP/1.1 the client connection's read side is shut down as well, so the
+ * tunnel sees that EOF at once instead of when the client answers the
+ * close; over HTTP/2 the stream ends with the tunnel. Nothing here marks
+ * the connection aborted: mod_proxy would then log its flush as failed. */
 static void zeq_ws_fail(zeq_ws_ctx *ctx, int code, const char *why)
 {
     unsigned char frame[4];
     apr_bucket_brigade *bb;
+    apr_socket_t *sock;
 
     ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, ctx->c, ZEQLOG(60001)
                   "WebSocket closed with %d: %s", code, why);
@@ -81,6 +96,7 @@ static void zeq_ws_fail(zeq_ws_ctx *ctx, int code, const char *why)
     }
     ctx->closed = 1;
     bb = apr_brigade_create(ctx->c->pool, ctx->c->bucket_alloc);
+    APR_BRIGADE_CONCAT(bb, ctx->out_bb);
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_heap_create(
                                     (const char *)frame,
                                     zeq_frame_close(frame, code), NULL,
@@ -88,6 +104,10 @@ static void zeq_ws_fail(zeq_ws_ctx *ctx, int code, const char *why)
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(ctx->c->bucket_alloc));
     ap_pass_brigade(ctx->out_f->next, bb);
     apr_brigade_destroy(bb);
+    ctx->c->keepalive = AP_CONN_CLOSE;
+    if (ctx->c->master == NULL && (sock = ap_get_conn_socket(ctx->c)) != NULL) {
+        apr_socket_shutdown(sock, APR_SHUTDOWN_READ);
+    }
 }
 
 /* Client message: an envelope of type || message in a binary frame. */
@@ -210,6 +230,9 @@ static apr_status_t zeq_ws_in_filter(ap_filter_t *f, apr_bucket_brigade *bb,
         ap_remove_input_filter(f);
         return ap_get_brigade(f->next, bb, mode, block, readbytes);
     }
+    if (ctx->refused) {
+        return APR_EOF;
+    }
     if (!ctx->armed || mode != AP_MODE_READBYTES) {
         return ap_get_brigade(f->next, bb, mode, block, readbytes);
     }
@@ -238,8 +261,10 @@ static apr_status_t zeq_ws_in_filter(ap_filter_t *f, apr_bucket_brigade *bb,
 
             e = APR_BRIGADE_FIRST(ctx->in_tmp);
             if (APR_BUCKET_IS_METADATA(e)) {
+                /* After the frames decoded from this read (an EOS must
+                 * not overtake the close frame that came with it). */
                 APR_BUCKET_REMOVE(e);
-                APR_BRIGADE_INSERT_TAIL(ctx->in_ready, e);
+                APR_BRIGADE_INSERT_TAIL(ctx->in_meta, e);
                 continue;
             }
             rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
@@ -277,8 +302,10 @@ static apr_status_t zeq_ws_in_filter(ap_filter_t *f, apr_bucket_brigade *bb,
         if (ctx->closed) {
             /* Nothing of a failed exchange reaches the backend. */
             apr_brigade_cleanup(ctx->in_ready);
+            apr_brigade_cleanup(ctx->in_meta);
             return APR_EOF;
         }
+        APR_BRIGADE_CONCAT(ctx->in_ready, ctx->in_meta);
     }
 }
 
@@ -301,12 +328,6 @@ static apr_size_t zeq_ws_scan_head(zeq_ws_ctx *ctx, const char *data,
         }
     }
     return len;
-}
-
-static int zeq_ws_head_is_101(const zeq_ws_ctx *ctx)
-{
-    return ctx->head_len >= 12 && memcmp(ctx->head, "HTTP/1.", 7) == 0
-           && memcmp(ctx->head + 8, " 101", 4) == 0;
 }
 
 static apr_status_t zeq_ws_out_frames(ap_filter_t *f, zeq_ws_ctx *ctx,
@@ -363,14 +384,36 @@ static apr_status_t zeq_ws_out_frames(ap_filter_t *f, zeq_ws_ctx *ctx,
         rv = ap_pass_brigade(f->next, ctx->out_bb);
         apr_brigade_cleanup(ctx->out_bb);
     }
-    if (ctx->closed) {
-        /* The close frame is out (flushed): end the tunnel instead of
-         * dropping the backend's frames until a timeout. mod_proxy stops
-         * quietly on an aborted client connection, where an error status
-         * here would be logged as a failure. */
-        ctx->c->aborted = 1;
-    }
     return rv;
+}
+
+/* The status code of the scanned head, 0 when it is not a status line. */
+static int zeq_ws_head_status(const zeq_ws_ctx *ctx)
+{
+    const unsigned char *h = ctx->head;
+
+    if (ctx->head_len < 12 || memcmp(h, "HTTP/1.", 7) != 0 || h[8] != ' '
+        || h[9] < '1' || h[9] > '5' || h[10] < '0' || h[10] > '9'
+        || h[11] < '0' || h[11] > '9') {
+        return 0;
+    }
+    return (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
+}
+
+/* Refuses an answer that would reach an encrypting client in plaintext:
+ * nothing more is sent, the connection is closed. */
+static void zeq_ws_refuse(zeq_ws_ctx *ctx, int status)
+{
+    ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, ctx->c, ZEQLOG(60007)
+                  "an encrypted WebSocket opening was answered %d through "
+                  "a raw tunnel (mod_proxy_wstunnel with "
+                  "ProxyWebsocketFallbackToProxyHttp Off?): that answer "
+                  "cannot be sealed and is not sent; connection closed",
+                  status);
+    ctx->closed = 1;
+    ctx->refused = 1;
+    ctx->c->keepalive = AP_CONN_CLOSE;
+    ctx->c->aborted = 1;
 }
 
 static apr_status_t zeq_ws_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
@@ -384,6 +427,10 @@ static apr_status_t zeq_ws_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         ap_remove_output_filter(f);
         return ap_pass_brigade(f->next, bb);
     }
+    if (ctx->refused) {
+        apr_brigade_cleanup(bb);
+        return APR_SUCCESS;
+    }
     if (ctx->armed) {
         return zeq_ws_out_frames(f, ctx, bb);
     }
@@ -392,6 +439,7 @@ static apr_status_t zeq_ws_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         const char *data;
         apr_size_t len, at;
         apr_bucket_brigade *rest;
+        int status;
 
         if (APR_BUCKET_IS_METADATA(e)) {
             continue;
@@ -404,10 +452,27 @@ static apr_status_t zeq_ws_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         if (ctx->crlf != 4) {
             continue;
         }
-        if (!zeq_ws_head_is_101(ctx)) {
-            /* The upgrade was refused: stand aside for good. */
+        status = zeq_ws_head_status(ctx);
+        if (status >= 100 && status < 200 && status != 101) {
+            /* An interim answer (100, 103): the final one follows. */
+            ctx->head_len = 0;
+            ctx->crlf = 0;
+            if (at < len) {
+                apr_bucket_split(e, at);
+            }
+            continue;
+        }
+        if (status != 101) {
+            if (!ctx->ex->answered && !ctx->ex->refused) {
+                /* Not through the sealer: plaintext from a raw tunnel. */
+                zeq_ws_refuse(ctx, status);
+                apr_brigade_cleanup(bb);
+                return APR_SUCCESS;
+            }
+            /* A sealed answer or a module error: stand aside for good. */
             ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, ctx->c, ZEQLOG(60002)
-                          "WebSocket upgrade not accepted by the backend");
+                          "WebSocket opening answered %d (sealed or a "
+                          "module error), not upgraded", status);
             holder->ctx = NULL;
             ap_remove_input_filter(ctx->in_f);
             ap_remove_output_filter(f);
@@ -433,94 +498,24 @@ static apr_status_t zeq_ws_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     return ap_pass_brigade(f->next, bb);
 }
 
-/* True for an Upgrade: websocket request. */
-static int zeq_ws_is_upgrade(request_rec *r)
+int zeq_ws_arm(request_rec *r, zeq_exchange *ex, apr_size_t max_message)
 {
-    const char *up = apr_table_get(r->headers_in, "Upgrade");
-
-    return up != NULL && ap_find_token(r->pool, up, "websocket");
-}
-
-/* Removes e2e_session from the query string everywhere mod_proxy may
- * read it; returns 1 with the id, 0 when absent, -1 when malformed. */
-static int zeq_ws_take_session(request_rec *r, char *id, apr_size_t cap)
-{
-    char *args, *q;
-    int found;
-
-    if (r->args == NULL) {
-        return 0;
-    }
-    args = apr_pstrdup(r->pool, r->args);
-    found = zeq_proto_query_take(args, ZEQ_WS_QUERY_PARAM, id, cap);
-    if (found == 0) {
-        return 0;
-    }
-    r->args = *args ? args : NULL;
-    r->parsed_uri.query = r->args;
-    q = strchr(r->unparsed_uri, '?');
-    if (q != NULL) {
-        r->unparsed_uri = r->args
-            ? apr_pstrcat(r->pool, apr_pstrmemdup(r->pool, r->unparsed_uri,
-                                                  (apr_size_t)(q - r->unparsed_uri)),
-                          "?", r->args, NULL)
-            : apr_pstrmemdup(r->pool, r->unparsed_uri,
-                             (apr_size_t)(q - r->unparsed_uri));
-    }
-    if (r->filename != NULL && strncmp(r->filename, "proxy:", 6) == 0
-        && (q = strchr(r->filename, '?')) != NULL) {
-        char *fq = apr_pstrdup(r->pool, q + 1);
-        char dummy[ZEQ_PROTO_SESSION_ID_MAX + 1];
-        zeq_proto_query_take(fq, ZEQ_WS_QUERY_PARAM, dummy, sizeof(dummy));
-        r->filename = apr_pstrcat(r->pool,
-                                  apr_pstrmemdup(r->pool, r->filename,
-                                                 (apr_size_t)(q - r->filename)),
-                                  *fq ? "?" : "", fq, NULL);
-    }
-    return found;
-}
-
-int zeq_ws_fixups(request_rec *r, const zeq_dir_conf *dc,
-                  const zeq_srv_conf *sc)
-{
-    char id[ZEQ_PROTO_SESSION_ID_MAX + 1];
     zeq_ws_holder *holder;
-    zeq_ws_ctx *ctx;
-    apr_size_t max;
-    int found, result;
+    zeq_ws_ctx *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
 
-    if (!zeq_ws_is_upgrade(r)) {
-        return DECLINED;
-    }
-    found = zeq_ws_take_session(r, id, sizeof(id));
-    if (found == 0) {
-        if (zeq_config_required(dc)) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(60004)
-                          "plaintext WebSocket refused: ZeqE2ERequire On");
-            return zeq_error_send(r, HTTP_FORBIDDEN, ZEQ_E2E_ERR_REQUIRED,
-                                  "this location requires end-to-end "
-                                  "encryption");
-        }
-        return OK;   /* a plaintext WebSocket, untouched */
-    }
-    ctx = apr_pcalloc(r->pool, sizeof(*ctx));
-    result = zeq_request_session(r, sc, found > 0 ? id : NULL, ctx->key);
-    if (result != OK) {
-        return result;
-    }
-    /* Frames are sealed whole: no compression extension with the backend. */
-    apr_table_unset(r->headers_in, "Sec-WebSocket-Extensions");
-
-    max = (apr_size_t)zeq_config_max_message(dc);
+    memcpy(ctx->key, ex->key, sizeof(ctx->key));
+    ctx->ex = ex;
     ctx->c = r->connection;
     ctx->cipher = zeq_envelope_ctx_new();
     ctx->in_tmp = apr_brigade_create(r->pool, ctx->c->bucket_alloc);
     ctx->in_ready = apr_brigade_create(r->pool, ctx->c->bucket_alloc);
+    ctx->in_meta = apr_brigade_create(r->pool, ctx->c->bucket_alloc);
     ctx->out_bb = apr_brigade_create(r->pool, ctx->c->bucket_alloc);
     /* A client message is an envelope of one more byte than the message. */
-    zeq_frame_reader_init(&ctx->from_client, max + ZEQ_ENVELOPE_OVERHEAD + 1);
+    zeq_frame_reader_init(&ctx->from_client,
+                          max_message + ZEQ_ENVELOPE_OVERHEAD + 1);
     ctx->from_client.require_mask = 1;
-    zeq_frame_reader_init(&ctx->from_backend, max);
+    zeq_frame_reader_init(&ctx->from_backend, max_message);
     holder = apr_pcalloc(ctx->c->pool, sizeof(*holder));
     holder->ctx = ctx;
     ctx->holder = holder;
@@ -536,7 +531,7 @@ int zeq_ws_fixups(request_rec *r, const zeq_dir_conf *dc,
     ctx->out_f = ap_add_output_filter_handle(zeq_ws_out_handle, holder, r,
                                              r->connection);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ZEQLOG(60006)
-                  "WebSocket upgrade with a valid session: frames will be "
+                  "WebSocket opening with a valid session: frames will be "
                   "sealed");
     return OK;
 }

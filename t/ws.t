@@ -543,8 +543,11 @@ for my $case (['malformed', '!!!'], ['empty', '']) {
 {
     my $hp = ZeqTest::hostport('zeq_file');
     my $ws = connect_ws(path => '/ws/not-an-endpoint');
-    ok t_cmp("$ws->{status} " . ((decode_json_safe($ws->{body}) // {})->{backend} // ''), '404 not found',
-             'upgrade refused by the backend (404) with a valid session: its plain answer arrives');
+    my $opened = open_envelope($key, $ws->{body});
+    ok t_cmp("$ws->{status} " . media_type($ws->{h}->header('Content-Type')) . ' '
+             . ((decode_json_safe($opened // '') // {})->{backend} // ''),
+             '404 application/x-zeq-e2e not found',
+             'upgrade refused by the backend (404) with a valid session: its answer arrives sealed');
     my $r1 = $ws->http_request("GET /proxy/echo?after=refused HTTP/1.1\nHost: $hp\n");
     my $j1 = decode_json_safe($r1->{body}) // {};
     ok t_cmp("$r1->{status} " . ($j1->{method} // ''), '200 GET',

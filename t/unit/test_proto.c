@@ -524,19 +524,30 @@ static void test_query_take(void)
     qt("a=1&" QP "=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", QP, 129, 1,
        "a=1", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8");
 
-    /* repeated: every pair removed, the first value returned */
-    qt(QP "=first&a=1&" QP "=second&b=2&" QP "=third", QP, 64, 1, "a=1&b=2",
+    /* repeated: -2, every item removed (the first value copied) */
+    qt(QP "=first&a=1&" QP "=second&b=2&" QP "=third", QP, 64, -2, "a=1&b=2",
        "first");
-    qt(QP "=x&" QP "=y", QP, 64, 1, "", "x");
-    qt("a=1&" QP "=&" QP "=late", QP, 64, 1, "a=1", "");
+    qt(QP "=x&" QP "=y", QP, 64, -2, "", "x");
+    qt("a=1&" QP "=&" QP "=late", QP, 64, -2, "a=1", "");
+    qt(QP "=x&e2e%5Fsession=y", QP, 64, -2, "", "x");
 
     /* absent: 0 and the query unchanged */
     qt("a=1&b=2", QP, 64, 0, "a=1&b=2", NULL);
     qt("a=1", QP, 64, 0, "a=1", NULL);
     qt("session=abc&e2e=1", QP, 64, 0, "session=abc&e2e=1", NULL);
     qt("E2E_SESSION=abc", QP, 64, 0, "E2E_SESSION=abc", NULL);
-    qt("e2e%5Fsession=abc", QP, 64, 0, "e2e%5Fsession=abc", NULL);
     qt("a=" QP "=abc", QP, 64, 0, "a=" QP "=abc", NULL);
+    qt("e2e+session=abc", QP, 64, 0, "e2e+session=abc", NULL);
+    qt("e2e%20session=abc", QP, 64, 0, "e2e%20session=abc", NULL);
+    qt("e2e%5session=abc", QP, 64, 0, "e2e%5session=abc", NULL);
+    qt("e2e_session%=abc", QP, 64, 0, "e2e_session%=abc", NULL);
+    qt("e2e_session%00=abc", QP, 64, 0, "e2e_session%00=abc", NULL);
+
+    /* the name is percent-decoded: any escape of any of its bytes */
+    qt("e2e%5Fsession=abc&a=1", QP, 64, 1, "a=1", "abc");
+    qt("e2e%5fsession=abc", QP, 64, 1, "", "abc");
+    qt("%65%32%65%5f%73%65%73%73%69%6f%6e=abc", QP, 64, 1, "", "abc");
+    qt("a=1&e2e_sessio%6E=abc&b=2", QP, 64, 1, "a=1&b=2", "abc");
 
     /* a name that extends or ends with the parameter's name stays */
     qt(QP "2=x", QP, 64, 0, QP "2=x", NULL);
@@ -557,10 +568,19 @@ static void test_query_take(void)
     qt(QP "=&a=1", QP, 64, 1, "a=1", "");
     qt(QP "=", QP, 1, 1, "", "");
 
-    /* the value is taken verbatim (no decoding), up to the next '&' */
+    /* the value is percent-decoded ('+' kept), up to the next '&' */
     qt(QP "=a=b&c=d", QP, 64, 1, "c=d", "a=b");
-    qt(QP "=a%26b&c", QP, 64, 1, "c", "a%26b");
+    qt(QP "=a%26b&c", QP, 64, 1, "c", "a&b");
     qt(QP "=a+b;c", QP, 64, 1, "", "a+b;c");
+    qt(QP "=%41%2d%5F", QP, 64, 1, "", "A-_");
+
+    /* a value that does not decode: -1, the item removed */
+    qt(QP "=a%2&b=1", QP, 64, -1, "b=1", NULL);
+    qt(QP "=a%&b=1", QP, 64, -1, "b=1", NULL);
+    qt(QP "=a%zz", QP, 64, -1, "", NULL);
+    qt(QP "=a%00b", QP, 64, -1, "", NULL);
+    /* decoded, the value fits where its escapes would not */
+    qt(QP "=%41%42%43", QP, 4, 1, "", "ABC");
 
     /* value too long: -1, the pair removed all the same */
     qt(QP "=abcd&a=1", QP, 4, -1, "a=1", NULL);
@@ -569,9 +589,9 @@ static void test_query_take(void)
     qt(QP "=", QP, 0, -1, "", NULL);
     qt(QP "=x", QP, 1, -1, "", NULL);
     qt(QP "=x", QP, 2, 1, "", "x");
-    qt(QP "=toolong&" QP "=ok&b=2", QP, 3, -1, "b=2", NULL);
-    qt("a=1&" QP "=toolong&b=2&" QP "=ok", QP, 7, -1, "a=1&b=2", NULL);
-    qt(QP "=ok&" QP "=toolong", QP, 3, 1, "", "ok");
+    qt(QP "=toolong&" QP "=ok&b=2", QP, 3, -2, "b=2", NULL);
+    qt("a=1&" QP "=toolong&b=2&" QP "=ok", QP, 7, -2, "a=1&b=2", NULL);
+    qt(QP "=ok&" QP "=toolong", QP, 3, -2, "", "ok");
 
     /* empty pairs: no leading, trailing or doubled '&' is left behind */
     qt("&&a=1&&" QP "=abc&&b=2&&", QP, 64, 1, "a=1&b=2", "abc");

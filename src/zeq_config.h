@@ -1,0 +1,97 @@
+/* Configuration of mod_zeq_e2e: per-directory and per-server records with
+ * unset markers and real merges, the directive handlers, the startup
+ * checks, and the getters every other part reads settings through. */
+#ifndef ZEQ_CONFIG_H
+#define ZEQ_CONFIG_H
+
+#include "zeq_private.h"
+#include "ap_socache.h"
+#include "apr_global_mutex.h"
+
+#define ZEQ_UNSET (-1)
+#define ZEQ_DEFAULT_TTL 3600
+#define ZEQ_DEFAULT_MAX_REQUEST  ((apr_off_t)16 * 1024 * 1024)
+#define ZEQ_DEFAULT_MAX_RESPONSE ((apr_off_t)64 * 1024 * 1024)
+#define ZEQ_DEFAULT_MAX_MESSAGE  ((apr_off_t)1024 * 1024)
+#define ZEQ_MAX_MESSAGE_LIMIT    ((apr_off_t)256 * 1024 * 1024)
+#define ZEQ_DEFAULT_CACHE_SIZE 16777216   /* >= 100,000 sessions in shmcb */
+#define ZEQ_MAX_TTL (86400 * 30)
+#define ZEQ_SCOPE_ID_LEN 16
+#define ZEQ_HANDSHAKE_HANDLER "zeq-e2e-handshake"
+#define ZEQ_CLIENT_HANDLER "zeq-e2e-client"
+#define ZEQ_DEFAULT_CLIENT_PATH "/static/zeq-e2e-client.js"
+#define ZEQ_MUTEX_TYPE "zeq-e2e-cache"
+
+/* Per-directory configuration; every field has an unset marker. */
+typedef struct {
+    int enabled;            /* ZeqE2E: ZEQ_UNSET, 0, 1 */
+    int require;            /* ZeqE2ERequire */
+    apr_off_t max_request;  /* ZeqE2EMaxRequestBody, ZEQ_UNSET */
+    apr_off_t max_response; /* ZeqE2EMaxResponseBody, ZEQ_UNSET */
+    apr_off_t max_message;  /* ZeqE2EMaxMessage (WebSocket), ZEQ_UNSET */
+} zeq_dir_conf;
+
+/* The session cache: one per server tree, configured globally (the
+ * module-wide record, as mod_ssl's SSLModConfigRec). */
+typedef struct {
+    const ap_socache_provider_t *provider;
+    ap_socache_instance_t *instance;
+    const char *name;        /* provider name as configured */
+    const char *args;        /* its arguments (NULL: the module's default) */
+    apr_global_mutex_t *mutex;   /* only for providers not MP-safe */
+    server_rec *server;      /* the main server, for destroy */
+} zeq_session_cache;
+
+/* A copy of the secret's bytes, zeroed when its pool is cleared. */
+typedef struct {
+    unsigned char *bytes;
+    apr_size_t len;
+} zeq_secret;
+
+/* Where a secret came from (for the startup log; never the secret). */
+typedef enum {
+    ZEQ_SECRET_NONE = 0, ZEQ_SECRET_LITERAL, ZEQ_SECRET_ENV, ZEQ_SECRET_FILE,
+    ZEQ_SECRET_DEFAULT_ENV
+} zeq_secret_origin;
+
+/* Per-server configuration. */
+typedef struct {
+    zeq_secret_origin secret_origin;   /* ZEQ_SECRET_NONE: unset */
+    zeq_secret *secret;          /* NULL: none (v1 handshakes answer 503) */
+    const char *scope_name;      /* ZeqE2ESessionScope, NULL unset */
+    unsigned char scope_id[ZEQ_SCOPE_ID_LEN]; /* binds sessions (post_config) */
+    int ttl;                     /* seconds, ZEQ_UNSET */
+    const char *handshake_path;  /* NULL unset */
+    const char *client_path;     /* ZeqE2EClientScriptPath, NULL unset */
+    int cleanup_interval;        /* obsolete ZeqE2ECleanupInterval, ZEQ_UNSET */
+    zeq_session_cache *cache;    /* global only: the main server's, shared */
+} zeq_srv_conf;
+
+void *zeq_config_create_dir(apr_pool_t *p, char *dir);
+void *zeq_config_merge_dir(apr_pool_t *p, void *basev, void *addv);
+void *zeq_config_create_srv(apr_pool_t *p, server_rec *s);
+void *zeq_config_merge_srv(apr_pool_t *p, void *basev, void *addv);
+const char *zeq_config_set_secret(cmd_parms *cmd, void *dc, const char *arg);
+const char *zeq_config_set_cache(cmd_parms *cmd, void *dc, const char *arg);
+const char *zeq_config_set_ttl(cmd_parms *cmd, void *dc, const char *arg);
+const char *zeq_config_set_cleanup(cmd_parms *cmd, void *dc, const char *arg);
+/* ZeqE2EHandshakePath, ZeqE2EClientScriptPath: cmd->info is the
+ * APR_OFFSETOF slot in zeq_srv_conf. */
+const char *zeq_config_set_path(cmd_parms *cmd, void *dc, const char *arg);
+const char *zeq_config_set_scope(cmd_parms *cmd, void *dc, const char *arg);
+/* The byte limits: cmd->info is the APR_OFFSETOF slot in zeq_dir_conf. */
+const char *zeq_config_set_limit(cmd_parms *cmd, void *dc, const char *arg);
+void zeq_config_register_hooks(apr_pool_t *p);
+
+zeq_srv_conf *zeq_config_srv(const server_rec *s);
+zeq_dir_conf *zeq_config_dir(const request_rec *r);
+int zeq_config_enabled(const zeq_dir_conf *d);
+int zeq_config_required(const zeq_dir_conf *d);
+apr_off_t zeq_config_max_request(const zeq_dir_conf *d);
+apr_off_t zeq_config_max_response(const zeq_dir_conf *d);
+apr_off_t zeq_config_max_message(const zeq_dir_conf *d);
+int zeq_config_ttl(const zeq_srv_conf *c);
+const char *zeq_config_handshake_path(const zeq_srv_conf *c);
+const char *zeq_config_client_path(const zeq_srv_conf *c);
+
+#endif

@@ -1,0 +1,48 @@
+/* The spool of a v1 response envelope: holds the ciphertext of a body
+ * until its tag is known (the tag precedes the ciphertext on the wire), so
+ * that a stalled reader pins little memory. Ciphertext stays in memory up
+ * to ZEQ_SPOOL_MEMORY bytes per response (and while the process's
+ * spools together hold under ZEQ_SPOOL_PROCESS_MEMORY), beyond that in an
+ * unlinked temporary file: ciphertext is not secret, plaintext never
+ * touches the disk. A body region read from a file (a static file's FILE
+ * bucket) is not stored at all: its ciphertext is produced again from the
+ * file, at its keystream offset, when the bucket is read.
+ *
+ * APR, APR-util and libcrypto only (no httpd header): unit-tested alone. */
+#ifndef ZEQ_SPOOL_H
+#define ZEQ_SPOOL_H
+
+#include "apr_buckets.h"
+#include "apr_file_io.h"
+
+#include "zeq_envelope.h"
+
+#define ZEQ_SPOOL_MEMORY          (64 * 1024)
+#define ZEQ_SPOOL_PROCESS_MEMORY  (32 * 1024 * 1024)
+
+typedef struct zeq_spool zeq_spool;
+
+/* A spool in pool p for the body of an envelope sealed with key and iv
+ * (copied, zeroed when p is cleared). tmpdir: where spill files go (NULL:
+ * the system's temporary directory). */
+zeq_spool *zeq_spool_create(apr_pool_t *p, apr_bucket_alloc_t *list,
+                            const unsigned char key[ZEQ_KEY_LEN],
+                            const unsigned char iv[ZEQ_ENVELOPE_IV_LEN],
+                            const char *tmpdir);
+/* Appends len bytes of ciphertext that follow what the spool holds; takes
+ * buf (malloc'd) in every case. */
+apr_status_t zeq_spool_add(zeq_spool *sp, unsigned char *buf, apr_size_t len);
+/* Appends the ciphertext of the plaintext at [offset, offset + len) of fd,
+ * whose bytes the caller has just passed through the envelope's cipher (so
+ * its tag covers them): it is produced again from fd when the bucket is
+ * read. fd must stay open as long as the buckets live. */
+apr_status_t zeq_spool_add_file(zeq_spool *sp, apr_file_t *fd,
+                                apr_off_t offset, apr_off_t len);
+/* Bytes of ciphertext held so far. */
+apr_off_t zeq_spool_length(const zeq_spool *sp);
+/* Moves the whole ciphertext into bb, in order. */
+apr_status_t zeq_spool_drain(zeq_spool *sp, apr_bucket_brigade *bb);
+/* Drops what the spool holds. */
+void zeq_spool_discard(zeq_spool *sp);
+
+#endif
