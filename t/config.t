@@ -72,6 +72,14 @@ EOC
     ['ZeqE2ESessionTTL inside <Directory>',
      "<Directory /x>\n    ZeqE2ESessionTTL 60\n</Directory>\n", 'fail', [qr/ZeqE2ESessionTTL/]],
     ['ZeqE2E Maybe', "ZeqE2E Maybe\n", 'fail', [qr/ZeqE2E\b/]],
+    ['ZeqE2ESessionScope in a virtual host', "<VirtualHost 127.0.0.1:8>\n    ZeqE2ESessionScope shared-app\n</VirtualHost>\n",
+     'ok', [qr/Syntax OK/]],
+    ['ZeqE2ESessionScope with a blank', qq{ZeqE2ESessionScope "two words"\n}, 'fail', [qr/ZeqE2ESessionScope/]],
+    ['ZeqE2ESessionScope inside <Location>', "<Location /x>\n    ZeqE2ESessionScope a\n</Location>\n", 'fail',
+     [qr/ZeqE2ESessionScope/]],
+    ['ZeqE2EMaxResponseBody over what one AES-GCM envelope can hold', "ZeqE2EMaxResponseBody 68719476705\n", 'fail',
+     [qr/ZeqE2EMaxResponseBody/, qr/68719476704/]],
+    ['ZeqE2EMaxRequestBody 1.5', "ZeqE2EMaxRequestBody 1.5\n", 'fail', [qr/ZeqE2EMaxRequestBody/]],
 );
 
 my $checks = 0;

@@ -1,6 +1,6 @@
 # The secret stays secret: not in CGI environments (file:, env: and literal
-# secrets), not in mod_info's configuration dump when it comes from env: or
-# file:. (t/zz_error_log.t checks the logs.)
+# secrets), not in mod_info's configuration dump (a literal one is zeroed in
+# the configuration tree once read). (t/zz_error_log.t checks the logs.)
 use strict;
 use warnings;
 
@@ -17,7 +17,7 @@ my @hosts = (['zeq_file', '/cgi-bin/echo.cgi'], ['zeq_env', '/cgi-bin/echo.cgi']
 my @secrets = (ZeqTest::Fixtures::FILE_SECRET, ZeqTest::Fixtures::ENV_SECRET,
                ZeqTest::Fixtures::LITERAL_SECRET);
 
-plan tests => 1 + @hosts * 3 + 6, need_lwp;
+plan tests => 1 + @hosts * 3 + 7, need_lwp;
 
 sub leaks {
     my ($text) = @_;
@@ -59,8 +59,11 @@ for my $h (@hosts) {
              'mod_info does not show the value of the env: secret');
     ok t_cmp(index($info, ZeqTest::Fixtures::FILE_SECRET) < 0 ? 'absent' : 'shown', 'absent',
              'mod_info does not show the content of the file: secret');
+    ok t_cmp(index($info, ZeqTest::Fixtures::LITERAL_SECRET) < 0 ? 'absent' : 'shown', 'absent',
+             'mod_info does not show the literal secret (zeroed in the configuration tree)');
     my $all = request(vhost => 'main', path => '/server-info');
     ok t_cmp(index($all->{body}, ZeqTest::Fixtures::FILE_SECRET) < 0
-             && index($all->{body}, ZeqTest::Fixtures::ENV_SECRET) < 0 ? 'absent' : 'shown',
-             'absent', 'mod_info\'s full page shows neither the env: nor the file: secret');
+             && index($all->{body}, ZeqTest::Fixtures::ENV_SECRET) < 0
+             && index($all->{body}, ZeqTest::Fixtures::LITERAL_SECRET) < 0 ? 'absent' : 'shown',
+             'absent', 'mod_info\'s full page shows none of the env:, file: and literal secrets');
 }

@@ -25,7 +25,7 @@ sub node_major {
     return $v =~ /^v(\d+)\./ ? $1 : 0;
 }
 
-plan tests => 5 + 4 + 2 + 3 + 3 + ($CE + 1) + 2,
+plan tests => 5 + 4 + 2 + 3 + 2 + 3 + ($CE + 1) + 2,
     need need_lwp,
     { 'node 18 or newer (t/ws_h2_client.cjs uses node:http2 and node:crypto)' => sub { node_major() >= 18 } };
 
@@ -82,6 +82,13 @@ ok t_cmp(($o->{close}{payloadHex} // '') . ' ' . ($o->{ended} ? 'ended' : 'open'
     ok t_cmp($open->{headers}{'sec-websocket-extensions'}, undef,
              'over h2: no Sec-WebSocket-Extensions reached the backend');
 }
+
+# --- a last message and the close in the stream's final DATA frame ---------------------------------
+ok t_cmp($o->{lastStatus}, 200, 'last-words socket over h2: 200');
+ok t_cmp(join(',', map { $_->{ev} eq 'message' ? "message:$_->{sha256}" : $_->{ev} eq 'close' ? "close:$_->{code}" : $_->{ev} }
+              grep { $_->{ev} =~ /^(?:open|message|close)$/ } records_at_end("$conn-last")),
+         "open,message:$o->{sent}{last},close:1000",
+         'a message and a close in the DATA frame with END_STREAM: the backend gets both, in order');
 
 # --- a tampered envelope --------------------------------------------------------------------
 ok t_cmp($o->{tamperStatus}, 200, 'tamper socket over h2: 200');

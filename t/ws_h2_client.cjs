@@ -209,6 +209,18 @@ async function main() {
     out.ended = await endOf(ws);
   }
 
+  // A last message and the close frame in the DATA frame that ends the
+  // stream: both reach the backend, in order, before the end.
+  const wl = await openSocket(`/ws/echo?conn=${conn}-last&e2e_session=${sid}`);
+  out.lastStatus = wl.status;
+  if (wl.status === 200) {
+    const lastText = Buffer.from('the last words, with END_STREAM', 'utf8');
+    out.sent.last = crypto.createHash('sha256').update(lastText).digest('hex');
+    wl.stream.end(Buffer.concat([frame(0x2, sealMessage(key, 'text', lastText)),
+                                 frame(0x8, Buffer.from([0x03, 0xe8]))]));
+    out.lastEnded = await endOf(wl);
+  }
+
   // A tampered envelope: close 1008, nothing forwarded.
   const wt = await openSocket(`/ws/echo?conn=${conn}-tamper&e2e_session=${sid}`);
   out.tamperStatus = wt.status;

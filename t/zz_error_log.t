@@ -30,9 +30,18 @@ my @lines = split /\n/, $error_log;
 
 # Lines the suite provokes on purpose, each tied to its test. Keep it tight.
 my @expected = (
-    # t/errors.t, t/cgi.t: nph- scripts refused in an encrypted exchange.
-    [qr/\[zeq_e2e:error\] .* ZEQ40013: refusing nph- CGI script \S*\/nph-echo\.cgi /,
+    # t/errors.t, t/cgi.t, t/gate.t: nph- scripts refused in an encrypted
+    # exchange (t/gate.t: reached through DirectoryIndex, ErrorDocument and
+    # Action).
+    [qr/\[zeq_e2e:error\] .* ZEQ40013: refusing nph- CGI script \S*\/nph-(?:echo|index)\.cgi /,
      'nph- refusal'],
+    # t/gate.t: an encrypted opening answered 404 through mod_proxy_wstunnel's
+    # raw tunnel is refused.
+    [qr/\[zeq_e2e:error\] .* ZEQ60007: an encrypted WebSocket opening was answered 404 through a raw tunnel/,
+     'raw-tunnel answer refused'],
+    # t/gate.t: the SSI page's include of /strict/ content without a session.
+    [qr/\[include:error\] .*unable to include "\/strict\/s\.json" in parsed file \S*\/ssi\/page\.shtml, subrequest setup returned 403/,
+     'SSI include refused under ZeqE2ERequire'],
     # t/response.t: answers over ZeqE2EMaxResponseBody (1000 under /limits/).
     [qr/\[zeq_e2e:error\] .* ZEQ50001: .*\bZeqE2EMaxResponseBody \(1000 bytes\)/,
      'response over ZeqE2EMaxResponseBody'],

@@ -1,5 +1,6 @@
 #!/usr/bin/perl
-# Non-parsed-header CGI: writes its own status line and headers, so its
+# Non-parsed-header CGI (also the DirectoryIndex of t/htdocs/nphdir/, as a
+# link): writes its own status line and headers, so its
 # output goes straight to the connection. Its body carries a marker the
 # tests look for: it must never reach a client of an encrypted exchange.
 use strict;
@@ -8,7 +9,7 @@ use FindBin ();
 use Fcntl qw(:flock);
 
 binmode STDOUT;
-if (open my $fh, '>>', "$FindBin::Bin/../var/hits/cgi.log") {
+if (open my $fh, '>>', "$FindBin::RealBin/../var/hits/cgi.log") {
     flock $fh, LOCK_EX;
     print {$fh} ($ENV{REQUEST_METHOD} // '') . ' ' . ($ENV{REQUEST_URI} // '') . "\n";
     close $fh;

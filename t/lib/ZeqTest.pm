@@ -47,6 +47,9 @@ my %SECRET = (
     zeq_h2      => ZeqTest::Fixtures::FILE_SECRET,
     zeq_env     => ZeqTest::Fixtures::ENV_SECRET,
     zeq_literal => ZeqTest::Fixtures::LITERAL_SECRET,
+    zeq_gate    => ZeqTest::Fixtures::FILE_SECRET,
+    zeq_scope_a => ZeqTest::Fixtures::FILE_SECRET,
+    zeq_scope_b => ZeqTest::Fixtures::FILE_SECRET,
 );
 my %HANDSHAKE_PATH = (zeq_literal => '/custom/handshake');
 my %SCHEME = (zeq_h2 => 'https');
@@ -287,7 +290,9 @@ sub tmp_dir {
     return $d;
 }
 
-# curl (HTTP/2 by default, --http2 over TLS negotiates h2 with ALPN).
+# curl (HTTP/2 by default, --http2 over TLS negotiates h2 with ALPN, over
+# cleartext it offers an h2c upgrade; http2 => 'prior' speaks HTTP/2 from
+# the first byte).
 # Returns { status, h, body, http_version }.
 sub curl_request {
     my (%a) = @_;
@@ -295,7 +300,8 @@ sub curl_request {
     my $tag = "$$-" . int(rand(1e9));
     my ($hfile, $bfile, $dfile) = map { catfile($dir, "$tag.$_") } qw(headers body data);
     my @cmd = ('curl', '-sS', '-k', '--max-time', '120',
-               ($a{http2} ? '--http2' : '--http1.1'),
+               (!$a{http2} ? '--http1.1'
+                : $a{http2} eq 'prior' ? '--http2-prior-knowledge' : '--http2'),
                '-D', $hfile, '-o', $bfile, '-w', '%{http_version}',
                '-X', $a{method} // 'GET');
     my @h = @{ $a{headers} || [] };

@@ -7,7 +7,8 @@ use strict;
 use warnings;
 
 use Cwd ();
-use Digest::SHA qw(sha256);
+use Digest::SHA qw(sha1 sha256);
+use MIME::Base64 qw(encode_base64);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
 use File::Spec::Functions qw(catdir catfile);
@@ -18,6 +19,10 @@ use constant ENV_SECRET     => 'zeq-env-secret-f0e1d2c3b4a5968778695a4b3c2d1e0f'
 use constant LITERAL_SECRET => 'zeq-literal-secret-8d0f6a2e4b1c9d73';
 
 use constant BIG_SIZE => 3 * 1024 * 1024;
+
+# The user of the basic-auth location of zeq_gate (t/gate.t).
+use constant AUTH_USER => 'zeq';
+use constant AUTH_PASSWORD => 'gate-pass-7c1d';
 
 sub env_secret { ENV_SECRET }
 
@@ -60,6 +65,10 @@ sub generate {
 
     # The file: secret, without a trailing newline.
     _write(secret_file(), FILE_SECRET, 0600);
+
+    # mod_authn_file's users ({SHA} entries), readable by the server.
+    _write(catfile($var, 'htpasswd'),
+           AUTH_USER . ':{SHA}' . encode_base64(sha1(AUTH_PASSWORD), '') . "\n", 0644);
 
     # Writable by the server's user (nobody when the suite runs as root):
     # the CGI scripts record their hits here, mod_proxy would spool here.
