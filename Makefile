@@ -23,7 +23,7 @@ UNIT    := $(patsubst t/unit/%.c,$(BUILD)/%,$(wildcard t/unit/test_*.c))
 # Debian packages: to build, to test, to run the demo.
 DEPS_BUILD := apache2 apache2-dev libssl-dev libcjson-dev gcc make
 DEPS_TEST  := $(DEPS_BUILD) libapache2-mod-perl2 libcryptx-perl libwww-perl \
-              libjson-pp-perl \
+              libjson-pp-perl libapache2-mod-php \
               curl openssl
 DEPS_RUN   := $(DEPS_BUILD) openssl
 
