@@ -1,6 +1,7 @@
 # mod_zeq_e2e: build with apxs, test against Debian's apache2, run the demo.
 #   make          build .libs/mod_zeq_e2e.so (-Wall -Wextra -Werror)
 #   make test     C unit tests + the Apache::Test suite (installs what it misses)
+#   make test-module  build/.libs/mod_zeq_test.so, the suite's test handlers
 #   make run      the demo on 127.0.0.1:$(PORT) (installs what it misses)
 #   make install  install the module and conf/zeq_e2e.{load,conf} (a2enmod zeq_e2e)
 
@@ -22,11 +23,11 @@ UNIT    := $(patsubst t/unit/%.c,$(BUILD)/%,$(wildcard t/unit/test_*.c))
 # Debian packages: to build, to test, to run the demo.
 DEPS_BUILD := apache2 apache2-dev libssl-dev libcjson-dev gcc make
 DEPS_TEST  := $(DEPS_BUILD) libapache2-mod-perl2 libcryptx-perl libwww-perl \
-              libjson-pp-perl \
+              libjson-pp-perl libapache2-mod-php \
               curl openssl
 DEPS_RUN   := $(DEPS_BUILD) openssl
 
-.PHONY: all install test unit run clean deps-build deps-test deps-run
+.PHONY: all install test test-module unit run clean deps-build deps-test deps-run
 
 all: $(MODULE)
 
@@ -51,6 +52,20 @@ $(MODULE): $(SOURCES) $(HEADERS) Makefile src/exports.map $(BUILD)/zeq_client_js
 	  || { grep -a -E ': (error|warning|note):' $(BUILD)/apxs.log || cat $(BUILD)/apxs.log; exit 1; }
 
 comma := ,
+
+# Test handlers of the Apache::Test suite (t/readers.t), loaded only by
+# t/conf/extra.conf.in; never installed. t/run-tests builds it.
+TEST_MODULE := $(BUILD)/.libs/mod_zeq_test.so
+
+$(TEST_MODULE): t/modules/mod_zeq_test.c Makefile
+	@mkdir -p $(BUILD)
+	@echo "apxs -c t/modules/mod_zeq_test.c (log: $(BUILD)/apxs-test.log)"
+	@$(APXS) -c -n zeq_test -o $(BUILD)/mod_zeq_test.la \
+	  $(addprefix -Wc$(comma),$(WARN)) \
+	  t/modules/mod_zeq_test.c -lcrypto > $(BUILD)/apxs-test.log 2>&1 \
+	  || { grep -a -E ': (error|warning|note):' $(BUILD)/apxs-test.log || cat $(BUILD)/apxs-test.log; exit 1; }
+
+test-module: $(TEST_MODULE)
 
 # Installs the Debian packages in $(1) that are missing (as root: apt-get).
 define install_deps
@@ -82,7 +97,7 @@ unit: $(UNIT)
 
 test: deps-test
 	client/test/run --deps
-	$(MAKE) all unit
+	$(MAKE) all unit test-module
 	t/run-tests
 	client/test/run
 
@@ -96,4 +111,5 @@ install: $(MODULE)
 	install -m 644 conf/zeq_e2e.load conf/zeq_e2e.conf $(DESTDIR)/etc/apache2/mods-available/
 
 clean:
-	rm -rf .libs $(BUILD) *.lo *.la *.o *.slo src/*.lo src/*.o src/*.slo src/.libs
+	rm -rf .libs $(BUILD) *.lo *.la *.o *.slo src/*.lo src/*.o src/*.slo src/.libs \
+	  t/modules/*.lo t/modules/*.o t/modules/*.slo t/modules/.libs

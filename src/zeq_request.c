@@ -257,6 +257,13 @@ static apr_status_t zeq_request_in_filter(ap_filter_t *f,
         && mode != AP_MODE_SPECULATIVE && mode != AP_MODE_EXHAUSTIVE) {
         return ap_get_brigade(f->next, bb, mode, block, readbytes);
     }
+    /* A line that ends where its bucket ends leaves a zero-length bucket
+     * behind (apr_brigade_split_line): drop it, so that a plaintext whose
+     * last byte is a newline answers EOS next, never an empty brigade. */
+    while (!APR_BRIGADE_EMPTY(ex->plain)
+           && APR_BRIGADE_FIRST(ex->plain)->length == 0) {
+        apr_bucket_delete(APR_BRIGADE_FIRST(ex->plain));
+    }
     /* The plaintext is all here: never a partial answer, never the
      * network. After the last byte, EOS. */
     if (APR_BRIGADE_EMPTY(ex->plain)) {

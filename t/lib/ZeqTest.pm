@@ -200,6 +200,8 @@ sub handshake_raw {
 #   accept     Accept header ('' = none)
 #   headers    [Name => value, ...] more headers
 #   via        'lwp' (default) or 'curl' (HTTP/2, see curl_request)
+#   timeout    seconds LWP waits for the server (default 120); a server
+#              that never answers gives status 500 (LWP's own answer)
 # Returns { status, h (HTTP::Headers), body (raw bytes), plain (the opened
 # envelope, or the body when the answer is not an envelope), opened (1/0/
 # undef when no envelope), enveloped, res, sent (the body sent) }.
@@ -254,7 +256,11 @@ sub request {
             $req->content($body);
             $req->header('Content-Length' => length $body);
         }
-        my $res = ua()->request($req);
+        my $ua = ua();
+        my $timeout = $ua->timeout;
+        $ua->timeout($a{timeout}) if defined $a{timeout};
+        my $res = $ua->request($req);
+        $ua->timeout($timeout);
         $r = { status => $res->code, h => $res->headers, body => $res->content,
                res => $res };
     }
