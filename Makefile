@@ -9,7 +9,8 @@ APXS    ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
 PORT    ?= 8080
 BUILD   := build
 SOURCES := mod_zeq_e2e.c src/zeq_config.c src/zeq_envelope.c src/zeq_proto.c \
-           src/zeq_gate.c src/zeq_exchange.c src/zeq_spool.c \
+           src/zeq_gate.c src/zeq_exchange.c src/zeq_spool.c src/zeq_kex.c \
+           src/zeq_record.c src/zeq_replay.c src/zeq_sessrec.c \
            src/zeq_session.c src/zeq_handshake.c src/zeq_request.c \
            src/zeq_response.c src/zeq_error.c src/zeq_client.c \
            src/zeq_frame.c src/zeq_ws.c
@@ -17,7 +18,8 @@ HEADERS := $(wildcard src/*.h include/*.h)
 WARN    := -std=c11 -Wall -Wextra -Werror
 MODULE  := .libs/mod_zeq_e2e.so
 # Pure parts, unit-tested and fuzzed without httpd.
-PURE    := src/zeq_envelope.c src/zeq_proto.c src/zeq_frame.c
+PURE    := src/zeq_envelope.c src/zeq_proto.c src/zeq_frame.c src/zeq_kex.c \
+           src/zeq_record.c src/zeq_replay.c src/zeq_sessrec.c
 UNIT    := $(patsubst t/unit/%.c,$(BUILD)/%,$(wildcard t/unit/test_*.c))
 
 # Debian packages: to build, to test, to run the demo.
@@ -87,7 +89,7 @@ deps-test:
 deps-run:
 	$(call install_deps,$(DEPS_RUN))
 
-$(BUILD)/%: t/unit/%.c $(PURE) $(wildcard src/zeq_envelope.h src/zeq_proto.h src/zeq_frame.h t/unit/*.h)
+$(BUILD)/%: t/unit/%.c $(PURE) $(PURE:.c=.h) src/zeq_result.h $(wildcard t/unit/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) $(WARN) -D_POSIX_C_SOURCE=200809L -Isrc -Iinclude $< $(PURE) \
 	  -lcrypto -lcjson -o $@

@@ -53,6 +53,18 @@ static const command_rec zeq_e2e_cmds[] = {
                   "(default shmcb, 16 MB; global only)"),
     AP_INIT_TAKE1("ZeqE2ESessionTTL", zeq_config_set_ttl, NULL, RSRC_CONF,
                   "session lifetime in seconds (default 3600)"),
+    AP_INIT_TAKE12("ZeqE2EProtocol", zeq_config_set_protocol, NULL,
+                   RSRC_CONF,
+                   "the protocol versions offered, 1 and/or 2 (default: 2, "
+                   "and 1 where a secret is configured)"),
+    AP_INIT_ITERATE("ZeqE2EServerKey", zeq_config_set_server_key, NULL,
+                    RSRC_CONF,
+                    "file:PATH of a PEM EC P-256 private key that signs v2 "
+                    "handshakes; more for rotation (the first signs)"),
+    AP_INIT_FLAG("ZeqE2ERequirePSK", zeq_config_set_require_psk, NULL,
+                 RSRC_CONF,
+                 "On|Off: refuse v2 handshakes without the pre-shared key "
+                 "(default Off)"),
     AP_INIT_TAKE1("ZeqE2ESessionScope", zeq_config_set_scope, NULL,
                   RSRC_CONF,
                   "share sessions with the virtual hosts of the same NAME "

@@ -3,9 +3,11 @@
 #ifndef MOD_ZEQ_E2E_H
 #define MOD_ZEQ_E2E_H
 
-#define ZEQ_E2E_PROTOCOL_VERSION   1
+#define ZEQ_E2E_PROTOCOL_VERSION   2      /* the newest the module speaks */
 #define ZEQ_E2E_MEDIA_TYPE         "application/x-zeq-e2e"
 #define ZEQ_E2E_HDR_SESSION        "X-E2E-Session"
+#define ZEQ_E2E_HDR_SEQ            "X-E2E-Seq"
+#define ZEQ_E2E_HDR_SEAL           "X-E2E-Seal"
 #define ZEQ_E2E_HDR_CONTENT_TYPE   "X-E2E-Content-Type"
 #define ZEQ_E2E_HDR_CONTENT_ENCODING "X-E2E-Content-Encoding"
 #define ZEQ_E2E_DEFAULT_HANDSHAKE_PATH "/api/e2e/handshake"
@@ -21,6 +23,9 @@
 #define ZEQ_E2E_ERR_REQUIRED       "e2e_required"
 #define ZEQ_E2E_ERR_ENCRYPT        "e2e_encrypt_failed"
 #define ZEQ_E2E_ERR_BAD_REQUEST    "e2e_bad_request"
+#define ZEQ_E2E_ERR_REPLAYED       "e2e_replayed"
+#define ZEQ_E2E_ERR_VERSION        "e2e_version_unsupported"
+#define ZEQ_E2E_ERR_PSK_REQUIRED   "e2e_psk_required"
 
 #if defined(AP_DECLARE) && defined(APR_OPTIONAL_H)
 /* Optional functions (APR_RETRIEVE_OPTIONAL_FN):

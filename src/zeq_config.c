@@ -2,6 +2,7 @@
  * and real merges, the directive handlers, and the startup checks. */
 #include "zeq_config.h"
 #include "zeq_envelope.h"
+#include "zeq_kex.h"
 
 #include "ap_provider.h"
 #include "http_core.h"
@@ -53,6 +54,8 @@ void *zeq_config_create_srv(apr_pool_t *p, server_rec *s)
 
     (void)s;
     c->ttl = ZEQ_UNSET;
+    c->protocols = ZEQ_UNSET;
+    c->require_psk = ZEQ_UNSET;
     c->cleanup_interval = ZEQ_UNSET;
     return c;
 }
@@ -72,6 +75,11 @@ void *zeq_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
      * it says so itself (the default scope is its own name and port). */
     c->scope_name = add->scope_name;
     c->ttl = add->ttl != ZEQ_UNSET ? add->ttl : base->ttl;
+    c->protocols = add->protocols != ZEQ_UNSET ? add->protocols
+                                               : base->protocols;
+    c->require_psk = add->require_psk != ZEQ_UNSET ? add->require_psk
+                                                   : base->require_psk;
+    c->signers = add->signers ? add->signers : base->signers;
     c->handshake_path = add->handshake_path ? add->handshake_path
                                             : base->handshake_path;
     c->client_path = add->client_path ? add->client_path : base->client_path;
@@ -124,6 +132,19 @@ int zeq_config_ttl(const zeq_srv_conf *c)
     return c->ttl != ZEQ_UNSET ? c->ttl : ZEQ_DEFAULT_TTL;
 }
 
+int zeq_config_protocols(const zeq_srv_conf *c)
+{
+    if (c->protocols != ZEQ_UNSET) {
+        return c->protocols;
+    }
+    return ZEQ_PROTOCOL_V2 | (c->secret != NULL ? ZEQ_PROTOCOL_V1 : 0);
+}
+
+int zeq_config_require_psk(const zeq_srv_conf *c)
+{
+    return c->require_psk == 1;
+}
+
 const char *zeq_config_handshake_path(const zeq_srv_conf *c)
 {
     return c->handshake_path ? c->handshake_path
@@ -140,6 +161,8 @@ static apr_status_t zeq_config_secret_cleanse(void *data)
     zeq_secret *sec = data;
 
     OPENSSL_cleanse(sec->bytes, sec->len);
+    OPENSSL_cleanse(sec->psk, sizeof(sec->psk));
+    sec->has_psk = 0;
     return APR_SUCCESS;
 }
 
@@ -147,7 +170,7 @@ static apr_status_t zeq_config_secret_cleanse(void *data)
 static zeq_secret *zeq_config_secret_new(apr_pool_t *p, const char *bytes,
                                          apr_size_t len)
 {
-    zeq_secret *sec = apr_palloc(p, sizeof(*sec));
+    zeq_secret *sec = apr_pcalloc(p, sizeof(*sec));
 
     sec->bytes = apr_palloc(p, len);
     memcpy(sec->bytes, bytes, len);
@@ -179,44 +202,37 @@ static void zeq_config_wipe(const char *s)
     }
 }
 
-/* Reads a file: secret; one trailing line end (LF or CRLF) is not part of
- * the secret. Every copy of the bytes read is zeroed, whatever happens. */
-static const char *zeq_config_read_secret_file(cmd_parms *cmd,
-                                               zeq_srv_conf *c,
-                                               const char *path)
+/* Reads a whole file of 1 to ZEQ_SECRET_MAX bytes into the temporary
+ * pool, zeroed when that pool goes, also when the read fails half-way.
+ * what names the file in messages ("secret", "key"). */
+static const char *zeq_config_read_file(cmd_parms *cmd, const char *fpath,
+                                        const char *what, zeq_secret **out)
 {
     apr_file_t *fd;
     apr_finfo_t fi;
     apr_status_t rv;
     zeq_secret *buf;
     apr_size_t len;
-    const char *fpath = ap_server_root_relative(cmd->temp_pool, path);
 
-    if (fpath == NULL || *path == '\0') {
-        return apr_psprintf(cmd->pool, "%s: invalid file: path '%s'",
-                            cmd->cmd->name, path);
-    }
     rv = apr_file_open(&fd, fpath, APR_FOPEN_READ | APR_FOPEN_BINARY,
                        APR_OS_DEFAULT, cmd->temp_pool);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_info_get(&fi, APR_FINFO_SIZE, fd);
+        if (rv == APR_SUCCESS && (fi.size <= 0 || fi.size > ZEQ_SECRET_MAX)) {
+            apr_file_close(fd);
+            return apr_psprintf(cmd->pool, "%s: the %s file '%s' must hold "
+                                "1 to %d bytes", cmd->cmd->name, what, fpath,
+                                ZEQ_SECRET_MAX);
+        }
+        if (rv != APR_SUCCESS) {
+            apr_file_close(fd);
+        }
+    }
     if (rv != APR_SUCCESS) {
-        return apr_psprintf(cmd->pool, "%s: cannot read the secret file "
-                            "'%s': %pm", cmd->cmd->name, fpath, &rv);
+        return apr_psprintf(cmd->pool, "%s: cannot read the %s file '%s': "
+                            "%pm", cmd->cmd->name, what, fpath, &rv);
     }
-    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, fd);
-    if (rv == APR_SUCCESS && (fi.size <= 0 || fi.size > ZEQ_SECRET_MAX)) {
-        apr_file_close(fd);
-        return apr_psprintf(cmd->pool, "%s: the secret file '%s' must "
-                            "hold 1 to %d bytes", cmd->cmd->name, fpath,
-                            ZEQ_SECRET_MAX);
-    }
-    if (rv != APR_SUCCESS) {
-        apr_file_close(fd);
-        return apr_psprintf(cmd->pool, "%s: cannot read the secret file "
-                            "'%s': %pm", cmd->cmd->name, fpath, &rv);
-    }
-    /* The read buffer is zeroed when the temporary pool goes, also when
-     * the read fails half-way. */
-    buf = apr_palloc(cmd->temp_pool, sizeof(*buf));
+    buf = apr_pcalloc(cmd->temp_pool, sizeof(*buf));
     buf->len = (apr_size_t)fi.size;
     buf->bytes = apr_palloc(cmd->temp_pool, buf->len);
     apr_pool_cleanup_register(cmd->temp_pool, buf, zeq_config_secret_cleanse,
@@ -225,9 +241,33 @@ static const char *zeq_config_read_secret_file(cmd_parms *cmd,
     apr_file_close(fd);
     if (rv != APR_SUCCESS) {
         zeq_config_secret_cleanse(buf);
-        return apr_psprintf(cmd->pool, "%s: cannot read the secret file "
-                            "'%s': %pm", cmd->cmd->name, fpath, &rv);
+        return apr_psprintf(cmd->pool, "%s: cannot read the %s file '%s': "
+                            "%pm", cmd->cmd->name, what, fpath, &rv);
     }
+    *out = buf;
+    return NULL;
+}
+
+/* Reads a file: secret; one trailing line end (LF or CRLF) is not part of
+ * the secret. Every copy of the bytes read is zeroed, whatever happens. */
+static const char *zeq_config_read_secret_file(cmd_parms *cmd,
+                                               zeq_srv_conf *c,
+                                               const char *path)
+{
+    const char *fpath = ap_server_root_relative(cmd->temp_pool, path);
+    const char *err;
+    zeq_secret *buf = NULL;
+    apr_size_t len;
+
+    if (fpath == NULL || *path == '\0') {
+        return apr_psprintf(cmd->pool, "%s: invalid file: path '%s'",
+                            cmd->cmd->name, path);
+    }
+    err = zeq_config_read_file(cmd, fpath, "secret", &buf);
+    if (err != NULL) {
+        return err;
+    }
+    len = buf->len;
     if (len > 0 && buf->bytes[len - 1] == '\n') {
         len--;
         if (len > 0 && buf->bytes[len - 1] == '\r') {
@@ -453,6 +493,95 @@ const char *zeq_config_set_limit(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* One version of ZeqE2EProtocol: its bit, or 0. */
+static int zeq_config_protocol_bit(const char *arg)
+{
+    return strcmp(arg, "1") == 0 ? ZEQ_PROTOCOL_V1
+           : strcmp(arg, "2") == 0 ? ZEQ_PROTOCOL_V2 : 0;
+}
+
+const char *zeq_config_set_protocol(cmd_parms *cmd, void *dc, const char *a1,
+                                    const char *a2)
+{
+    zeq_srv_conf *c = zeq_config_srv(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+    int b1 = zeq_config_protocol_bit(a1), b2 = a2 ? zeq_config_protocol_bit(a2)
+                                                  : 0;
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    if (b1 == 0 || (a2 != NULL && b2 == 0)) {
+        return apr_psprintf(cmd->pool, "%s: unknown protocol version '%s' "
+                            "(the versions are 1 and 2)", cmd->cmd->name,
+                            b1 == 0 ? a1 : a2);
+    }
+    c->protocols = b1 | b2;
+    return NULL;
+}
+
+const char *zeq_config_set_require_psk(cmd_parms *cmd, void *dc, int flag)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    zeq_config_srv(cmd->server)->require_psk = flag ? 1 : 0;
+    return NULL;
+}
+
+static apr_status_t zeq_config_signer_free(void *data)
+{
+    zeq_kex_signer_free(data);
+    return APR_SUCCESS;
+}
+
+const char *zeq_config_set_server_key(cmd_parms *cmd, void *dc,
+                                      const char *arg)
+{
+    zeq_srv_conf *c = zeq_config_srv(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+    const char *fpath;
+    zeq_secret *pem = NULL;
+    zeq_kex_signer *signer;
+    int rv;
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    if (strncmp(arg, "file:", 5) != 0 || arg[5] == '\0'
+        || (fpath = ap_server_root_relative(cmd->temp_pool, arg + 5)) == NULL) {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be file:PATH of a PEM "
+                            "EC P-256 private key", cmd->cmd->name, arg);
+    }
+    err = zeq_config_read_file(cmd, fpath, "key", &pem);
+    if (err != NULL) {
+        return err;
+    }
+    rv = zeq_kex_signer_load((const char *)pem->bytes, pem->len, &signer);
+    zeq_config_secret_cleanse(pem);
+    if (rv == ZEQ_ERR_VERSION) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an EC P-256 key (the "
+                            "handshake signs with ECDSA P-256)",
+                            cmd->cmd->name, fpath);
+    }
+    if (rv != ZEQ_OK) {
+        return apr_psprintf(cmd->pool, "%s: '%s' holds no PEM private key",
+                            cmd->cmd->name, fpath);
+    }
+    apr_pool_cleanup_register(cmd->pool, signer, zeq_config_signer_free,
+                              apr_pool_cleanup_null);
+    if (c->signers == NULL) {
+        c->signers = apr_array_make(cmd->pool, 2, sizeof(zeq_kex_signer *));
+    }
+    APR_ARRAY_PUSH(c->signers, zeq_kex_signer *) = signer;
+    return NULL;
+}
+
 /* The scope that binds a virtual host's sessions: HMAC-SHA256 keyed with
  * its secret (empty without one) of "zeq-e2e session scope" 0x00 NAME,
  * truncated, where NAME is ZeqE2ESessionScope or the host's own
@@ -550,16 +679,37 @@ static int zeq_config_post_config(apr_pool_t *pconf, apr_pool_t *plog,
             c->secret = main_conf->secret;
             c->secret_origin = main_conf->secret_origin;
         }
+        if (c->secret != NULL && !c->secret->has_psk
+            && ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
+            /* Once per secret (virtual hosts that inherit it share it). */
+            if (zeq_kex_psk(c->secret->bytes, c->secret->len, c->secret->psk)
+                != ZEQ_OK) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, vs, ZEQLOG(10004)
+                             "cannot derive the pre-shared key of the "
+                             "secret");
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+            c->secret->has_psk = 1;
+        }
+        if ((zeq_config_protocols(c) & ZEQ_PROTOCOL_V1) && c->secret == NULL) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, ZEQLOG(10005)
+                         "ZeqE2EProtocol offers version 1, which needs a "
+                         "secret, and this server has none: version 1 "
+                         "handshakes answer 503");
+        }
         if (!zeq_config_scope_id(vs, c, ptemp)) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, vs, ZEQLOG(10001)
                          "cannot derive the session scope");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, vs, ZEQLOG(10002)
-                     "%s:%u: secret %s, session TTL %ds, handshake at %s, "
-                     "session scope %s",
+                     "%s:%u: secret %s, protocol%s%s, %d signing key(s), "
+                     "session TTL %ds, handshake at %s, session scope %s",
                      vs->server_hostname ? vs->server_hostname : "*",
                      (unsigned)vs->port, zeq_config_secret_origin(c, env_name),
+                     zeq_config_protocols(c) & ZEQ_PROTOCOL_V1 ? " 1" : "",
+                     zeq_config_protocols(c) & ZEQ_PROTOCOL_V2 ? " 2" : "",
+                     c->signers ? c->signers->nelts : 0,
                      zeq_config_ttl(c), zeq_config_handshake_path(c),
                      c->scope_name ? c->scope_name : "of its own");
     }

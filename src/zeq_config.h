@@ -21,6 +21,7 @@
 #define ZEQ_CLIENT_HANDLER "zeq-e2e-client"
 #define ZEQ_DEFAULT_CLIENT_PATH "/static/zeq-e2e-client.js"
 #define ZEQ_MUTEX_TYPE "zeq-e2e-cache"
+#define ZEQ_REPLAY_MUTEX_TYPE "zeq-e2e-replay"
 
 /* Per-directory configuration; every field has an unset marker. */
 typedef struct {
@@ -39,14 +40,22 @@ typedef struct {
     const char *name;        /* provider name as configured */
     const char *args;        /* its arguments (NULL: the module's default) */
     apr_global_mutex_t *mutex;   /* only for providers not MP-safe */
+    apr_global_mutex_t *replay_mutex; /* for the others: replay windows */
     server_rec *server;      /* the main server, for destroy */
 } zeq_session_cache;
 
-/* A copy of the secret's bytes, zeroed when its pool is cleared. */
+/* A copy of the secret's bytes, zeroed when its pool is cleared, and the
+ * v2 pre-shared key derived from it once (post_config). */
 typedef struct {
     unsigned char *bytes;
     apr_size_t len;
+    unsigned char psk[32];
+    int has_psk;
 } zeq_secret;
+
+/* The protocol versions a virtual host offers (ZeqE2EProtocol). */
+#define ZEQ_PROTOCOL_V1 0x1
+#define ZEQ_PROTOCOL_V2 0x2
 
 /* Where a secret came from (for the startup log; never the secret). */
 typedef enum {
@@ -63,6 +72,10 @@ typedef struct {
     int ttl;                     /* seconds, ZEQ_UNSET */
     const char *handshake_path;  /* NULL unset */
     const char *client_path;     /* ZeqE2EClientScriptPath, NULL unset */
+    int protocols;               /* ZeqE2EProtocol: ZEQ_PROTOCOL_* bits, ZEQ_UNSET */
+    int require_psk;             /* ZeqE2ERequirePSK, ZEQ_UNSET */
+    apr_array_header_t *signers; /* ZeqE2EServerKey: zeq_kex_signer *, the
+                                  * first signs; NULL unset */
     int cleanup_interval;        /* obsolete ZeqE2ECleanupInterval, ZEQ_UNSET */
     zeq_session_cache *cache;    /* global only: the main server's, shared */
 } zeq_srv_conf;
@@ -79,6 +92,13 @@ const char *zeq_config_set_cleanup(cmd_parms *cmd, void *dc, const char *arg);
  * APR_OFFSETOF slot in zeq_srv_conf. */
 const char *zeq_config_set_path(cmd_parms *cmd, void *dc, const char *arg);
 const char *zeq_config_set_scope(cmd_parms *cmd, void *dc, const char *arg);
+/* ZeqE2EProtocol 1|2 [1|2]: the versions offered. */
+const char *zeq_config_set_protocol(cmd_parms *cmd, void *dc, const char *a1,
+                                    const char *a2);
+/* ZeqE2EServerKey file:PATH (once for each key; the first signs). */
+const char *zeq_config_set_server_key(cmd_parms *cmd, void *dc,
+                                      const char *arg);
+const char *zeq_config_set_require_psk(cmd_parms *cmd, void *dc, int flag);
 /* The byte limits: cmd->info is the APR_OFFSETOF slot in zeq_dir_conf. */
 const char *zeq_config_set_limit(cmd_parms *cmd, void *dc, const char *arg);
 void zeq_config_register_hooks(apr_pool_t *p);
@@ -91,6 +111,10 @@ apr_off_t zeq_config_max_request(const zeq_dir_conf *d);
 apr_off_t zeq_config_max_response(const zeq_dir_conf *d);
 apr_off_t zeq_config_max_message(const zeq_dir_conf *d);
 int zeq_config_ttl(const zeq_srv_conf *c);
+/* The versions offered: ZeqE2EProtocol, else 2, and 1 where a secret is
+ * configured. */
+int zeq_config_protocols(const zeq_srv_conf *c);
+int zeq_config_require_psk(const zeq_srv_conf *c);
 const char *zeq_config_handshake_path(const zeq_srv_conf *c);
 const char *zeq_config_client_path(const zeq_srv_conf *c);
 

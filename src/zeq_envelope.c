@@ -1,4 +1,4 @@
-/* Envelope (AES-256-GCM) and key derivation (PBKDF2-HMAC-SHA256).
+/* The v1 envelope (AES-256-GCM).
  * Pure C11 + libcrypto; see zeq_envelope.h. */
 #include "zeq_envelope.h"
 
@@ -259,37 +259,4 @@ int zeq_envelope_keystream_xor(const unsigned char key[ZEQ_KEY_LEN],
     OPENSSL_cleanse(skip, sizeof(skip));
     OPENSSL_cleanse(counter, sizeof(counter));
     return ok ? ZEQ_OK : ZEQ_ERR_CRYPTO;
-}
-
-int zeq_kdf_pbkdf2_sha256(const unsigned char *password, size_t passlen,
-                          const unsigned char *salt, size_t saltlen,
-                          unsigned int iterations,
-                          unsigned char *out, size_t outlen)
-{
-    if (passlen > INT_MAX || saltlen > INT_MAX || outlen > INT_MAX
-        || iterations == 0 || iterations > INT_MAX) {
-        return ZEQ_ERR_BAD;
-    }
-    if (PKCS5_PBKDF2_HMAC((const char *)password, (int)passlen, salt,
-                          (int)saltlen, (int)iterations, EVP_sha256(),
-                          (int)outlen, out) != 1) {
-        return ZEQ_ERR_CRYPTO;
-    }
-    return ZEQ_OK;
-}
-
-int zeq_kdf_session_key(const unsigned char *secret, size_t secretlen,
-                        const unsigned char client_nonce[ZEQ_NONCE_LEN],
-                        const unsigned char server_nonce[ZEQ_NONCE_LEN],
-                        unsigned char key[ZEQ_KEY_LEN])
-{
-    unsigned char salt[2 * ZEQ_NONCE_LEN];
-    int rv;
-
-    memcpy(salt, client_nonce, ZEQ_NONCE_LEN);
-    memcpy(salt + ZEQ_NONCE_LEN, server_nonce, ZEQ_NONCE_LEN);
-    rv = zeq_kdf_pbkdf2_sha256(secret, secretlen, salt, sizeof(salt),
-                               ZEQ_KDF_ITERATIONS, key, ZEQ_KEY_LEN);
-    OPENSSL_cleanse(salt, sizeof(salt));
-    return rv;
 }

@@ -1,4 +1,4 @@
-/* Envelope and key derivation for mod_zeq_e2e protocol v1.
+/* The envelope of mod_zeq_e2e protocol v1 (AES-256-GCM, tag first).
  *
  * Pure C11 + OpenSSL libcrypto: no httpd or APR header, so this part can be
  * unit-tested and fuzzed on its own.
@@ -16,18 +16,11 @@
 #define ZEQ_ENVELOPE_TAG_LEN   16
 #define ZEQ_ENVELOPE_OVERHEAD  (ZEQ_ENVELOPE_IV_LEN + ZEQ_ENVELOPE_TAG_LEN)
 #define ZEQ_KEY_LEN            32
-#define ZEQ_NONCE_LEN          32
-#define ZEQ_KDF_ITERATIONS     100000
 /* The most plaintext one AES-GCM message may hold (2^32 - 2 blocks,
  * NIST SP 800-38D): the largest body one v1 envelope can seal. */
 #define ZEQ_ENVELOPE_MAX_PLAINTEXT ((((long long)1) << 36) - 32)
 
-/* Return codes shared by the pure parts (envelope, kdf, proto). */
-#define ZEQ_OK          0
-#define ZEQ_ERR_SHORT  (-1)   /* input shorter than the format allows */
-#define ZEQ_ERR_AUTH   (-2)   /* tag does not verify */
-#define ZEQ_ERR_CRYPTO (-3)   /* libcrypto failure (allocation, ...) */
-#define ZEQ_ERR_BAD    (-4)   /* malformed input */
+#include "zeq_result.h"
 
 typedef struct zeq_envelope_ctx zeq_envelope_ctx;
 
@@ -81,18 +74,5 @@ int zeq_envelope_keystream_xor(const unsigned char key[ZEQ_KEY_LEN],
                                const unsigned char iv[ZEQ_ENVELOPE_IV_LEN],
                                unsigned long long offset,
                                unsigned char *data, size_t len);
-
-/* PBKDF2-HMAC-SHA256. */
-int zeq_kdf_pbkdf2_sha256(const unsigned char *password, size_t passlen,
-                          const unsigned char *salt, size_t saltlen,
-                          unsigned int iterations,
-                          unsigned char *out, size_t outlen);
-
-/* Protocol v1 session key: PBKDF2-HMAC-SHA256(secret, client_nonce ||
- * server_nonce, 100000 iterations, 32 bytes). */
-int zeq_kdf_session_key(const unsigned char *secret, size_t secretlen,
-                        const unsigned char client_nonce[ZEQ_NONCE_LEN],
-                        const unsigned char server_nonce[ZEQ_NONCE_LEN],
-                        unsigned char key[ZEQ_KEY_LEN]);
 
 #endif

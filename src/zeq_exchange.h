@@ -7,7 +7,7 @@
 #define ZEQ_EXCHANGE_H
 
 #include "zeq_private.h"
-#include "zeq_envelope.h"
+#include "zeq_kex.h"
 
 typedef enum {
     ZEQ_EXCHANGE_OFF = 0,    /* the module is off where the request began */
@@ -29,6 +29,13 @@ typedef struct zeq_exchange {
     zeq_exchange_kind kind;
     zeq_session_state session;
     const char *bad;          /* a malformed exchange: why (400) */
+    const char *bad_code;     /* its error code */
+    int version;              /* the session's protocol version (1, 2) */
+    const char *sid;          /* the session id (v2 binds it) */
+    apr_uint64_t seq;         /* v2: the request's sequence number */
+    const char *seal;         /* v2: X-E2E-Seal (or e2e_seal), base64url */
+    const char *target;       /* v2: the request target the seal binds */
+    const char *inner_type;   /* v2: X-E2E-Content-Type as sent, trimmed */
     unsigned int opening:1;   /* a WebSocket opening (RFC 6455 4.1) */
     unsigned int envelope:1;  /* Content-Type is the envelope type */
     unsigned int has_body:1;  /* the request carries body bytes */
@@ -39,7 +46,7 @@ typedef struct zeq_exchange {
     unsigned int refused:1;   /* a module error answered after the sealer
                                * was inserted: the sealer steps aside */
     unsigned int answered:1;  /* the sealer has handled the answer */
-    unsigned char key[ZEQ_KEY_LEN];
+    zeq_keys keys;            /* the session's keys */
     apr_bucket_brigade *plain;    /* decrypted body, served by the reader */
     apr_off_t plain_len;
 } zeq_exchange;
@@ -52,5 +59,19 @@ zeq_exchange *zeq_exchange_get(const request_rec *r);
 zeq_exchange *zeq_exchange_create(request_rec *r);
 /* True when its answer is sealed (and no module error replaced it). */
 int zeq_exchange_sealed(const zeq_exchange *ex);
+/* The v2 request AAD of the exchange (PROTOCOL.md 18.6) in p; *len gets
+ * its length. */
+unsigned char *zeq_exchange_request_aad(apr_pool_t *p, const zeq_exchange *ex,
+                                        const char *method, apr_size_t *len);
+/* The v2 response AAD for an answer of status with the given inner type
+ * and encoding (NULL: absent) in p. */
+unsigned char *zeq_exchange_response_aad(apr_pool_t *p, const zeq_exchange *ex,
+                                         int status, const char *type,
+                                         const char *encoding, apr_size_t *len);
+/* The v2 WebSocket message AAD for a direction ("c2s", "s2c") and a
+ * message counter, into out (cap bytes); returns the length or 0. */
+apr_size_t zeq_exchange_ws_aad(const zeq_exchange *ex, const char *direction,
+                               apr_uint64_t counter, unsigned char *out,
+                               apr_size_t cap);
 
 #endif

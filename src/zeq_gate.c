@@ -21,6 +21,7 @@
 #include "zeq_error.h"
 #include "zeq_exchange.h"
 #include "zeq_proto.h"
+#include "zeq_record.h"
 #include "zeq_request.h"
 #include "zeq_response.h"
 #include "zeq_session.h"
@@ -111,75 +112,28 @@ static int zeq_gate_own_handler(const request_rec *r)
                || strcmp(r->handler, ZEQ_CLIENT_HANDLER) == 0);
 }
 
-/* Removes e2e_session from the target everywhere it is read later: the
- * query (mod_proxy builds the backend URL from it), the proxy: file name,
- * and the request line (%r in the access log, mod_status). Returns what
- * zeq_proto_query_take returns. */
-static int zeq_gate_take_session_param(request_rec *r, char *id,
-                                       apr_size_t cap)
-{
-    char *args, *q, dummy[ZEQ_PROTO_SESSION_ID_MAX + 1];
-    const char *sp1, *sp2;
-    int found;
-
-    if (r->args == NULL) {
-        return 0;
-    }
-    args = apr_pstrdup(r->pool, r->args);
-    found = zeq_proto_query_take(args, ZEQ_WS_QUERY_PARAM, id, cap);
-    if (found == 0) {
-        return 0;
-    }
-    r->args = *args ? args : NULL;
-    r->parsed_uri.query = r->args;
-    q = strchr(r->unparsed_uri, '?');
-    if (q != NULL) {
-        r->unparsed_uri = apr_pstrcat(
-            r->pool,
-            apr_pstrmemdup(r->pool, r->unparsed_uri,
-                           (apr_size_t)(q - r->unparsed_uri)),
-            r->args ? "?" : "", r->args ? r->args : "", NULL);
-    }
-    if (r->filename != NULL && strncmp(r->filename, "proxy:", 6) == 0
-        && (q = strchr(r->filename, '?')) != NULL) {
-        char *fq = apr_pstrdup(r->pool, q + 1);
-        zeq_proto_query_take(fq, ZEQ_WS_QUERY_PARAM, dummy, sizeof(dummy));
-        r->filename = apr_pstrcat(r->pool,
-                                  apr_pstrmemdup(r->pool, r->filename,
-                                                 (apr_size_t)(q - r->filename)),
-                                  *fq ? "?" : "", fq, NULL);
-    }
-    /* "METHOD target PROTOCOL": the target replaced, the rest kept. */
-    sp1 = r->the_request ? strchr(r->the_request, ' ') : NULL;
-    sp2 = r->the_request ? strrchr(r->the_request, ' ') : NULL;
-    if (sp1 != NULL && sp2 != NULL && sp2 > sp1) {
-        r->the_request = apr_pstrcat(
-            r->pool,
-            apr_pstrmemdup(r->pool, r->the_request,
-                           (apr_size_t)(sp1 - r->the_request)),
-            " ", r->unparsed_uri, sp2, NULL);
-    }
-    return found;
-}
-
-/* Looks the session up into ex->key. */
+/* Looks the session up into ex->keys. version: the protocol the request
+ * speaks (a v1 request needs a secret on this host; v2 does not). */
 static zeq_session_state zeq_gate_lookup(request_rec *r,
                                          const zeq_srv_conf *sc,
-                                         const char *id, zeq_exchange *ex)
+                                         const char *id, int version,
+                                         zeq_exchange *ex)
 {
     apr_status_t rv;
 
-    if (sc->secret == NULL) {
+    if (version == 1 && sc->secret == NULL) {
         return ZEQ_SESSION_UNCONFIGURED;
     }
     if (id == NULL) {
         return ZEQ_SESSION_UNKNOWN;
     }
-    rv = zeq_session_lookup(r, sc, id, ex->key);
+    rv = zeq_session_lookup(r, sc, id, &ex->keys, NULL);
     if (rv == APR_SUCCESS) {
+        ex->sid = id;
+        ex->version = ex->keys.version;
         return ZEQ_SESSION_VALID;
     }
-    OPENSSL_cleanse(ex->key, sizeof(ex->key));
+    zeq_keys_cleanse(&ex->keys);
     if (rv == APR_NOTFOUND) {
         return ZEQ_SESSION_UNKNOWN;
     }
@@ -201,11 +155,182 @@ static void zeq_gate_seal_answer(request_rec *r, zeq_exchange *ex)
     r->no_cache = 1;
 }
 
+static void zeq_gate_bad(zeq_exchange *ex, const char *code, const char *why)
+{
+    if (ex->bad == NULL) {
+        ex->bad = why;
+        ex->bad_code = code;
+    }
+}
+
+/* The request target a v2 seal binds: as sent on the request line (the
+ * :path over HTTP/2); of an absolute-form target its path and query. */
+static const char *zeq_gate_target(request_rec *r)
+{
+    const char *t = r->unparsed_uri ? r->unparsed_uri : "";
+    const char *p = strstr(t, "://");
+
+    if (*t != '/' && *t != '*' && p != NULL) {
+        p = strchr(p + 3, '/');
+        return p ? p : "/";
+    }
+    return t;
+}
+
+static char *zeq_gate_trim(apr_pool_t *p, const char *v)
+{
+    const char *end;
+
+    if (v == NULL) {
+        return NULL;
+    }
+    while (*v == ' ' || *v == '\t') {
+        v++;
+    }
+    end = v + strlen(v);
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) {
+        end--;
+    }
+    return apr_pstrmemdup(p, v, (apr_size_t)(end - v));
+}
+
+static int zeq_gate_seq(const char *text, zeq_exchange *ex)
+{
+    unsigned long long v;
+    int rv = zeq_proto_seq_parse(text, &v);
+
+    ex->seq = (apr_uint64_t)v;
+    return rv;
+}
+
+/* The v2 parameters of an opening (PROTOCOL.md 18.11): e2e_seq and
+ * e2e_seal exactly once each, by their exact names; the target the seal
+ * binds and the application receives is the target without the three. */
+static void zeq_gate_opening_v2(request_rec *r, zeq_exchange *ex,
+                                const char *target)
+{
+    static const char *const names[] = {ZEQ_WS_QUERY_PARAM, "e2e_seq",
+                                        "e2e_seal", NULL};
+    char *copy = apr_pstrdup(r->pool, target), *out, *q, *item;
+    const char *seq = NULL, *seal = NULL;
+    int count[3] = {0, 0, 0}, k;
+
+    q = strchr(copy, '?');
+    for (item = q ? q + 1 : NULL; item != NULL;) {
+        char *amp = strchr(item, '&');
+        char *eq;
+        if (amp != NULL) {
+            *amp = '\0';
+        }
+        eq = strchr(item, '=');
+        for (k = 0; k < 3; k++) {
+            size_t n = strlen(names[k]);
+            if (strncmp(item, names[k], n) == 0 && (item[n] == '=' || item[n] == '\0')) {
+                count[k]++;
+                if (k == 1) {
+                    seq = eq ? eq + 1 : "";
+                }
+                else if (k == 2) {
+                    seal = eq ? eq + 1 : "";
+                }
+            }
+        }
+        item = amp ? amp + 1 : NULL;
+    }
+    if (count[0] != 1 || count[1] > 1 || count[2] > 1) {
+        zeq_gate_bad(ex, ZEQ_E2E_ERR_BAD_REQUEST,
+                     "e2e_session, e2e_seq and e2e_seal must each appear "
+                     "once, under exactly these names");
+    }
+    else if (seq == NULL || seal == NULL) {
+        zeq_gate_bad(ex, ZEQ_E2E_ERR_DECRYPT,
+                     "a version 2 session opens a WebSocket with e2e_seq and "
+                     "e2e_seal");
+    }
+    else if (zeq_gate_seq(seq, ex) != ZEQ_OK) {
+        zeq_gate_bad(ex, ZEQ_E2E_ERR_DECRYPT, "e2e_seq is not a sequence "
+                     "number");
+    }
+    ex->seal = seal;
+    out = apr_palloc(r->pool, strlen(target) + 1);
+    zeq_proto_target_without(target, names, out);
+    ex->target = out;
+    ex->inner_type = "";
+}
+
+/* A query string without the WebSocket parameters: v1 every e2e_session
+ * item, whatever its spelling; v2 the three parameters by their exact
+ * names (what its seal binds). */
+static char *zeq_gate_query_without(request_rec *r, const char *query,
+                                    int version)
+{
+    static const char *const names[] = {ZEQ_WS_QUERY_PARAM, "e2e_seq",
+                                        "e2e_seal", NULL};
+    char dummy[ZEQ_PROTO_SESSION_ID_MAX + 1];
+    char *t, *o;
+
+    if (version == 2) {
+        t = apr_pstrcat(r->pool, "?", query, NULL);
+        o = apr_palloc(r->pool, strlen(t) + 1);
+        zeq_proto_target_without(t, names, o);
+        return *o == '?' ? o + 1 : o;
+    }
+    o = apr_pstrdup(r->pool, query);
+    zeq_proto_query_take(o, ZEQ_WS_QUERY_PARAM, dummy, sizeof(dummy));
+    return o;
+}
+
+/* Takes the WebSocket parameters out of everywhere the target is read
+ * later: the query (mod_proxy builds the backend URL from it), the proxy:
+ * file name, and the request line (%r in the access log, mod_status). */
+static void zeq_gate_strip_params(request_rec *r, int version)
+{
+    const char *sp1, *sp2;
+    char *q;
+
+    if (r->args != NULL) {
+        char *args = zeq_gate_query_without(r, r->args, version);
+        r->args = *args ? args : NULL;
+        r->parsed_uri.query = r->args;
+    }
+    q = strchr(r->unparsed_uri, '?');
+    if (q != NULL) {
+        r->unparsed_uri = apr_pstrcat(
+            r->pool,
+            apr_pstrmemdup(r->pool, r->unparsed_uri,
+                           (apr_size_t)(q - r->unparsed_uri)),
+            r->args ? "?" : "", r->args ? r->args : "", NULL);
+    }
+    if (r->filename != NULL && strncmp(r->filename, "proxy:", 6) == 0
+        && (q = strchr(r->filename, '?')) != NULL) {
+        char *fq = zeq_gate_query_without(r, q + 1, version);
+        r->filename = apr_pstrcat(r->pool,
+                                  apr_pstrmemdup(r->pool, r->filename,
+                                                 (apr_size_t)(q - r->filename)),
+                                  *fq ? "?" : "", fq, NULL);
+    }
+    /* "METHOD target PROTOCOL": the target replaced, the rest kept. */
+    sp1 = r->the_request ? strchr(r->the_request, ' ') : NULL;
+    sp2 = r->the_request ? strrchr(r->the_request, ' ') : NULL;
+    if (sp1 != NULL && sp2 != NULL && sp2 > sp1) {
+        r->the_request = apr_pstrcat(
+            r->pool,
+            apr_pstrmemdup(r->pool, r->the_request,
+                           (apr_size_t)(sp1 - r->the_request)),
+            " ", r->unparsed_uri, sp2, NULL);
+    }
+}
+
 static void zeq_gate_recognise_opening(request_rec *r, const zeq_srv_conf *sc,
                                        zeq_exchange *ex)
 {
     char id[ZEQ_PROTO_SESSION_ID_MAX + 1];
-    int found = zeq_gate_take_session_param(r, id, sizeof(id));
+    char *args = r->args ? apr_pstrdup(r->pool, r->args) : NULL;
+    const char *target = zeq_gate_target(r);
+    char dummy[4];
+    int found = args ? zeq_proto_query_take(args, ZEQ_WS_QUERY_PARAM, id,
+                                            sizeof(id)) : 0;
+    int v2 = 0;
 
     ex->opening = 1;
     /* Only the parameter counts on a WebSocket; the header never reaches
@@ -216,13 +341,37 @@ static void zeq_gate_recognise_opening(request_rec *r, const zeq_srv_conf *sc,
         return;
     }
     ex->kind = ZEQ_EXCHANGE_WEBSOCKET;
+    /* A v2 opening names its sequence number (any spelling counts here:
+     * the version decides how strictly the rest is read). */
+    if (args != NULL) {
+        char *a2 = apr_pstrdup(r->pool, r->args);
+        v2 = zeq_proto_query_take(a2, "e2e_seq", dummy, sizeof(dummy)) != 0
+             || zeq_proto_query_take(a2, "e2e_seal", dummy, sizeof(dummy)) != 0;
+    }
     if (found == -2) {
-        ex->bad = "e2e_session is given more than once";
+        zeq_gate_bad(ex, ZEQ_E2E_ERR_BAD_REQUEST,
+                     "e2e_session is given more than once");
     }
     else if (zeq_gate_opening_has_body(r)) {
-        ex->bad = "a WebSocket opening must not carry a body";
+        zeq_gate_bad(ex, ZEQ_E2E_ERR_BAD_REQUEST,
+                     "a WebSocket opening must not carry a body");
     }
-    ex->session = zeq_gate_lookup(r, sc, found > 0 ? id : NULL, ex);
+    ex->session = zeq_gate_lookup(r, sc, found > 0 ? id : NULL, v2 ? 2 : 1,
+                                  ex);
+    if (ex->session == ZEQ_SESSION_VALID) {
+        if (ex->version != (v2 ? 2 : 1)) {
+            zeq_gate_bad(ex, ZEQ_E2E_ERR_DECRYPT,
+                         ex->version == 2
+                         ? "a version 2 session opens a WebSocket with "
+                           "e2e_seq and e2e_seal"
+                         : "a version 1 session takes no e2e_seq or "
+                           "e2e_seal");
+        }
+        else if (ex->version == 2) {
+            zeq_gate_opening_v2(r, ex, target);
+        }
+    }
+    zeq_gate_strip_params(r, ex->version == 2 ? 2 : 1);
     if (ex->session == ZEQ_SESSION_VALID && ex->bad == NULL) {
         ex->meets_require = 1;
         /* An answer other than the 101 is an ordinary HTTP answer: sealed
@@ -241,7 +390,8 @@ static zeq_exchange *zeq_gate_recognise(request_rec *r, int early)
 {
     zeq_exchange *ex = zeq_exchange_create(r);
     zeq_srv_conf *sc;
-    const char *sid;
+    const char *sid, *seq;
+    int version;
 
     if (!zeq_config_enabled(zeq_config_dir(r))) {
         ex->kind = ZEQ_EXCHANGE_OFF;
@@ -259,6 +409,8 @@ static zeq_exchange *zeq_gate_recognise(request_rec *r, int early)
         return ex;
     }
     sid = apr_table_get(r->headers_in, ZEQ_E2E_HDR_SESSION);
+    seq = apr_table_get(r->headers_in, ZEQ_E2E_HDR_SEQ);
+    version = seq != NULL ? 2 : 1;
     ex->envelope = zeq_proto_media_type_is(
         apr_table_get(r->headers_in, "Content-Type"), ZEQ_E2E_MEDIA_TYPE);
     ex->has_body = zeq_gate_has_body(r);
@@ -269,9 +421,28 @@ static zeq_exchange *zeq_gate_recognise(request_rec *r, int early)
         return ex;
     }
     ex->kind = ZEQ_EXCHANGE_HTTP;
-    ex->session = zeq_gate_lookup(r, sc, sid, ex);
+    ex->session = zeq_gate_lookup(r, sc, sid, version, ex);
     if (ex->session != ZEQ_SESSION_VALID) {
         return ex;
+    }
+    if (ex->version != version) {
+        zeq_gate_bad(ex, ZEQ_E2E_ERR_DECRYPT,
+                     ex->version == 2
+                     ? "a version 2 session needs X-E2E-Seq"
+                     : "a version 1 session takes no X-E2E-Seq");
+        return ex;
+    }
+    if (version == 2) {
+        ex->seal = apr_table_get(r->headers_in, ZEQ_E2E_HDR_SEAL);
+        ex->target = zeq_gate_target(r);
+        ex->inner_type = zeq_gate_trim(r->pool,
+                                       apr_table_get(r->headers_in,
+                                                     ZEQ_E2E_HDR_CONTENT_TYPE));
+        if (zeq_gate_seq(zeq_gate_trim(r->pool, seq), ex) != ZEQ_OK) {
+            zeq_gate_bad(ex, ZEQ_E2E_ERR_DECRYPT,
+                         "X-E2E-Seq is not a sequence number");
+            return ex;
+        }
     }
     /* The answer depends on these two headers, encrypted or not: tell
      * shared caches (httpd merges duplicate Vary tokens). */
@@ -354,20 +525,102 @@ static int zeq_gate_allows(const zeq_dir_conf *dc, const zeq_exchange *ex)
 
 /* --- the initial request ------------------------------------------------- */
 
+static int zeq_gate_malformed(request_rec *r, const zeq_exchange *ex)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(70002)
+                  "request refused: %s", ex->bad);
+    return zeq_error_send(r, HTTP_BAD_REQUEST, ex->bad_code, ex->bad);
+}
+
+static int zeq_gate_decrypt_failed(request_rec *r, const char *why)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(70003)
+                  "version 2 request refused: %s", why);
+    return zeq_error_send(r, HTTP_BAD_REQUEST, ZEQ_E2E_ERR_DECRYPT, why);
+}
+
+/* Verifies a v2 seal (X-E2E-Seal, or e2e_seal of an opening): the sealed
+ * empty message under k_c2s with the request's AAD. OK, or the answer. */
+static int zeq_gate_check_seal(request_rec *r, const zeq_exchange *ex,
+                               const char *method)
+{
+    unsigned char raw[2 * ZEQ_RECORD_EMPTY_LEN], pt[2 * ZEQ_RECORD_EMPTY_LEN];
+    apr_size_t rawlen = 0, ptlen = 0, aadlen;
+    unsigned char *aad;
+    int rv;
+
+    if (ex->seal == NULL
+        || zeq_proto_b64url_decode(ex->seal, strlen(ex->seal), raw, sizeof(raw),
+                                   &rawlen) != ZEQ_OK) {
+        return zeq_gate_decrypt_failed(r, "the seal is missing or not "
+                                          "base64url");
+    }
+    aad = zeq_exchange_request_aad(r->pool, ex, method, &aadlen);
+    rv = zeq_record_open_message(2, ex->keys.c2s, aad, aadlen, raw, rawlen, pt,
+                                 &ptlen);
+    if (rv != ZEQ_OK || ptlen != 0) {
+        return zeq_gate_decrypt_failed(r, rv != ZEQ_OK
+                                          ? "the seal does not verify for "
+                                            "this method, target, sequence "
+                                            "number and type"
+                                          : "the seal holds a body");
+    }
+    return OK;
+}
+
+/* Accepts the verified request's sequence number, once. */
+static int zeq_gate_accept_seq(request_rec *r, const zeq_srv_conf *sc,
+                               const zeq_exchange *ex)
+{
+    apr_status_t rv = zeq_session_accept_seq(r, sc, ex->sid, ex->seq);
+
+    if (rv == APR_SUCCESS) {
+        return OK;
+    }
+    if (rv == APR_EEXIST) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(70004)
+                      "sequence number %" APR_UINT64_T_FMT " refused: seen "
+                      "before or too old", ex->seq);
+        return zeq_error_send(r, HTTP_BAD_REQUEST, ZEQ_E2E_ERR_REPLAYED,
+                              "this sequence number was used before (or is "
+                              "too old)");
+    }
+    if (rv == APR_NOTFOUND) {
+        return zeq_error_send(r, HTTP_UNAUTHORIZED, ZEQ_E2E_ERR_SESSION,
+                              "the session is unknown or expired; perform "
+                              "a new handshake");
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ZEQLOG(70005)
+                  "session cache update failed");
+    return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE, ZEQ_E2E_ERR_UNAVAILABLE,
+                          "the session store is unavailable");
+}
+
 static int zeq_gate_opening(request_rec *r, zeq_exchange *ex,
                             const zeq_dir_conf *dc)
 {
     int result;
 
-    if (ex->bad != NULL) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(60005)
-                      "WebSocket opening refused: %s", ex->bad);
-        return zeq_error_send(r, HTTP_BAD_REQUEST, ZEQ_E2E_ERR_BAD_REQUEST,
-                              ex->bad);
+    /* The opening itself first (a body, a repeated parameter), then the
+     * session, then what the session's version asks for. */
+    if (ex->bad != NULL && strcmp(ex->bad_code, ZEQ_E2E_ERR_BAD_REQUEST) == 0) {
+        return zeq_gate_malformed(r, ex);
     }
     result = zeq_gate_session_error(r, ex);
     if (result != OK) {
         return result;
+    }
+    if (ex->bad != NULL) {
+        return zeq_gate_malformed(r, ex);
+    }
+    if (ex->version == 2) {
+        result = zeq_gate_check_seal(r, ex, "GET");
+        if (result == OK) {
+            result = zeq_gate_accept_seq(r, zeq_config_srv(r->server), ex);
+        }
+        if (result != OK) {
+            return result;
+        }
     }
     /* Frames are sealed whole: no compression extension with the
      * backend. */
@@ -437,6 +690,27 @@ static int zeq_gate_initial(request_rec *r, zeq_exchange *ex,
     if (result != OK) {
         return result;
     }
+    if (ex->bad != NULL) {
+        return zeq_gate_malformed(r, ex);
+    }
+    if (ex->version == 2) {
+        /* A body travels sealed, a bodiless request carries its seal. */
+        if (ex->has_body && !ex->envelope) {
+            return zeq_gate_decrypt_failed(r, "a version 2 body must be a "
+                                              "sealed message ("
+                                              ZEQ_E2E_MEDIA_TYPE ")");
+        }
+        if (ex->has_body && ex->seal != NULL) {
+            return zeq_gate_decrypt_failed(r, "a request with a body carries "
+                                              "no " ZEQ_E2E_HDR_SEAL);
+        }
+        if (!ex->has_body) {
+            result = zeq_gate_check_seal(r, ex, r->method);
+            if (result != OK) {
+                return result;
+            }
+        }
+    }
     if (zeq_gate_is_nph(r)) {
         return zeq_gate_refuse_nph(r, ex);
     }
@@ -449,11 +723,20 @@ static int zeq_gate_initial(request_rec *r, zeq_exchange *ex,
                               "this location requires an encrypted body "
                               "and an encrypted response");
     }
-    if (ex->envelope) {
+    if (ex->envelope && (ex->has_body || ex->version == 1)) {
         result = zeq_request_decrypt(r, ex, zeq_config_max_request(dc));
         if (result != OK) {
             return result;
         }
+    }
+    /* Verified: now its number counts, once. */
+    if (ex->version == 2) {
+        result = zeq_gate_accept_seq(r, sc, ex);
+        if (result != OK) {
+            return result;
+        }
+        apr_table_unset(r->headers_in, ZEQ_E2E_HDR_SEQ);
+        apr_table_unset(r->headers_in, ZEQ_E2E_HDR_SEAL);
     }
     /* The session id is the client's credential: the application does not
      * need it. No protocol switch either: an h2c upgrade would answer on a

@@ -1,9 +1,14 @@
-/* The handshake: POST {"clientNonce": hex} -> {"version", "sessionId",
- * "serverNonce", "expiresIn"}. Served by a handler that runs before
- * mod_proxy's, so it also answers inside a ProxyPass'd URL space. */
+/* The handshake (PROTOCOL.md sections 3 and 18.1): v1 POST {"clientNonce"}
+ * -> {"version": 1, "sessionId", "serverNonce", "expiresIn"}; v2 POST
+ * {"version": 2, "clientNonce", "clientKey"[, "psk"]} -> {"version": 2,
+ * "sessionId", "serverNonce", "serverKey", "expiresIn"[, "signature",
+ * "signer"]}. Only the I/O and the policy are here: the parsers and the
+ * answer are zeq_proto's, the keys zeq_kex's. Served by a handler that runs
+ * before mod_proxy's, so it also answers inside a ProxyPass'd URL space. */
 #include "zeq_handshake.h"
 #include "zeq_config.h"
 #include "zeq_error.h"
+#include "zeq_kex.h"
 #include "zeq_proto.h"
 #include "zeq_session.h"
 
@@ -45,15 +50,103 @@ static int zeq_handshake_read(request_rec *r, char *buf, apr_size_t *len)
     return ZEQ_OK;
 }
 
+static int zeq_handshake_refuse(request_rec *r, int status, const char *code,
+                                const char *message)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(30002)
+                  "handshake refused (%d %s): %s", status, code, message);
+    return zeq_error_send(r, status, code, message);
+}
+
+static int zeq_handshake_failed(request_rec *r, apr_status_t rv,
+                                const char *what)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ZEQLOG(30003)
+                  "handshake failed: %s", what);
+    return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE, ZEQ_E2E_ERR_UNAVAILABLE,
+                          "the server could not create a session");
+}
+
+/* The policy of a virtual host for a handshake whose body is valid: OK, or
+ * the refusal answered. No secret comes before "not offered". */
+static int zeq_handshake_policy(request_rec *r, const zeq_srv_conf *sc,
+                                const zeq_proto_handshake *hs)
+{
+    int offered = zeq_config_protocols(sc);
+
+    if (hs->version == 1 || hs->psk) {
+        if (sc->secret == NULL) {
+            return zeq_error_unconfigured(r);
+        }
+    }
+    if (!(offered & (hs->version == 1 ? ZEQ_PROTOCOL_V1 : ZEQ_PROTOCOL_V2))) {
+        return zeq_handshake_refuse(r, HTTP_BAD_REQUEST, ZEQ_E2E_ERR_VERSION,
+                                    hs->version == 1
+                                    ? "this server does not offer protocol 1"
+                                    : "this server does not offer protocol 2");
+    }
+    if (hs->version == 2 && !hs->psk && zeq_config_require_psk(sc)) {
+        return zeq_handshake_refuse(r, HTTP_BAD_REQUEST,
+                                    ZEQ_E2E_ERR_PSK_REQUIRED,
+                                    "this server requires the pre-shared key "
+                                    "(\"psk\": true)");
+    }
+    return OK;
+}
+
+/* Protocol v2: an ephemeral key pair, ECDH and HKDF; the pair is freed
+ * (its private key cleansed) as soon as the keys are derived. */
+static int zeq_handshake_v2_keys(const zeq_srv_conf *sc,
+                                 const zeq_proto_handshake *hs,
+                                 const unsigned char sn[ZEQ_KEX_NONCE_LEN],
+                                 unsigned char server_key[ZEQ_KEX_POINT_LEN],
+                                 zeq_keys *keys)
+{
+    zeq_kex_pair *pair = zeq_kex_pair_generate();
+    int rv = ZEQ_ERR_CRYPTO;
+
+    if (pair != NULL
+        && zeq_kex_pair_public(pair, server_key) == ZEQ_OK) {
+        rv = zeq_kex_v2(pair, hs->client_key,
+                        hs->psk ? sc->secret->psk : NULL, hs->client_nonce,
+                        sn, keys);
+    }
+    zeq_kex_pair_free(pair);
+    return rv;
+}
+
+/* Signs the transcript with the first ZeqE2EServerKey. */
+static int zeq_handshake_sign(request_rec *r, const zeq_srv_conf *sc,
+                              const zeq_proto_handshake *hs,
+                              const unsigned char sn[ZEQ_KEX_NONCE_LEN],
+                              const unsigned char sk[ZEQ_KEX_POINT_LEN],
+                              const char *sid,
+                              unsigned char sig[ZEQ_KEX_SIG_LEN],
+                              unsigned char signer[ZEQ_KEX_SIGNER_LEN])
+{
+    const zeq_kex_signer *key = APR_ARRAY_IDX(sc->signers, 0, zeq_kex_signer *);
+    apr_size_t idlen = strlen(sid);
+    unsigned char *tr = apr_palloc(r->pool, zeq_kex_transcript_len(idlen));
+    apr_size_t n = zeq_kex_transcript(tr, hs->client_nonce, sn, hs->client_key,
+                                      sk, sid, idlen);
+
+    return zeq_kex_sign(key, tr, n, sig) == ZEQ_OK
+           && zeq_kex_signer_id(key, signer) == ZEQ_OK;
+}
+
 static int zeq_handshake_handler(request_rec *r)
 {
     zeq_srv_conf *sc;
-    unsigned char client_nonce[ZEQ_NONCE_LEN], server_nonce[ZEQ_NONCE_LEN];
-    unsigned char key[ZEQ_KEY_LEN];
-    char nonce_hex[2 * ZEQ_NONCE_LEN + 1];
+    zeq_proto_handshake hs;
+    unsigned char server_nonce[ZEQ_KEX_NONCE_LEN];
+    unsigned char server_key[ZEQ_KEX_POINT_LEN];
+    unsigned char sig[ZEQ_KEX_SIG_LEN], signer[ZEQ_KEX_SIGNER_LEN];
     char body[ZEQ_PROTO_HANDSHAKE_MAX + 1];
     apr_size_t len = 0;
     const char *sid = NULL, *answer;
+    zeq_proto_answer a;
+    zeq_keys keys;
+    char *json;
     apr_status_t rv;
     int st;
 
@@ -68,53 +161,72 @@ static int zeq_handshake_handler(request_rec *r)
                               ZEQ_E2E_ERR_METHOD,
                               "the handshake accepts POST only");
     }
-    if (sc->secret == NULL) {
-        return zeq_error_unconfigured(r);
-    }
     st = zeq_handshake_read(r, body, &len);
     if (st != ZEQ_OK && st != ZEQ_ERR_BAD) {
         return st;
     }
-    if (st == ZEQ_ERR_BAD
-        || zeq_proto_handshake_parse(body, len, client_nonce) != ZEQ_OK) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(30002)
+    /* The body first, then the policy. */
+    st = st == ZEQ_OK ? zeq_proto_handshake_parse(body, len, &hs) : ZEQ_ERR_BAD;
+    if (st == ZEQ_ERR_VERSION) {
+        return zeq_handshake_refuse(r, HTTP_BAD_REQUEST, ZEQ_E2E_ERR_VERSION,
+                                    "the protocol versions are 1 and 2");
+    }
+    if (st != ZEQ_OK
+        || (hs.version == 2 && !zeq_kex_point_valid(hs.client_key))) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(30001)
                       "handshake refused: malformed request body "
                       "(%" APR_SIZE_T_FMT " bytes)", len);
         return zeq_error_send(r, HTTP_BAD_REQUEST, ZEQ_E2E_ERR_BAD_HANDSHAKE,
                               "the body must be a JSON object with "
-                              "clientNonce: 64 hex characters, at most "
-                              "4096 bytes");
+                              "clientNonce (64 hex characters) and, for "
+                              "version 2, clientKey (a P-256 point in "
+                              "base64url), at most 4096 bytes");
     }
-    if (RAND_bytes(server_nonce, sizeof(server_nonce)) != 1
-        || zeq_kdf_session_key(sc->secret->bytes, sc->secret->len,
-                               client_nonce,
-                               server_nonce, key) != ZEQ_OK) {
-        OPENSSL_cleanse(key, sizeof(key));
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ZEQLOG(30003)
-                      "handshake failed: random source or key derivation "
-                      "error");
-        return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE,
-                              ZEQ_E2E_ERR_UNAVAILABLE,
-                              "the server could not create a session");
+    st = zeq_handshake_policy(r, sc, &hs);
+    if (st != OK) {
+        return st;
     }
-    rv = zeq_session_create(r, sc, key, &sid);
-    OPENSSL_cleanse(key, sizeof(key));
+    if (RAND_bytes(server_nonce, sizeof(server_nonce)) != 1) {
+        return zeq_handshake_failed(r, APR_EGENERAL, "no random bytes");
+    }
+    st = hs.version == 1
+         ? zeq_kex_v1(sc->secret->bytes, sc->secret->len, hs.client_nonce,
+                      server_nonce, &keys)
+         : zeq_handshake_v2_keys(sc, &hs, server_nonce, server_key, &keys);
+    if (st != ZEQ_OK) {
+        zeq_keys_cleanse(&keys);
+        return zeq_handshake_failed(r, APR_EGENERAL, "key agreement error");
+    }
+    rv = zeq_session_create(r, sc, &keys, &sid, NULL);
+    zeq_keys_cleanse(&keys);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ZEQLOG(30004)
-                      "handshake failed: cannot store the session");
-        return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE,
-                              ZEQ_E2E_ERR_UNAVAILABLE,
-                              "the server could not store the session");
+        return zeq_handshake_failed(r, rv, "cannot store the session");
     }
-    zeq_proto_hex_encode(server_nonce, sizeof(server_nonce), nonce_hex);
-    answer = apr_psprintf(r->pool,
-                          "{\"version\":%d,\"sessionId\":\"%s\","
-                          "\"serverNonce\":\"%s\",\"expiresIn\":%d}\n",
-                          ZEQ_E2E_PROTOCOL_VERSION, sid, nonce_hex,
-                          zeq_config_ttl(sc));
+    a.version = hs.version;
+    a.session_id = sid;
+    a.server_nonce = server_nonce;
+    a.server_key = server_key;
+    a.expires_in = zeq_config_ttl(sc);
+    a.signature = NULL;
+    a.signer = NULL;
+    if (hs.version == 2 && sc->signers != NULL) {
+        if (!zeq_handshake_sign(r, sc, &hs, server_nonce, server_key, sid, sig,
+                                signer)) {
+            return zeq_handshake_failed(r, APR_EGENERAL, "cannot sign");
+        }
+        a.signature = sig;
+        a.signer = signer;
+    }
+    json = zeq_proto_answer_json(&a);
+    if (json == NULL) {
+        return zeq_handshake_failed(r, APR_ENOMEM, "cannot write the answer");
+    }
+    answer = apr_pstrcat(r->pool, json, "\n", NULL);
+    zeq_proto_free(json);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ZEQLOG(30005)
-                  "handshake: new session, expires in %ds",
-                  zeq_config_ttl(sc));
+                  "handshake: new version %d session%s%s, expires in %ds",
+                  hs.version, hs.psk && hs.version == 2 ? " (PSK)" : "",
+                  a.signature ? ", signed" : "", zeq_config_ttl(sc));
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     ap_set_content_type(r, "application/json");
     ap_set_content_length(r, (apr_off_t)strlen(answer));

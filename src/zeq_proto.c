@@ -85,23 +85,73 @@ void zeq_proto_b64url_encode(const unsigned char *in, size_t len, char *out)
     *o = '\0';
 }
 
-int zeq_proto_handshake_parse(const char *body, size_t len,
-                              unsigned char client_nonce[ZEQ_NONCE_LEN])
+int zeq_proto_b64url_decode(const char *in, size_t inlen, unsigned char *out,
+                            size_t outcap, size_t *outlen)
+{
+    size_t i, o = 0, need;
+    unsigned long acc = 0;
+    int bits = 0;
+
+    if (inlen % 4 == 1) {
+        return ZEQ_ERR_BAD;
+    }
+    need = inlen / 4 * 3 + (inlen % 4 ? inlen % 4 - 1 : 0);
+    if (need > outcap) {
+        return ZEQ_ERR_BAD;
+    }
+    for (i = 0; i < inlen; i++) {
+        char c = in[i];
+        int v;
+        if (c >= 'A' && c <= 'Z') {
+            v = c - 'A';
+        }
+        else if (c >= 'a' && c <= 'z') {
+            v = c - 'a' + 26;
+        }
+        else if (c >= '0' && c <= '9') {
+            v = c - '0' + 52;
+        }
+        else if (c == '-') {
+            v = 62;
+        }
+        else if (c == '_') {
+            v = 63;
+        }
+        else {
+            return ZEQ_ERR_BAD;     /* no padding, no other alphabet */
+        }
+        acc = (acc << 6) | (unsigned long)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= (1UL << bits) - 1;
+        }
+    }
+    /* The bits left over must be zero: one encoding for each input. */
+    if (acc != 0) {
+        return ZEQ_ERR_BAD;
+    }
+    *outlen = o;
+    return ZEQ_OK;
+}
+
+/* Parses a JSON text of at most ZEQ_PROTO_HANDSHAKE_MAX bytes that is one
+ * value with nothing but blanks after it. */
+static cJSON *zeq_proto_json(const char *body, size_t len)
 {
     cJSON *root;
-    const cJSON *nonce;
     const char *end = NULL;
-    int rv = ZEQ_ERR_BAD;
 
     if (body == NULL || len == 0 || len > ZEQ_PROTO_HANDSHAKE_MAX
         || memchr(body, '\0', len) != NULL) {
-        return ZEQ_ERR_BAD;
+        return NULL;
     }
-    /* Nothing but blanks may follow the JSON value. (cJSON's own
-     * require_null_terminated would reject every buffer without a NUL.) */
+    /* (cJSON's own require_null_terminated would reject every buffer
+     * without a NUL.) */
     root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (root == NULL) {
-        return ZEQ_ERR_BAD;
+        return NULL;
     }
     while (end != NULL && end < body + len
            && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) {
@@ -109,18 +159,184 @@ int zeq_proto_handshake_parse(const char *body, size_t len,
     }
     if (end != body + len) {
         cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+int zeq_proto_handshake_parse(const char *body, size_t len,
+                              zeq_proto_handshake *hs)
+{
+    cJSON *root = zeq_proto_json(body, len);
+    const cJSON *item;
+    int rv = ZEQ_ERR_BAD;
+
+    memset(hs, 0, sizeof(*hs));
+    if (root == NULL) {
         return ZEQ_ERR_BAD;
     }
-    if (cJSON_IsObject(root)) {
-        nonce = cJSON_GetObjectItemCaseSensitive(root, "clientNonce");
-        if (cJSON_IsString(nonce) && nonce->valuestring != NULL) {
-            rv = zeq_proto_hex_decode(nonce->valuestring,
-                                      strlen(nonce->valuestring),
-                                      client_nonce, ZEQ_NONCE_LEN);
+    if (!cJSON_IsObject(root)) {
+        goto done;
+    }
+    hs->version = 1;
+    item = cJSON_GetObjectItemCaseSensitive(root, "version");
+    if (item != NULL) {
+        double v = item->valuedouble;
+        if (!cJSON_IsNumber(item) || v != (double)(long long)v) {
+            goto done;          /* not an integer */
+        }
+        if (v != 1 && v != 2) {
+            rv = ZEQ_ERR_VERSION;
+            goto done;
+        }
+        hs->version = (int)v;
+    }
+    item = cJSON_GetObjectItemCaseSensitive(root, "psk");
+    if (item != NULL) {
+        if (!cJSON_IsBool(item)) {
+            goto done;
+        }
+        hs->psk = cJSON_IsTrue(item) ? 1 : 0;
+    }
+    item = cJSON_GetObjectItemCaseSensitive(root, "clientNonce");
+    if (!cJSON_IsString(item) || item->valuestring == NULL
+        || zeq_proto_hex_decode(item->valuestring, strlen(item->valuestring),
+                                hs->client_nonce, ZEQ_PROTO_NONCE_LEN)
+               != ZEQ_OK) {
+        goto done;
+    }
+    if (hs->version == 2) {
+        size_t n = 0;
+        item = cJSON_GetObjectItemCaseSensitive(root, "clientKey");
+        if (!cJSON_IsString(item) || item->valuestring == NULL
+            || zeq_proto_b64url_decode(item->valuestring,
+                                       strlen(item->valuestring),
+                                       hs->client_key, sizeof(hs->client_key),
+                                       &n) != ZEQ_OK
+            || n != ZEQ_PROTO_POINT_LEN) {
+            goto done;
         }
     }
+    rv = ZEQ_OK;
+done:
     cJSON_Delete(root);
     return rv;
+}
+
+/* Adds name: the unpadded base64url of len bytes. */
+static int zeq_proto_add_b64(cJSON *obj, const char *name,
+                             const unsigned char *in, size_t len)
+{
+    char buf[2 * ZEQ_PROTO_POINT_LEN + 4];
+
+    if (zeq_proto_b64url_len(len) + 1 > sizeof(buf)) {
+        return 0;
+    }
+    zeq_proto_b64url_encode(in, len, buf);
+    return cJSON_AddStringToObject(obj, name, buf) != NULL;
+}
+
+char *zeq_proto_answer_json(const zeq_proto_answer *a)
+{
+    cJSON *obj = cJSON_CreateObject();
+    char nonce[2 * ZEQ_PROTO_NONCE_LEN + 1];
+    char *text = NULL;
+    int ok;
+
+    if (obj == NULL) {
+        return NULL;
+    }
+    zeq_proto_hex_encode(a->server_nonce, ZEQ_PROTO_NONCE_LEN, nonce);
+    ok = cJSON_AddNumberToObject(obj, "version", a->version) != NULL
+         && cJSON_AddStringToObject(obj, "sessionId", a->session_id) != NULL
+         && cJSON_AddStringToObject(obj, "serverNonce", nonce) != NULL
+         && (a->version != 2
+             || zeq_proto_add_b64(obj, "serverKey", a->server_key,
+                                  ZEQ_PROTO_POINT_LEN))
+         && cJSON_AddNumberToObject(obj, "expiresIn", a->expires_in) != NULL
+         && (a->signature == NULL
+             || (zeq_proto_add_b64(obj, "signature", a->signature,
+                                   ZEQ_PROTO_SIG_LEN)
+                 && zeq_proto_add_b64(obj, "signer", a->signer,
+                                      ZEQ_PROTO_SIGNER_LEN)));
+    if (ok) {
+        text = cJSON_PrintUnformatted(obj);
+    }
+    cJSON_Delete(obj);
+    return text;
+}
+
+void zeq_proto_free(char *text)
+{
+    cJSON_free(text);
+}
+
+int zeq_proto_seq_parse(const char *s, unsigned long long *seq)
+{
+    unsigned long long v = 0;
+    size_t i;
+
+    if (s == NULL || s[0] == '\0' || (s[0] == '0' && s[1] != '\0')) {
+        return ZEQ_ERR_BAD;
+    }
+    for (i = 0; s[i] != '\0'; i++) {
+        if (s[i] < '0' || s[i] > '9' || i >= 16) {
+            return ZEQ_ERR_BAD;
+        }
+        v = v * 10 + (unsigned long long)(s[i] - '0');
+    }
+    if (v > ZEQ_PROTO_SEQ_MAX) {
+        return ZEQ_ERR_BAD;
+    }
+    *seq = v;
+    return ZEQ_OK;
+}
+
+size_t zeq_proto_target_without(const char *target, const char *const *names,
+                                char *out)
+{
+    const char *q = strchr(target, '?');
+    size_t o, kept = 0;
+    const char *item;
+
+    if (q == NULL) {
+        o = strlen(target);
+        memcpy(out, target, o + 1);
+        return o;
+    }
+    o = (size_t)(q - target);
+    memcpy(out, target, o);
+    out[o++] = '?';
+    item = q + 1;
+    for (;;) {
+        const char *amp = strchr(item, '&');
+        size_t len = amp ? (size_t)(amp - item) : strlen(item);
+        const char *eq = memchr(item, '=', len);
+        size_t nlen = eq ? (size_t)(eq - item) : len;
+        int drop = 0, k;
+
+        for (k = 0; names[k] != NULL; k++) {
+            if (strlen(names[k]) == nlen && memcmp(item, names[k], nlen) == 0) {
+                drop = 1;
+            }
+        }
+        if (!drop) {
+            if (kept++ > 0) {
+                out[o++] = '&';
+            }
+            memcpy(out + o, item, len);
+            o += len;
+        }
+        if (amp == NULL) {
+            break;
+        }
+        item = amp + 1;
+    }
+    if (o == (size_t)(q - target) + 1) {
+        o--;                         /* nothing remains: no '?' */
+    }
+    out[o] = '\0';
+    return o;
 }
 
 int zeq_proto_session_id_valid(const char *id)

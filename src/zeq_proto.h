@@ -1,12 +1,13 @@
-/* Pure parsers and encoders of protocol v1 (no httpd or APR header):
- * hex, base64url, the handshake request body, media types, Accept lists.
+/* Pure parsers and encoders of the protocol (no httpd or APR header):
+ * hex, base64url, the handshake request and answer, sequence numbers,
+ * targets, media types, Accept lists, query parameters.
  * Every function takes explicit lengths or NUL-terminated strings and never
  * allocates except where stated, so each can be fuzzed alone. */
 #ifndef ZEQ_PROTO_H
 #define ZEQ_PROTO_H
 
 #include <stddef.h>
-#include "zeq_envelope.h"
+#include "zeq_result.h"
 
 #define ZEQ_PROTO_HANDSHAKE_MAX 4096      /* bytes of handshake body */
 #define ZEQ_PROTO_SESSION_ID_BYTES 32     /* random bytes in a session id */
@@ -23,11 +24,64 @@ void zeq_proto_hex_encode(const unsigned char *in, size_t len, char *out);
 size_t zeq_proto_b64url_len(size_t len);
 void zeq_proto_b64url_encode(const unsigned char *in, size_t len, char *out);
 
-/* Parses a handshake request body {"clientNonce": "<64 hex>"}: ZEQ_OK with
- * the 32 nonce bytes, or ZEQ_ERR_BAD (not JSON, not an object, over
- * ZEQ_PROTO_HANDSHAKE_MAX, clientNonce missing, not a string, not 64 hex). */
+#define ZEQ_PROTO_NONCE_LEN  32
+#define ZEQ_PROTO_POINT_LEN  65      /* an uncompressed P-256 point */
+#define ZEQ_PROTO_SIG_LEN    64
+#define ZEQ_PROTO_SIGNER_LEN 32
+#define ZEQ_PROTO_SEQ_MAX ((((unsigned long long)1) << 53) - 1)
+
+/* Decodes unpadded base64url strictly (no padding, no other alphabet, the
+ * unused low bits zero): ZEQ_OK with *outlen bytes, or ZEQ_ERR_BAD
+ * (also when more than outcap bytes would come out). */
+int zeq_proto_b64url_decode(const char *in, size_t inlen, unsigned char *out,
+                            size_t outcap, size_t *outlen);
+
+/* A handshake request body (PROTOCOL.md sections 3 and 18.1). */
+typedef struct {
+    int version;                             /* 1 (no "version") or 2 */
+    int psk;                                 /* "psk": true */
+    unsigned char client_nonce[ZEQ_PROTO_NONCE_LEN];
+    unsigned char client_key[ZEQ_PROTO_POINT_LEN];   /* v2: clientKey */
+} zeq_proto_handshake;
+
+/* Parses a handshake request body: a JSON object of at most
+ * ZEQ_PROTO_HANDSHAKE_MAX bytes with clientNonce (64 hex), for v2 also
+ * "version": 2 and clientKey (base64url of 65 bytes; whether they are a
+ * point on the curve is for the caller to check), "psk" a boolean when
+ * present. ZEQ_OK; ZEQ_ERR_VERSION when "version" is an integer other
+ * than 1 and 2; ZEQ_ERR_BAD otherwise (not JSON, not an object, a member
+ * missing or of the wrong type or form). */
 int zeq_proto_handshake_parse(const char *body, size_t len,
-                              unsigned char client_nonce[ZEQ_NONCE_LEN]);
+                              zeq_proto_handshake *hs);
+
+/* A handshake answer. */
+typedef struct {
+    int version;
+    const char *session_id;
+    const unsigned char *server_nonce;       /* 32 bytes */
+    const unsigned char *server_key;         /* v2: 65 bytes */
+    int expires_in;
+    const unsigned char *signature;          /* v2, or NULL: 64 bytes */
+    const unsigned char *signer;             /* with it: 32 bytes */
+} zeq_proto_answer;
+
+/* The answer's JSON text, {"version", "sessionId", "serverNonce",
+ * ["serverKey",] "expiresIn"[, "signature", "signer"]}, without a final
+ * newline; free it with zeq_proto_free. NULL when out of memory. */
+char *zeq_proto_answer_json(const zeq_proto_answer *a);
+void zeq_proto_free(char *text);
+
+/* Parses X-E2E-Seq: decimal, 0 or without leading zeros, at most
+ * ZEQ_PROTO_SEQ_MAX. ZEQ_OK or ZEQ_ERR_BAD. */
+int zeq_proto_seq_parse(const char *s, unsigned long long *seq);
+
+/* Writes target (path?query) without the query items whose name (up to
+ * the first '=', not decoded) is one of names (NULL-terminated list):
+ * the query is split on '&', the other items kept in order and joined
+ * with '&'; the '?' goes when nothing remains. out holds strlen(target)
+ * + 1 bytes. Returns the length written. */
+size_t zeq_proto_target_without(const char *target, const char *const *names,
+                                char *out);
 
 /* True when a session id has 1..ZEQ_PROTO_SESSION_ID_MAX characters, all
  * from the URL-safe set [A-Za-z0-9_-]. */

@@ -4,6 +4,7 @@
  * plaintext to whatever reads the body (CGI, mod_proxy, a module). */
 #include "zeq_request.h"
 #include "zeq_error.h"
+#include "zeq_record.h"
 
 #include "apr_strings.h"
 #include "http_core.h"
@@ -41,16 +42,66 @@ static void zeq_request_rewrite_headers(request_rec *r, const zeq_exchange *ex)
     apr_table_unset(r->headers_in, ZEQ_E2E_HDR_CONTENT_TYPE);
 }
 
+/* The record reader hands over plaintext: into the exchange's brigade (in
+ * the request's pool; served only once the whole message verified). */
+typedef struct {
+    request_rec *r;
+    zeq_exchange *ex;
+} zeq_request_sink;
+
+static int zeq_request_emit(void *baton, const unsigned char *data,
+                            size_t len)
+{
+    zeq_request_sink *sink = baton;
+    request_rec *r = sink->r;
+    char *copy = apr_pmemdup(r->pool, data, len);
+
+    APR_BRIGADE_INSERT_TAIL(sink->ex->plain,
+        apr_bucket_pool_create(copy, len, r->pool,
+                               r->connection->bucket_alloc));
+    sink->ex->plain_len += (apr_off_t)len;
+    return 0;
+}
+
+static apr_status_t zeq_request_reader_cleanup(void *data)
+{
+    zeq_record_reader_free(data);
+    return APR_SUCCESS;
+}
+
+/* The answer for a message that does not open. */
+static int zeq_request_refuse(request_rec *r, const zeq_exchange *ex, int rv,
+                              apr_off_t total)
+{
+    const char *why = rv == ZEQ_ERR_SHORT
+                      ? (ex->version == 1 ? "the envelope is shorter than 28 "
+                                            "bytes"
+                                          : "the sealed message ends before "
+                                            "its final record")
+                      : rv == ZEQ_ERR_AUTH
+                      ? (ex->version == 1 ? "the envelope does not verify"
+                                          : "the sealed message does not "
+                                            "verify for this method, target, "
+                                            "sequence number and type")
+                      : "the sealed message is malformed";
+
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(40005)
+                  "encrypted body of %" APR_OFF_T_FMT " bytes refused "
+                  "(version %d): %s", total, ex->version, why);
+    return zeq_error_send(r, HTTP_BAD_REQUEST, ZEQ_E2E_ERR_DECRYPT, why);
+}
+
 int zeq_request_decrypt(request_rec *r, zeq_exchange *ex, apr_off_t limit)
 {
-    unsigned char head[ZEQ_ENVELOPE_OVERHEAD];
-    apr_size_t head_len = 0;
     apr_off_t total = 0, n;
     apr_bucket_brigade *bb;
-    zeq_envelope_ctx *cipher = NULL;
+    zeq_record_reader *rd;
+    zeq_request_sink sink;
+    unsigned char *aad = NULL;
+    apr_size_t aadlen = 0;
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     apr_status_t rv;
-    int seen_eos = 0, result = OK;
+    int seen_eos = 0, result = OK, zrv = ZEQ_OK;
 
     /* HTTP_IN has checked the Content-Length already. */
     if (cl != NULL && ap_parse_strict_length(&n, cl) && n > limit) {
@@ -59,109 +110,69 @@ int zeq_request_decrypt(request_rec *r, zeq_exchange *ex, apr_off_t limit)
                       "ZeqE2EMaxRequestBody %" APR_OFF_T_FMT, n, limit);
         return zeq_request_too_large(r);
     }
-    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     ex->plain = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    sink.r = r;
+    sink.ex = ex;
+    if (ex->version == 2) {
+        aad = zeq_exchange_request_aad(r->pool, ex, r->method, &aadlen);
+    }
+    rd = zeq_record_reader_new(ex->version, ex->keys.c2s, aad, aadlen,
+                               ZEQ_RECORD_MAX, zeq_request_emit, &sink);
+    if (rd == NULL) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    apr_pool_cleanup_register(r->pool, rd, zeq_request_reader_cleanup,
+                              apr_pool_cleanup_null);
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
 
-    while (!seen_eos && result == OK) {
-        apr_bucket *e;
-
+    while (!seen_eos && result == OK && zrv == ZEQ_OK) {
         rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
                             APR_BLOCK_READ, ZEQ_READ_CHUNK);
         if (rv != APR_SUCCESS) {
             int status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
             ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, ZEQLOG(40002)
                           "reading the encrypted body failed (%d)", status);
-            if (status == HTTP_REQUEST_ENTITY_TOO_LARGE) {
-                result = zeq_request_too_large(r);
-            }
-            else {
-                result = status;
-            }
+            result = status == HTTP_REQUEST_ENTITY_TOO_LARGE
+                     ? zeq_request_too_large(r) : status;
             break;
         }
-        while (!APR_BRIGADE_EMPTY(bb) && result == OK) {
+        while (!APR_BRIGADE_EMPTY(bb) && result == OK && zrv == ZEQ_OK) {
+            apr_bucket *e = APR_BRIGADE_FIRST(bb);
             const char *data;
             apr_size_t len;
 
-            e = APR_BRIGADE_FIRST(bb);
             if (APR_BUCKET_IS_EOS(e)) {
                 seen_eos = 1;
-                apr_bucket_delete(e);
-                continue;
             }
-            if (APR_BUCKET_IS_METADATA(e)) {
-                apr_bucket_delete(e);
-                continue;
-            }
-            rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
-            if (rv != APR_SUCCESS) {
-                result = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
-                break;
-            }
-            total += (apr_off_t)len;
-            if (total > limit) {
-                ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(40003)
-                              "encrypted body over ZeqE2EMaxRequestBody %"
-                              APR_OFF_T_FMT, limit);
-                result = zeq_request_too_large(r);
-                break;
-            }
-            if (head_len < sizeof(head)) {
-                apr_size_t take = sizeof(head) - head_len;
-                if (take > len) {
-                    take = len;
-                }
-                memcpy(head + head_len, data, take);
-                head_len += take;
-                data += take;
-                len -= take;
-                if (head_len == sizeof(head)) {
-                    cipher = zeq_envelope_ctx_new();
-                    if (cipher == NULL
-                        || zeq_envelope_open_init(
-                               cipher, ex->key, head,
-                               head + ZEQ_ENVELOPE_IV_LEN, NULL, 0)
-                               != ZEQ_OK) {
-                        result = HTTP_INTERNAL_SERVER_ERROR;
-                        break;
-                    }
-                }
-            }
-            if (len > 0) {
-                unsigned char *out = apr_palloc(r->pool, len);
-                if (zeq_envelope_open_update(cipher,
-                                             (const unsigned char *)data,
-                                             len, out) != ZEQ_OK) {
-                    result = HTTP_INTERNAL_SERVER_ERROR;
+            else if (!APR_BUCKET_IS_METADATA(e)) {
+                rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
+                if (rv != APR_SUCCESS) {
+                    result = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
                     break;
                 }
-                APR_BRIGADE_INSERT_TAIL(ex->plain,
-                    apr_bucket_pool_create((const char *)out, len, r->pool,
-                                           r->connection->bucket_alloc));
-                ex->plain_len += (apr_off_t)len;
+                total += (apr_off_t)len;
+                if (total > limit) {
+                    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(40003)
+                                  "encrypted body over ZeqE2EMaxRequestBody %"
+                                  APR_OFF_T_FMT, limit);
+                    result = zeq_request_too_large(r);
+                    break;
+                }
+                zrv = zeq_record_reader_feed(rd, (const unsigned char *)data,
+                                             len);
             }
             apr_bucket_delete(e);
         }
         apr_brigade_cleanup(bb);
     }
-
-    if (result == OK) {
-        if (head_len < sizeof(head)) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(40004)
-                          "envelope of %" APR_OFF_T_FMT " bytes is shorter "
-                          "than %d", total, ZEQ_ENVELOPE_OVERHEAD);
-            result = zeq_error_send(r, HTTP_BAD_REQUEST, ZEQ_E2E_ERR_DECRYPT,
-                                    "the envelope is shorter than 28 bytes");
-        }
-        else if (zeq_envelope_open_final(cipher) != ZEQ_OK) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(40005)
-                          "envelope of %" APR_OFF_T_FMT " bytes does not "
-                          "verify under the session key", total);
-            result = zeq_error_send(r, HTTP_BAD_REQUEST, ZEQ_E2E_ERR_DECRYPT,
-                                    "the envelope does not verify");
-        }
+    if (result == OK && zrv == ZEQ_OK) {
+        zrv = zeq_record_reader_finish(rd);
     }
-    zeq_envelope_ctx_free(cipher);
+    if (result == OK && zrv != ZEQ_OK) {
+        result = zrv == ZEQ_ERR_CRYPTO ? HTTP_INTERNAL_SERVER_ERROR
+                                       : zeq_request_refuse(r, ex, zrv, total);
+    }
+    apr_pool_cleanup_run(r->pool, rd, zeq_request_reader_cleanup);
     if (result != OK) {
         apr_brigade_cleanup(ex->plain);
         ex->plain_len = 0;

@@ -1,13 +1,18 @@
 /* The sealer: an output filter that seals the whole response body of a
- * sealed exchange into one v1 envelope and emits [iv||tag][ciphertext][EOS]
- * in a single brigade, so that the headers (Content-Length = 28 + n) are
- * decided before anything is sent. The ciphertext waits in a spool
- * (zeq_spool.h): memory up to a small bound, then an unlinked temporary
- * file; a static file's bytes are encrypted again from the file as they
- * are sent. Never passes plaintext: a body that cannot be sealed becomes
- * a plaintext JSON 500. */
+ * sealed exchange and emits it with its EOS in a single brigade, so that
+ * the headers (a Content-Length of the sealed size) are decided before
+ * anything is sent. Version 1: one envelope, [iv||tag][ciphertext]; version
+ * 2: a sealed message, 0x02||nonce_base then records of 16 KiB bound to
+ * the request's session, sequence number, status, type and encoding, and
+ * for an answer without a body (HEAD, 204, 304) the sealed empty message in
+ * X-E2E-Seal. The ciphertext waits in a spool (zeq_spool.h): memory up to a
+ * small bound, then an unlinked temporary file; in v1 a static file's bytes
+ * are encrypted again from the file as they are sent. Never passes
+ * plaintext: a body that cannot be sealed becomes a plaintext JSON 500. */
 #include "zeq_response.h"
 #include "zeq_config.h"
+#include "zeq_proto.h"
+#include "zeq_record.h"
 #include "zeq_spool.h"
 
 #include "apr_strings.h"
@@ -22,14 +27,21 @@ static ap_filter_rec_t *zeq_response_out_handle;
 
 typedef struct {
     zeq_exchange *ex;
-    zeq_envelope_ctx *cipher;
     zeq_spool *spool;            /* the ciphertext so far */
     apr_bucket_brigade *meta;    /* metadata buckets kept for the end */
-    unsigned char *scratch;      /* a file region's bytes, encrypted */
-    unsigned char head[ZEQ_ENVELOPE_OVERHEAD];   /* iv || tag */
     apr_off_t plain_len;
     apr_off_t limit;
     int done;                    /* EOS or a failure has been passed */
+    /* version 1 */
+    zeq_envelope_ctx *cipher;
+    unsigned char *scratch;      /* a file region's bytes, encrypted */
+    unsigned char head[ZEQ_ENVELOPE_OVERHEAD];   /* iv || tag */
+    /* version 2 */
+    zeq_record_sealer sealer;
+    unsigned char *pending;      /* the record being filled */
+    apr_size_t pending_len;
+    int status;                  /* what the AAD binds */
+    const char *type, *encoding;
 } zeq_response_ctx;
 
 static apr_status_t zeq_response_ctx_cleanup(void *data)
@@ -38,8 +50,12 @@ static apr_status_t zeq_response_ctx_cleanup(void *data)
 
     zeq_envelope_ctx_free(ctx->cipher);
     ctx->cipher = NULL;
+    zeq_record_sealer_free(&ctx->sealer);
     if (ctx->scratch != NULL) {
         OPENSSL_cleanse(ctx->scratch, ZEQ_RESPONSE_SCRATCH);
+    }
+    if (ctx->pending != NULL) {
+        OPENSSL_cleanse(ctx->pending, ZEQ_RECORD_SIZE);
     }
     return APR_SUCCESS;
 }
@@ -63,6 +79,21 @@ static void zeq_response_strip_headers(request_rec *r)
     zeq_response_unset(r, "Content-Encoding");
     r->content_encoding = NULL;
     apr_table_setn(r->headers_out, "Cache-Control", "no-store, private");
+}
+
+/* The application's content coding, wherever it put it (CGI script
+ * headers land in err_headers_out). */
+static const char *zeq_response_encoding(const request_rec *r)
+{
+    const char *enc = r->content_encoding;
+
+    if (enc == NULL) {
+        enc = apr_table_get(r->headers_out, "Content-Encoding");
+    }
+    if (enc == NULL) {
+        enc = apr_table_get(r->err_headers_out, "Content-Encoding");
+    }
+    return enc;
 }
 
 /* Replaces the response with a plaintext JSON 500 (headers are unsent:
@@ -90,6 +121,7 @@ static apr_status_t zeq_response_fail(ap_filter_t *f, zeq_response_ctx *ctx,
     zeq_response_strip_headers(r);
     zeq_response_unset(r, ZEQ_E2E_HDR_CONTENT_TYPE);
     zeq_response_unset(r, ZEQ_E2E_HDR_CONTENT_ENCODING);
+    zeq_response_unset(r, ZEQ_E2E_HDR_SEAL);
     ap_set_content_type(r, "application/json");
     ap_set_content_length(r, (apr_off_t)(sizeof(body) - 1));
     bb = apr_brigade_create(r->pool, f->c->bucket_alloc);
@@ -108,31 +140,92 @@ static apr_status_t zeq_response_over_limit(ap_filter_t *f,
         ctx->limit));
 }
 
-/* Sets the envelope's headers once the plaintext length is known. */
-static void zeq_response_set_headers(request_rec *r, apr_off_t plain_len)
+/* The headers of a sealed answer: the inner type and encoding (exactly
+ * what v2's AAD bound), the sealed length (-1: none). */
+static void zeq_response_set_headers(request_rec *r, const char *type,
+                                     const char *encoding, apr_off_t length)
 {
-    const char *enc = r->content_encoding;
-
-    if (enc == NULL) {
-        enc = apr_table_get(r->headers_out, "Content-Encoding");
-    }
-    if (enc == NULL) {
-        /* CGI script headers land in err_headers_out. */
-        enc = apr_table_get(r->err_headers_out, "Content-Encoding");
-    }
-    if (enc != NULL) {
+    zeq_response_unset(r, ZEQ_E2E_HDR_CONTENT_ENCODING);
+    if (encoding != NULL) {
         /* A backend compressed anyway: the coding travels inside. */
         apr_table_setn(r->headers_out, ZEQ_E2E_HDR_CONTENT_ENCODING,
-                       apr_pstrdup(r->pool, enc));
+                       apr_pstrdup(r->pool, encoding));
     }
-    if (r->content_type != NULL) {
-        apr_table_setn(r->headers_out, ZEQ_E2E_HDR_CONTENT_TYPE,
-                       r->content_type);
+    if (type != NULL) {
+        apr_table_setn(r->headers_out, ZEQ_E2E_HDR_CONTENT_TYPE, type);
     }
     zeq_response_strip_headers(r);
     apr_table_mergen(r->headers_out, "Vary", "Accept, " ZEQ_E2E_HDR_SESSION);
     ap_set_content_type(r, ZEQ_E2E_MEDIA_TYPE);
-    ap_set_content_length(r, plain_len + ZEQ_ENVELOPE_OVERHEAD);
+    if (length >= 0) {
+        ap_set_content_length(r, length);
+    }
+    else {
+        apr_table_unset(r->headers_out, "Content-Length");
+    }
+}
+
+/* v2: the sealed empty message of this answer, in base64url. */
+static const char *zeq_response_seal_header(request_rec *r,
+                                            const zeq_exchange *ex,
+                                            int status, const char *type,
+                                            const char *encoding)
+{
+    unsigned char msg[ZEQ_RECORD_EMPTY_LEN];
+    apr_size_t aadlen;
+    unsigned char *aad = zeq_exchange_response_aad(r->pool, ex, status, type,
+                                                   encoding, &aadlen);
+    char *b64;
+
+    if (zeq_record_seal_message(ex->keys.s2c, NULL, aad, aadlen, NULL, 0,
+                                ZEQ_RECORD_SIZE, msg) != ZEQ_OK) {
+        return NULL;
+    }
+    b64 = apr_palloc(r->pool, zeq_proto_b64url_len(sizeof(msg)) + 1);
+    zeq_proto_b64url_encode(msg, sizeof(msg), b64);
+    return b64;
+}
+
+/* v2: seals the pending record into the spool. */
+static apr_status_t zeq_response_v2_record(zeq_response_ctx *ctx, int final)
+{
+    unsigned char *out = malloc(ZEQ_RECORD_OVERHEAD + ctx->pending_len);
+    apr_size_t n;
+
+    if (out == NULL
+        || zeq_record_seal(&ctx->sealer, ctx->pending, ctx->pending_len, final,
+                           out) != ZEQ_OK) {
+        free(out);
+        return APR_EGENERAL;
+    }
+    OPENSSL_cleanse(ctx->pending, ctx->pending_len);
+    n = ZEQ_RECORD_OVERHEAD + ctx->pending_len;
+    ctx->pending_len = 0;
+    return zeq_spool_add(ctx->spool, out, n);
+}
+
+/* v2: takes plaintext into records; a full record is sealed only when
+ * more follows (so the last one carries the final flag). */
+static apr_status_t zeq_response_v2_add(zeq_response_ctx *ctx,
+                                        const unsigned char *data,
+                                        apr_size_t len)
+{
+    while (len > 0) {
+        apr_size_t n;
+        if (ctx->pending_len == ZEQ_RECORD_SIZE
+            && zeq_response_v2_record(ctx, 0) != APR_SUCCESS) {
+            return APR_EGENERAL;
+        }
+        n = ZEQ_RECORD_SIZE - ctx->pending_len;
+        if (n > len) {
+            n = len;
+        }
+        memcpy(ctx->pending + ctx->pending_len, data, n);
+        ctx->pending_len += n;
+        data += n;
+        len -= n;
+    }
+    return APR_SUCCESS;
 }
 
 static apr_status_t zeq_response_finish(ap_filter_t *f,
@@ -140,12 +233,13 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
                                         apr_bucket *eos)
 {
     request_rec *r = f->r;
+    zeq_exchange *ex = ctx->ex;
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, f->c->bucket_alloc);
 
     if (r->header_only) {
         /* HEAD: the length the GET would have. A proxied HEAD has no body
          * but the backend's plaintext Content-Length. */
-        apr_off_t n = ctx->plain_len;
+        apr_off_t n = ctx->plain_len, length;
         const char *cl = apr_table_get(r->headers_out, "Content-Length");
         if (n == 0 && cl != NULL && !ap_parse_strict_length(&n, cl)) {
             n = 0;
@@ -154,7 +248,43 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
             /* What the GET would answer. */
             return zeq_response_over_limit(f, ctx);
         }
-        zeq_response_set_headers(r, n);
+        if (ex->version == 2) {
+            const char *type = r->content_type, *enc = zeq_response_encoding(r);
+            const char *seal = zeq_response_seal_header(r, ex, r->status, type,
+                                                        enc);
+            if (seal == NULL) {
+                return zeq_response_fail(f, ctx, "encryption failed");
+            }
+            length = n > 0 || cl != NULL
+                     ? (apr_off_t)zeq_record_sealed_len((unsigned long long)n,
+                                                        ZEQ_RECORD_SIZE)
+                     : -1;
+            zeq_response_set_headers(r, type, enc, length);
+            apr_table_setn(r->headers_out, ZEQ_E2E_HDR_SEAL, seal);
+        }
+        else {
+            zeq_response_set_headers(r, r->content_type,
+                                     zeq_response_encoding(r),
+                                     n + ZEQ_ENVELOPE_OVERHEAD);
+        }
+    }
+    else if (ex->version == 2) {
+        const char *type = r->content_type, *enc = zeq_response_encoding(r);
+        /* What the records' AAD bound must be what the headers say. */
+        if (r->status != ctx->status
+            || (type == NULL) != (ctx->type == NULL)
+            || (type != NULL && strcmp(type, ctx->type) != 0)
+            || (enc == NULL) != (ctx->encoding == NULL)
+            || (enc != NULL && strcmp(enc, ctx->encoding) != 0)) {
+            return zeq_response_fail(f, ctx, "the status, type or encoding "
+                                             "changed after the body began");
+        }
+        if (zeq_response_v2_record(ctx, 1) != APR_SUCCESS) {
+            return zeq_response_fail(f, ctx, "encryption failed");
+        }
+        zeq_response_set_headers(r, ctx->type, ctx->encoding,
+                                 zeq_spool_length(ctx->spool));
+        zeq_spool_drain(ctx->spool, bb);
     }
     else {
         if (zeq_envelope_seal_final(ctx->cipher,
@@ -162,7 +292,8 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
             != ZEQ_OK) {
             return zeq_response_fail(f, ctx, "encryption failed");
         }
-        zeq_response_set_headers(r, ctx->plain_len);
+        zeq_response_set_headers(r, r->content_type, zeq_response_encoding(r),
+                                 ctx->plain_len + ZEQ_ENVELOPE_OVERHEAD);
         APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_heap_create(
                                         (const char *)ctx->head,
                                         sizeof(ctx->head), NULL,
@@ -170,13 +301,13 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
         zeq_spool_drain(ctx->spool, bb);
     }
     ctx->done = 1;
-    ctx->ex->answered = 1;
+    ex->answered = 1;
     APR_BRIGADE_CONCAT(bb, ctx->meta);
     APR_BUCKET_REMOVE(eos);
     APR_BRIGADE_INSERT_TAIL(bb, eos);
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, ZEQLOG(50002)
-                  "response sealed: %" APR_OFF_T_FMT " bytes of plaintext",
-                  ctx->plain_len);
+                  "response sealed (version %d): %" APR_OFF_T_FMT " bytes of "
+                  "plaintext", ex->version, ctx->plain_len);
     return ap_pass_brigade(f->next, bb);
 }
 
@@ -192,24 +323,53 @@ static int zeq_response_ctx_init(ap_filter_t *f, zeq_exchange *ex)
     ctx->meta = apr_brigade_create(r->pool, f->c->bucket_alloc);
     ctx->limit = zeq_config_max_response(zeq_config_dir(r));
     if (r->header_only) {
-        return 1;    /* HEAD: lengths only, nothing to seal */
+        return 1;    /* HEAD: lengths (and v2's seal) only */
     }
-    ctx->cipher = zeq_envelope_ctx_new();
     apr_pool_cleanup_register(r->pool, ctx, zeq_response_ctx_cleanup,
                               apr_pool_cleanup_null);
+    if (ex->version == 2) {
+        unsigned char *prefix;
+        apr_size_t aadlen;
+        unsigned char *aad;
+        /* The AAD binds the answer as it stands when its body begins. */
+        ctx->status = r->status;
+        ctx->type = r->content_type ? apr_pstrdup(r->pool, r->content_type)
+                                    : NULL;
+        ctx->encoding = zeq_response_encoding(r);
+        if (ctx->encoding != NULL) {
+            ctx->encoding = apr_pstrdup(r->pool, ctx->encoding);
+        }
+        aad = zeq_exchange_response_aad(r->pool, ex, ctx->status, ctx->type,
+                                        ctx->encoding, &aadlen);
+        ctx->pending = apr_palloc(r->pool, ZEQ_RECORD_SIZE);
+        prefix = malloc(ZEQ_RECORD_PREFIX_LEN);
+        if (prefix == NULL
+            || zeq_record_sealer_init(&ctx->sealer, ex->keys.s2c, NULL, aad,
+                                      aadlen) != ZEQ_OK) {
+            free(prefix);
+            return 0;
+        }
+        ctx->spool = zeq_spool_create(r->pool, f->c->bucket_alloc,
+                                      ex->keys.s2c, ctx->sealer.nonce_base,
+                                      NULL);
+        zeq_record_sealer_prefix(&ctx->sealer, prefix);
+        return zeq_spool_add(ctx->spool, prefix, ZEQ_RECORD_PREFIX_LEN)
+               == APR_SUCCESS;
+    }
+    ctx->cipher = zeq_envelope_ctx_new();
     if (ctx->cipher == NULL
         || RAND_bytes(ctx->head, ZEQ_ENVELOPE_IV_LEN) != 1
-        || zeq_envelope_seal_init(ctx->cipher, ex->key, ctx->head, NULL, 0)
-               != ZEQ_OK) {
+        || zeq_envelope_seal_init(ctx->cipher, ex->keys.s2c, ctx->head, NULL,
+                                  0) != ZEQ_OK) {
         return 0;
     }
-    ctx->spool = zeq_spool_create(r->pool, f->c->bucket_alloc, ex->key,
+    ctx->spool = zeq_spool_create(r->pool, f->c->bucket_alloc, ex->keys.s2c,
                                   ctx->head, NULL);
     return 1;
 }
 
-/* Passes a file region's plaintext through the cipher (for the tag); its
- * ciphertext is produced again from the file when sent. */
+/* v1: passes a file region's plaintext through the cipher (for the tag);
+ * its ciphertext is produced again from the file when sent. */
 static apr_status_t zeq_response_seal_file(zeq_response_ctx *ctx,
                                            apr_pool_t *p, apr_file_t *fd,
                                            apr_off_t start, apr_off_t len)
@@ -239,6 +399,54 @@ static apr_status_t zeq_response_seal_file(zeq_response_ctx *ctx,
     return rv;
 }
 
+/* Seals len bytes of plaintext: NULL, or why not. */
+static const char *zeq_response_add(zeq_response_ctx *ctx, const char *data,
+                                    apr_size_t len)
+{
+    unsigned char *out;
+
+    if (ctx->ex->version == 2) {
+        return zeq_response_v2_add(ctx, (const unsigned char *)data, len)
+               == APR_SUCCESS ? NULL : "encryption failed";
+    }
+    out = malloc(len);
+    if (out == NULL
+        || zeq_envelope_seal_update(ctx->cipher, (const unsigned char *)data,
+                                    len, out) != ZEQ_OK) {
+        free(out);
+        return "encryption failed";
+    }
+    return zeq_spool_add(ctx->spool, out, len) == APR_SUCCESS
+           ? NULL : "cannot spool the ciphertext";
+}
+
+/* An answer without a body (204, 304): v2 carries its seal. */
+static apr_status_t zeq_response_bodiless(ap_filter_t *f, zeq_exchange *ex,
+                                          apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+
+    if (ex->version == 2) {
+        const char *enc = zeq_response_encoding(r);
+        const char *seal = zeq_response_seal_header(r, ex, r->status,
+                                                    r->content_type, enc);
+        if (seal != NULL) {
+            apr_table_setn(r->headers_out, ZEQ_E2E_HDR_SEAL, seal);
+            if (r->content_type != NULL) {
+                apr_table_setn(r->headers_out, ZEQ_E2E_HDR_CONTENT_TYPE,
+                               r->content_type);
+            }
+            if (enc != NULL) {
+                apr_table_setn(r->headers_out, ZEQ_E2E_HDR_CONTENT_ENCODING,
+                               apr_pstrdup(r->pool, enc));
+            }
+        }
+    }
+    ex->answered = 1;
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
 static apr_status_t zeq_response_out_filter(ap_filter_t *f,
                                             apr_bucket_brigade *bb)
 {
@@ -248,14 +456,17 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
 
     if (ctx == NULL) {
         zeq_exchange *ex = zeq_exchange_get(r);
-        if (!zeq_exchange_sealed(ex) || AP_STATUS_IS_HEADER_ONLY(r->status)) {
-            /* 204 and 304 have no body to seal; a module error that came
-             * after this filter was added is plaintext by design. */
+        if (!zeq_exchange_sealed(ex)) {
+            /* A module error that came after this filter was added is
+             * plaintext by design. */
             if (ex != NULL) {
                 ex->answered = 1;
             }
             ap_remove_output_filter(f);
             return ap_pass_brigade(f->next, bb);
+        }
+        if (AP_STATUS_IS_HEADER_ONLY(r->status)) {
+            return zeq_response_bodiless(f, ex, bb);
         }
         if (!zeq_response_ctx_init(f, ex)) {
             apr_brigade_cleanup(bb);
@@ -269,7 +480,7 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
     }
     while (!APR_BRIGADE_EMPTY(bb)) {
         apr_bucket *e = APR_BRIGADE_FIRST(bb);
-        const char *data;
+        const char *data, *why;
         apr_size_t len;
 
         if (APR_BUCKET_IS_EOS(e)) {
@@ -303,7 +514,8 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
             apr_bucket_delete(e);
             continue;
         }
-        if (APR_BUCKET_IS_FILE(e) && !r->header_only) {
+        if (APR_BUCKET_IS_FILE(e) && !r->header_only
+            && ctx->ex->version == 1) {
             apr_bucket_file *file = e->data;
             ctx->plain_len += (apr_off_t)e->length;
             if (ctx->plain_len > ctx->limit) {
@@ -331,21 +543,10 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
             apr_brigade_cleanup(bb);
             return zeq_response_over_limit(f, ctx);
         }
-        if (len > 0 && !r->header_only) {
-            unsigned char *out = malloc(len);
-            if (out == NULL
-                || zeq_envelope_seal_update(ctx->cipher,
-                                            (const unsigned char *)data,
-                                            len, out) != ZEQ_OK) {
-                free(out);
-                apr_brigade_cleanup(bb);
-                return zeq_response_fail(f, ctx, "encryption failed");
-            }
-            if (zeq_spool_add(ctx->spool, out, len) != APR_SUCCESS) {
-                apr_brigade_cleanup(bb);
-                return zeq_response_fail(f, ctx, "cannot spool the "
-                                                 "ciphertext");
-            }
+        if (len > 0 && !r->header_only
+            && (why = zeq_response_add(ctx, data, len)) != NULL) {
+            apr_brigade_cleanup(bb);
+            return zeq_response_fail(f, ctx, why);
         }
         apr_bucket_delete(e);
     }

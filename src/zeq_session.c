@@ -6,6 +6,8 @@
  * too. */
 #include "zeq_session.h"
 #include "zeq_proto.h"
+#include "zeq_replay.h"
+#include "zeq_sessrec.h"
 
 #include "http_core.h"
 #include "util_mutex.h"
@@ -15,118 +17,112 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-/* Session record, version 1 (all integers big-endian):
- *   0  version (1)
- *   1  flags (0)
- *   2  reserved (2 bytes, 0)
- *   4  scope (16 bytes): binds the session to its virtual host and secret
- *      (zeq_config.c, ZeqE2ESessionScope)
- *  20  created, seconds since the epoch (8 bytes)
- *  28  expires, seconds since the epoch (8 bytes)
- *  36  key (32 bytes)
- * Later versions may seal the record; readers reject versions they do not
- * know, which costs the client one new handshake. */
-#define ZEQ_SESSION_RECORD_V1 1
-#define ZEQ_SESSION_RECORD_LEN (36 + ZEQ_KEY_LEN)
 #define ZEQ_SESSION_ID_HASH_LEN 32
 
-typedef struct {
-    unsigned char scope[ZEQ_SCOPE_ID_LEN];
-    apr_int64_t created;
-    apr_int64_t expires;
-    unsigned char key[ZEQ_KEY_LEN];
-} zeq_session_record;
-
-static void zeq_session_put64(unsigned char *p, apr_int64_t v)
+/* The cache keys: SHA-256 of the session id, so the cache never holds
+ * ids; the replay window of a v2 session under SHA-256 of a label and the
+ * id. */
+static int zeq_session_hash(const char *label, const char *id,
+                            unsigned char out[ZEQ_SESSION_ID_HASH_LEN])
 {
-    int i;
-
-    for (i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)(v & 0xff);
-        v >>= 8;
-    }
-}
-
-static apr_int64_t zeq_session_get64(const unsigned char *p)
-{
-    apr_uint64_t v = 0;
-    int i;
-
-    for (i = 0; i < 8; i++) {
-        v = (v << 8) | p[i];
-    }
-    return (apr_int64_t)v;
-}
-
-static void zeq_session_encode(const zeq_session_record *rec,
-                               unsigned char out[ZEQ_SESSION_RECORD_LEN])
-{
-    memset(out, 0, 4);
-    out[0] = ZEQ_SESSION_RECORD_V1;
-    memcpy(out + 4, rec->scope, ZEQ_SCOPE_ID_LEN);
-    zeq_session_put64(out + 20, rec->created);
-    zeq_session_put64(out + 28, rec->expires);
-    memcpy(out + 36, rec->key, ZEQ_KEY_LEN);
-}
-
-static int zeq_session_decode(const unsigned char *in, apr_size_t len,
-                              zeq_session_record *rec)
-{
-    if (len != ZEQ_SESSION_RECORD_LEN || in[0] != ZEQ_SESSION_RECORD_V1) {
-        return 0;
-    }
-    memcpy(rec->scope, in + 4, ZEQ_SCOPE_ID_LEN);
-    rec->created = zeq_session_get64(in + 20);
-    rec->expires = zeq_session_get64(in + 28);
-    memcpy(rec->key, in + 36, ZEQ_KEY_LEN);
-    return 1;
-}
-
-/* The cache key: SHA-256 of the session id, so the cache never holds ids. */
-static int zeq_session_id_hash(const char *id,
-                               unsigned char out[ZEQ_SESSION_ID_HASH_LEN])
-{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned int n = 0;
+    int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
+             && (label == NULL
+                 || EVP_DigestUpdate(md, label, strlen(label) + 1) == 1)
+             && EVP_DigestUpdate(md, id, strlen(id)) == 1
+             && EVP_DigestFinal_ex(md, out, &n) == 1
+             && n == ZEQ_SESSION_ID_HASH_LEN;
 
-    return EVP_Digest(id, strlen(id), out, &n, EVP_sha256(), NULL) == 1
-           && n == ZEQ_SESSION_ID_HASH_LEN;
+    EVP_MD_CTX_free(md);
+    return ok;
 }
 
-static apr_status_t zeq_session_lock(zeq_session_cache *cache, server_rec *s)
+static apr_status_t zeq_session_lock(apr_global_mutex_t *mutex, server_rec *s)
 {
     apr_status_t rv;
 
-    if (cache->mutex == NULL) {
+    if (mutex == NULL) {
         return APR_SUCCESS;
     }
-    rv = apr_global_mutex_lock(cache->mutex);
+    rv = apr_global_mutex_lock(mutex);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ZEQLOG(20001)
-                     "cannot lock the session cache mutex");
+                     "cannot lock a session cache mutex");
     }
     return rv;
 }
 
-static void zeq_session_unlock(zeq_session_cache *cache, server_rec *s)
+static void zeq_session_unlock(apr_global_mutex_t *mutex, server_rec *s)
 {
     apr_status_t rv;
 
-    if (cache->mutex != NULL
-        && (rv = apr_global_mutex_unlock(cache->mutex)) != APR_SUCCESS) {
+    if (mutex != NULL && (rv = apr_global_mutex_unlock(mutex)) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ZEQLOG(20002)
-                     "cannot unlock the session cache mutex");
+                     "cannot unlock a session cache mutex");
     }
 }
 
+/* shmcb and dbm say NOTFOUND, memcache and redis ENOMEM or ENOSPC for a
+ * record that does not fit: all mean "nothing usable". */
+static apr_status_t zeq_session_missing(apr_status_t rv)
+{
+    return (rv == APR_NOTFOUND || APR_STATUS_IS_ENOSPC(rv)
+            || APR_STATUS_IS_ENOMEM(rv)) ? APR_NOTFOUND : rv;
+}
+
+/* Reads the record of id into rec (under the caller's lock): APR_SUCCESS,
+ * APR_NOTFOUND when missing, unreadable, of another scope or expired. */
+static apr_status_t zeq_session_get(request_rec *r, const zeq_srv_conf *sc,
+                                    const unsigned char *hash, zeq_sessrec *rec)
+{
+    zeq_session_cache *cache = sc->cache;
+    /* Room for a larger record than ours, so a future version is read and
+     * rejected instead of failing as a too-small buffer. */
+    unsigned char data[2 * ZEQ_SESSREC_MAX_LEN];
+    unsigned int len = sizeof(data);
+    apr_status_t rv;
+
+    rv = cache->provider->retrieve(cache->instance, r->server, hash,
+                                   ZEQ_SESSION_ID_HASH_LEN, data, &len,
+                                   r->pool);
+    if (rv == APR_SUCCESS) {
+        rv = APR_NOTFOUND;
+        if (zeq_sessrec_decode(data, len, rec) == ZEQ_OK
+            && CRYPTO_memcmp(rec->scope, sc->scope_id, ZEQ_SCOPE_ID_LEN) == 0
+            && rec->expires > apr_time_sec(apr_time_now())) {
+            rv = APR_SUCCESS;
+        }
+    }
+    OPENSSL_cleanse(data, sizeof(data));
+    return zeq_session_missing(rv);
+}
+
+static apr_status_t zeq_session_put(request_rec *r, const zeq_srv_conf *sc,
+                                    const unsigned char *hash,
+                                    const zeq_sessrec *rec)
+{
+    zeq_session_cache *cache = sc->cache;
+    unsigned char data[ZEQ_SESSREC_MAX_LEN];
+    size_t len = zeq_sessrec_encode(rec, data);
+    apr_status_t rv;
+
+    rv = cache->provider->store(cache->instance, r->server, hash,
+                                ZEQ_SESSION_ID_HASH_LEN,
+                                apr_time_from_sec(rec->expires), data,
+                                (unsigned int)len, r->pool);
+    OPENSSL_cleanse(data, sizeof(data));
+    return rv;
+}
+
 apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
-                                const unsigned char key[ZEQ_KEY_LEN],
-                                const char **id)
+                                const zeq_keys *keys, const char **id,
+                                apr_int64_t *expires)
 {
     zeq_session_cache *cache = sc->cache;
     unsigned char raw[ZEQ_PROTO_SESSION_ID_BYTES];
     unsigned char hash[ZEQ_SESSION_ID_HASH_LEN];
-    unsigned char data[ZEQ_SESSION_RECORD_LEN];
-    zeq_session_record rec;
+    zeq_sessrec rec;
     char *sid;
     apr_status_t rv;
 
@@ -138,25 +134,25 @@ apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
     }
     sid = apr_palloc(r->pool, zeq_proto_b64url_len(sizeof(raw)) + 1);
     zeq_proto_b64url_encode(raw, sizeof(raw), sid);
-    if (!zeq_session_id_hash(sid, hash)) {
+    if (!zeq_session_hash(NULL, sid, hash)) {
         return APR_EGENERAL;
     }
+    memset(&rec, 0, sizeof(rec));
     memcpy(rec.scope, sc->scope_id, ZEQ_SCOPE_ID_LEN);
     rec.created = apr_time_sec(r->request_time);
     rec.expires = rec.created + zeq_config_ttl(sc);
-    memcpy(rec.key, key, ZEQ_KEY_LEN);
-    zeq_session_encode(&rec, data);
+    rec.keys = *keys;
+    zeq_replay_init(&rec.window);
 
-    rv = zeq_session_lock(cache, r->server);
+    rv = zeq_session_lock(cache->mutex, r->server);
     if (rv == APR_SUCCESS) {
-        rv = cache->provider->store(cache->instance, r->server, hash,
-                                    sizeof(hash),
-                                    apr_time_from_sec(rec.expires),
-                                    data, sizeof(data), r->pool);
-        zeq_session_unlock(cache, r->server);
+        rv = zeq_session_put(r, sc, hash, &rec);
+        zeq_session_unlock(cache->mutex, r->server);
+    }
+    if (expires != NULL) {
+        *expires = rec.expires;
     }
     OPENSSL_cleanse(&rec, sizeof(rec));
-    OPENSSL_cleanse(data, sizeof(data));
     if (rv == APR_SUCCESS) {
         *id = sid;
     }
@@ -164,16 +160,12 @@ apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
 }
 
 apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
-                                const char *id,
-                                unsigned char key[ZEQ_KEY_LEN])
+                                const char *id, zeq_keys *keys,
+                                apr_int64_t *expires)
 {
     zeq_session_cache *cache = sc->cache;
     unsigned char hash[ZEQ_SESSION_ID_HASH_LEN];
-    /* Room for a larger record than ours, so a future version is read and
-     * rejected instead of failing as a too-small buffer. */
-    unsigned char data[4 * ZEQ_SESSION_RECORD_LEN];
-    unsigned int len = sizeof(data);
-    zeq_session_record rec;
+    zeq_sessrec rec;
     apr_status_t rv;
 
     if (cache == NULL || cache->instance == NULL) {
@@ -182,31 +174,59 @@ apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
     if (!zeq_proto_session_id_valid(id)) {
         return APR_NOTFOUND;
     }
-    if (!zeq_session_id_hash(id, hash)) {
+    if (!zeq_session_hash(NULL, id, hash)) {
         return APR_EGENERAL;
     }
-    rv = zeq_session_lock(cache, r->server);
+    rv = zeq_session_lock(cache->mutex, r->server);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = cache->provider->retrieve(cache->instance, r->server, hash,
-                                   sizeof(hash), data, &len, r->pool);
-    zeq_session_unlock(cache, r->server);
-    if (rv != APR_SUCCESS) {
-        /* shmcb and dbm say NOTFOUND, memcache and redis ENOMEM or ENOSPC
-         * for a record that does not fit: all mean "no usable session". */
-        return (rv == APR_NOTFOUND || APR_STATUS_IS_ENOSPC(rv)
-                || APR_STATUS_IS_ENOMEM(rv)) ? APR_NOTFOUND : rv;
-    }
-    rv = APR_NOTFOUND;
-    if (zeq_session_decode(data, len, &rec)
-        && CRYPTO_memcmp(rec.scope, sc->scope_id, ZEQ_SCOPE_ID_LEN) == 0
-        && rec.expires > apr_time_sec(apr_time_now())) {
-        memcpy(key, rec.key, ZEQ_KEY_LEN);
-        rv = APR_SUCCESS;
+    rv = zeq_session_get(r, sc, hash, &rec);
+    zeq_session_unlock(cache->mutex, r->server);
+    if (rv == APR_SUCCESS) {
+        *keys = rec.keys;
+        if (expires != NULL) {
+            *expires = rec.expires;
+        }
     }
     OPENSSL_cleanse(&rec, sizeof(rec));
-    OPENSSL_cleanse(data, sizeof(data));
+    return rv;
+}
+
+apr_status_t zeq_session_accept_seq(request_rec *r, const zeq_srv_conf *sc,
+                                    const char *id, apr_uint64_t seq)
+{
+    zeq_session_cache *cache = sc->cache;
+    apr_global_mutex_t *mutex;
+    unsigned char hash[ZEQ_SESSION_ID_HASH_LEN];
+    zeq_sessrec rec;
+    apr_status_t rv;
+
+    if (cache == NULL || cache->instance == NULL) {
+        return APR_EINIT;
+    }
+    if (!zeq_session_hash(NULL, id, hash)) {
+        return APR_EGENERAL;
+    }
+    /* One read-modify-write at a time in this server: the provider's own
+     * mutex where it needs one (its calls are made under it), else the
+     * replay mutex. */
+    mutex = cache->mutex ? cache->mutex : cache->replay_mutex;
+    rv = zeq_session_lock(mutex, r->server);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = zeq_session_get(r, sc, hash, &rec);
+    if (rv == APR_SUCCESS) {
+        if (rec.keys.version != 2 || zeq_replay_accept(&rec.window, seq) != ZEQ_OK) {
+            rv = APR_EEXIST;
+        }
+        else {
+            rv = zeq_session_put(r, sc, hash, &rec);
+        }
+    }
+    zeq_session_unlock(mutex, r->server);
+    OPENSSL_cleanse(&rec, sizeof(rec));
     return rv;
 }
 
@@ -215,8 +235,13 @@ static int zeq_session_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     (void)plog;
     (void)ptemp;
-    return ap_mutex_register(pconf, ZEQ_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT,
-                             0);
+    apr_status_t rv = ap_mutex_register(pconf, ZEQ_MUTEX_TYPE, NULL,
+                                        APR_LOCK_DEFAULT, 0);
+    if (rv == APR_SUCCESS) {
+        rv = ap_mutex_register(pconf, ZEQ_REPLAY_MUTEX_TYPE, NULL,
+                               APR_LOCK_DEFAULT, 0);
+    }
+    return rv;
 }
 
 static apr_status_t zeq_session_destroy(void *data)
@@ -286,15 +311,21 @@ static int zeq_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (cache->provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
         rv = ap_global_mutex_create(&cache->mutex, NULL, ZEQ_MUTEX_TYPE,
                                     NULL, s, pconf, 0);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ZEQLOG(20005)
-                         "cannot create the session cache mutex");
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
+    }
+    else {
+        /* The provider serializes its own calls, not a read-modify-write
+         * of a replay window. */
+        rv = ap_global_mutex_create(&cache->replay_mutex, NULL,
+                                    ZEQ_REPLAY_MUTEX_TYPE, NULL, s, pconf, 0);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ZEQLOG(20005)
+                     "cannot create the session cache mutex");
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     memset(&hints, 0, sizeof(hints));
     hints.avg_id_len = ZEQ_SESSION_ID_HASH_LEN;
-    hints.avg_obj_size = ZEQ_SESSION_RECORD_LEN;
+    hints.avg_obj_size = ZEQ_SESSREC_MAX_LEN;
     hints.expiry_interval = apr_time_from_sec(60);
     rv = cache->provider->init(cache->instance, "zeq_e2e", &hints, s, pconf);
     if (rv != APR_SUCCESS) {
@@ -318,13 +349,23 @@ static void zeq_session_child_init(apr_pool_t *p, server_rec *s)
     zeq_session_cache *cache = zeq_config_srv(s)->cache;
     apr_status_t rv;
 
-    if (cache != NULL && cache->mutex != NULL) {
-        rv = apr_global_mutex_child_init(&cache->mutex,
-                                         apr_global_mutex_lockfile(
-                                             cache->mutex), p);
+    apr_global_mutex_t **m[2];
+    int i;
+
+    if (cache == NULL) {
+        return;
+    }
+    m[0] = &cache->mutex;
+    m[1] = &cache->replay_mutex;
+    for (i = 0; i < 2; i++) {
+        if (*m[i] == NULL) {
+            continue;
+        }
+        rv = apr_global_mutex_child_init(m[i], apr_global_mutex_lockfile(*m[i]),
+                                         p);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ZEQLOG(20008)
-                         "cannot attach the session cache mutex in a child");
+                         "cannot attach a session cache mutex in a child");
         }
     }
 }

@@ -16,8 +16,10 @@
  * Frame buffers are malloc'd once per connection and reused: nothing is
  * allocated from a pool per frame. */
 #include "zeq_ws.h"
+#include "zeq_envelope.h"
 #include "zeq_error.h"
 #include "zeq_frame.h"
+#include "zeq_record.h"
 
 #include "apr_strings.h"
 #include "http_connection.h"
@@ -41,8 +43,11 @@ struct zeq_ws_ctx {
     zeq_exchange *ex;
     zeq_ws_holder *holder;
     ap_filter_t *in_f, *out_f;
-    unsigned char key[ZEQ_KEY_LEN];
-    zeq_envelope_ctx *cipher;
+    zeq_keys keys;              /* a copy: the socket outlives nothing */
+    zeq_envelope_ctx *cipher;   /* v1 */
+    apr_uint64_t from_client_n; /* v2: the next message of each direction */
+    apr_uint64_t from_backend_n;
+    apr_size_t max_message;     /* plaintext bytes of one message */
     zeq_frame_reader from_client, from_backend;
     apr_bucket_brigade *in_tmp, *in_ready, *in_meta, *out_bb;
     unsigned char head[16];     /* first bytes of the response head */
@@ -62,7 +67,7 @@ static apr_status_t zeq_ws_cleanup(void *data)
     zeq_frame_reader_free(&ctx->from_backend);
     zeq_envelope_ctx_free(ctx->cipher);
     ctx->cipher = NULL;
-    OPENSSL_cleanse(ctx->key, sizeof(ctx->key));
+    zeq_keys_cleanse(&ctx->keys);
     return APR_SUCCESS;
 }
 
@@ -110,62 +115,96 @@ static void zeq_ws_fail(zeq_ws_ctx *ctx, int code, const char *why)
     }
 }
 
-/* Client message: an envelope of type || message in a binary frame. */
+/* Opens a client message into pt (ev->len bytes): its length, or 0 after
+ * closing the socket. v1: an envelope; v2: a sealed message bound to the
+ * socket, the direction and the message's place. */
+static apr_size_t zeq_ws_open(zeq_ws_ctx *ctx, const zeq_frame_event *ev,
+                              unsigned char *pt)
+{
+    unsigned char aad[512];
+    apr_size_t aadlen = 0, ptlen = 0;
+    int rv;
+
+    if (ctx->keys.version == 2) {
+        aadlen = zeq_exchange_ws_aad(ctx->ex, "c2s", ctx->from_client_n, aad,
+                                     sizeof(aad));
+        rv = aadlen == 0 ? ZEQ_ERR_CRYPTO
+             : zeq_record_open_message(2, ctx->keys.c2s, aad, aadlen, ev->data,
+                                       ev->len, pt, &ptlen);
+    }
+    else {
+        rv = zeq_record_open_message(1, ctx->keys.c2s, NULL, 0, ev->data,
+                                     ev->len, pt, &ptlen);
+    }
+    if (rv != ZEQ_OK || ptlen < 1) {
+        zeq_ws_fail(ctx, ZEQ_FRAME_CLOSE_POLICY, rv != ZEQ_OK
+                    ? (ctx->keys.version == 2
+                       ? "a client message does not verify (key, socket, "
+                         "direction or order)"
+                       : "a client frame does not verify under the session "
+                         "key")
+                    : "a client message without a type byte");
+        return 0;
+    }
+    ctx->from_client_n++;
+    return ptlen;
+}
+
+/* Client message: the sealed type || message of one binary frame, passed
+ * on as an ordinary (re-masked) text or binary frame. */
 static int zeq_ws_open_message(zeq_ws_ctx *ctx, const zeq_frame_event *ev)
 {
-    unsigned char *frame, *payload, mask[4];
-    size_t n, hlen;
+    unsigned char *frame, *pt, mask[4];
     unsigned char hdr[ZEQ_FRAME_HEADER_MAX];
+    apr_size_t n, hlen;
     int opcode;
 
-    if (ev->opcode != ZEQ_FRAME_BINARY
-        || ev->len < ZEQ_ENVELOPE_OVERHEAD + 1) {
-        zeq_ws_fail(ctx, ZEQ_FRAME_CLOSE_POLICY, ev->opcode != ZEQ_FRAME_BINARY
-                    ? "plaintext message on an encrypted socket"
-                    : "envelope too short");
+    if (ev->opcode != ZEQ_FRAME_BINARY) {
+        zeq_ws_fail(ctx, ZEQ_FRAME_CLOSE_POLICY,
+                    "plaintext message on an encrypted socket");
         return 0;
     }
-    n = ev->len - ZEQ_ENVELOPE_OVERHEAD;     /* type byte + message */
-    if (RAND_bytes(mask, sizeof(mask)) != 1) {
-        zeq_ws_fail(ctx, ZEQ_FRAME_CLOSE_INTERNAL, "no random mask");
-        return 0;
-    }
-    hlen = zeq_frame_write_header(hdr, ZEQ_FRAME_TEXT, mask, n - 1);
-    /* Decrypt type || message so that the message lands after the header,
-     * the type byte on the header's last byte, restored below. */
-    frame = malloc(hlen + n);
-    if (frame == NULL) {
+    pt = malloc(ev->len ? ev->len : 1);
+    if (pt == NULL) {
         zeq_ws_fail(ctx, ZEQ_FRAME_CLOSE_INTERNAL, "out of memory");
         return 0;
     }
-    payload = frame + hlen - 1;
-    if (zeq_envelope_open_init(ctx->cipher, ctx->key, ev->data,
-                               ev->data + ZEQ_ENVELOPE_IV_LEN, NULL, 0)
-            != ZEQ_OK
-        || zeq_envelope_open_update(ctx->cipher,
-                                    ev->data + ZEQ_ENVELOPE_OVERHEAD, n,
-                                    payload) != ZEQ_OK
-        || zeq_envelope_open_final(ctx->cipher) != ZEQ_OK) {
-        OPENSSL_cleanse(frame, hlen + n);
-        free(frame);
-        zeq_ws_fail(ctx, ZEQ_FRAME_CLOSE_POLICY,
-                    "a client frame does not verify under the session key");
+    n = zeq_ws_open(ctx, ev, pt);
+    if (n == 0) {
+        free(pt);
         return 0;
     }
-    if (payload[0] == ZEQ_FRAME_MSG_TEXT) {
+    if (pt[0] == ZEQ_FRAME_MSG_TEXT) {
         opcode = ZEQ_FRAME_TEXT;
     }
-    else if (payload[0] == ZEQ_FRAME_MSG_BINARY) {
+    else if (pt[0] == ZEQ_FRAME_MSG_BINARY) {
         opcode = ZEQ_FRAME_BINARY;
     }
     else {
-        OPENSSL_cleanse(frame, hlen + n);
-        free(frame);
+        OPENSSL_cleanse(pt, n);
+        free(pt);
         zeq_ws_fail(ctx, ZEQ_FRAME_CLOSE_POLICY, "unknown message type");
         return 0;
     }
-    hlen = zeq_frame_write_header(hdr, opcode, mask, n - 1);
+    if (n - 1 > ctx->max_message) {
+        OPENSSL_cleanse(pt, n);
+        free(pt);
+        zeq_ws_fail(ctx, ZEQ_FRAME_CLOSE_TOO_BIG,
+                    "a client message is over ZeqE2EMaxMessage");
+        return 0;
+    }
+    if (RAND_bytes(mask, sizeof(mask)) != 1
+        || (hlen = zeq_frame_write_header(hdr, opcode, mask, n - 1),
+            frame = malloc(hlen + n - 1)) == NULL) {
+        OPENSSL_cleanse(pt, n);
+        free(pt);
+        zeq_ws_fail(ctx, ZEQ_FRAME_CLOSE_INTERNAL, "no mask or no memory");
+        return 0;
+    }
     memcpy(frame, hdr, hlen);
+    memcpy(frame + hlen, pt + 1, n - 1);
+    OPENSSL_cleanse(pt, n);
+    free(pt);
     zeq_frame_mask(frame + hlen, n - 1, mask, 0);
     APR_BRIGADE_INSERT_TAIL(ctx->in_ready, zeq_ws_bucket(ctx, frame,
                                                           hlen + n - 1));
@@ -177,8 +216,14 @@ static int zeq_ws_seal_message(zeq_ws_ctx *ctx, const zeq_frame_event *ev,
                                apr_bucket_brigade *out)
 {
     unsigned char hdr[ZEQ_FRAME_HEADER_MAX], *frame, *env, type;
-    size_t hlen, elen = ZEQ_ENVELOPE_OVERHEAD + 1 + ev->len;
+    apr_size_t hlen, elen;
+    int ok;
 
+    type = ev->opcode == ZEQ_FRAME_TEXT ? ZEQ_FRAME_MSG_TEXT
+                                        : ZEQ_FRAME_MSG_BINARY;
+    elen = ctx->keys.version == 2
+           ? (apr_size_t)zeq_record_sealed_len(ev->len + 1, ZEQ_RECORD_SIZE)
+           : ZEQ_ENVELOPE_OVERHEAD + 1 + ev->len;
     hlen = zeq_frame_write_header(hdr, ZEQ_FRAME_BINARY, NULL, elen);
     frame = malloc(hlen + elen);
     if (frame == NULL) {
@@ -187,18 +232,36 @@ static int zeq_ws_seal_message(zeq_ws_ctx *ctx, const zeq_frame_event *ev,
     }
     memcpy(frame, hdr, hlen);
     env = frame + hlen;
-    type = ev->opcode == ZEQ_FRAME_TEXT ? ZEQ_FRAME_MSG_TEXT
-                                        : ZEQ_FRAME_MSG_BINARY;
-    if (RAND_bytes(env, ZEQ_ENVELOPE_IV_LEN) != 1
-        || zeq_envelope_seal_init(ctx->cipher, ctx->key, env, NULL, 0)
-               != ZEQ_OK
-        || zeq_envelope_seal_update(ctx->cipher, &type, 1,
-                                    env + ZEQ_ENVELOPE_OVERHEAD) != ZEQ_OK
-        || zeq_envelope_seal_update(ctx->cipher, ev->data, ev->len,
-                                    env + ZEQ_ENVELOPE_OVERHEAD + 1)
-               != ZEQ_OK
-        || zeq_envelope_seal_final(ctx->cipher, env + ZEQ_ENVELOPE_IV_LEN)
-               != ZEQ_OK) {
+    if (ctx->keys.version == 2) {
+        unsigned char aad[512], *pt = malloc(ev->len + 1);
+        apr_size_t aadlen = zeq_exchange_ws_aad(ctx->ex, "s2c",
+                                                ctx->from_backend_n, aad,
+                                                sizeof(aad));
+        ok = pt != NULL && aadlen > 0;
+        if (ok) {
+            pt[0] = type;
+            memcpy(pt + 1, ev->data, ev->len);
+            ok = zeq_record_seal_message(ctx->keys.s2c, NULL, aad, aadlen, pt,
+                                         ev->len + 1, ZEQ_RECORD_SIZE, env)
+                 == ZEQ_OK;
+            OPENSSL_cleanse(pt, ev->len + 1);
+        }
+        free(pt);
+        ctx->from_backend_n++;
+    }
+    else {
+        ok = RAND_bytes(env, ZEQ_ENVELOPE_IV_LEN) == 1
+             && zeq_envelope_seal_init(ctx->cipher, ctx->keys.s2c, env, NULL, 0)
+                    == ZEQ_OK
+             && zeq_envelope_seal_update(ctx->cipher, &type, 1,
+                                         env + ZEQ_ENVELOPE_OVERHEAD) == ZEQ_OK
+             && zeq_envelope_seal_update(ctx->cipher, ev->data, ev->len,
+                                         env + ZEQ_ENVELOPE_OVERHEAD + 1)
+                    == ZEQ_OK
+             && zeq_envelope_seal_final(ctx->cipher, env + ZEQ_ENVELOPE_IV_LEN)
+                    == ZEQ_OK;
+    }
+    if (!ok) {
         free(frame);
         zeq_ws_fail(ctx, ZEQ_FRAME_CLOSE_INTERNAL, "encryption failed");
         return 0;
@@ -503,7 +566,8 @@ int zeq_ws_arm(request_rec *r, zeq_exchange *ex, apr_size_t max_message)
     zeq_ws_holder *holder;
     zeq_ws_ctx *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
 
-    memcpy(ctx->key, ex->key, sizeof(ctx->key));
+    ctx->keys = ex->keys;
+    ctx->max_message = max_message;
     ctx->ex = ex;
     ctx->c = r->connection;
     ctx->cipher = zeq_envelope_ctx_new();
@@ -511,9 +575,16 @@ int zeq_ws_arm(request_rec *r, zeq_exchange *ex, apr_size_t max_message)
     ctx->in_ready = apr_brigade_create(r->pool, ctx->c->bucket_alloc);
     ctx->in_meta = apr_brigade_create(r->pool, ctx->c->bucket_alloc);
     ctx->out_bb = apr_brigade_create(r->pool, ctx->c->bucket_alloc);
-    /* A client message is an envelope of one more byte than the message. */
+    /* A client frame holds the sealed type || message: v1 an envelope of
+     * one more byte than the message; v2 a sealed message, allowed twice
+     * the size it has in 16 KiB records (a client may use smaller ones;
+     * the plaintext is what ZeqE2EMaxMessage counts, checked once
+     * opened). */
     zeq_frame_reader_init(&ctx->from_client,
-                          max_message + ZEQ_ENVELOPE_OVERHEAD + 1);
+                          ex->keys.version == 2
+                          ? 2 * (apr_size_t)zeq_record_sealed_len(
+                                    max_message + 1, ZEQ_RECORD_SIZE)
+                          : max_message + ZEQ_ENVELOPE_OVERHEAD + 1);
     ctx->from_client.require_mask = 1;
     zeq_frame_reader_init(&ctx->from_backend, max_message);
     holder = apr_pcalloc(ctx->c->pool, sizeof(*holder));

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "zeq_envelope.h"
+#include "zeq_kex.h"
 #include "unit.h"
 
 /* ------------------------------------------------------------------ */
@@ -268,40 +269,44 @@ static const struct proto_vector proto_vectors[] = {
 
 static void test_protocol_vectors(unsigned char key_out[ZEQ_KEY_LEN])
 {
-    unsigned char cn[ZEQ_NONCE_LEN], sn[ZEQ_NONCE_LEN], salt[64];
+    unsigned char cn[ZEQ_KEX_NONCE_LEN], sn[ZEQ_KEX_NONCE_LEN], salt[64];
     unsigned char key[ZEQ_KEY_LEN], key2[ZEQ_KEY_LEN], *expkey;
+    zeq_keys keys;
     size_t explen, i;
     int rc;
 
-    for (i = 0; i < ZEQ_NONCE_LEN; i++) {
+    for (i = 0; i < ZEQ_KEX_NONCE_LEN; i++) {
         cn[i] = (unsigned char)i;
         sn[i] = (unsigned char)(0x20 + i);
     }
     expkey = unit_unhex(proto_key_hex, &explen);
 
-    memset(key, 0, sizeof key);
-    rc = zeq_kdf_session_key((const unsigned char *)proto_secret,
-                             strlen(proto_secret), cn, sn, key);
-    unit_int(rc, ZEQ_OK, "PROTOCOL.md key: zeq_kdf_session_key succeeds");
-    unit_mem(key, sizeof key, expkey, explen,
-             "PROTOCOL.md key: zeq_kdf_session_key");
+    memset(&keys, 0, sizeof keys);
+    rc = zeq_kex_v1((const unsigned char *)proto_secret,
+                    strlen(proto_secret), cn, sn, &keys);
+    unit_int(rc, ZEQ_OK, "PROTOCOL.md key: zeq_kex_v1 succeeds");
+    unit_int(keys.version, 1, "PROTOCOL.md key: version 1 keys");
+    unit_mem(keys.c2s, sizeof keys.c2s, expkey, explen,
+             "PROTOCOL.md key: zeq_kex_v1, client to server");
+    unit_mem(keys.s2c, sizeof keys.s2c, expkey, explen,
+             "PROTOCOL.md key: zeq_kex_v1, the same key server to client");
+    memcpy(key, keys.c2s, sizeof key);
 
     memcpy(salt, cn, 32);
     memcpy(salt + 32, sn, 32);
     memset(key2, 0, sizeof key2);
-    rc = zeq_kdf_pbkdf2_sha256((const unsigned char *)proto_secret,
+    rc = zeq_kex_pbkdf2_sha256((const unsigned char *)proto_secret,
                                strlen(proto_secret), salt, sizeof salt,
-                               ZEQ_KDF_ITERATIONS, key2, sizeof key2);
+                               ZEQ_KEX_V1_ITERATIONS, key2, sizeof key2);
     unit_int(rc, ZEQ_OK, "PROTOCOL.md key: pbkdf2 succeeds");
     unit_mem(key2, sizeof key2, expkey, explen,
              "PROTOCOL.md key: pbkdf2(secret, clientNonce || serverNonce, "
              "100000, 32)");
 
     /* The nonces' order matters: serverNonce || clientNonce is another key. */
-    memset(key2, 0, sizeof key2);
-    rc = zeq_kdf_session_key((const unsigned char *)proto_secret,
-                             strlen(proto_secret), sn, cn, key2);
-    unit_ok(rc == ZEQ_OK && memcmp(key2, expkey, sizeof key2) != 0,
+    rc = zeq_kex_v1((const unsigned char *)proto_secret,
+                    strlen(proto_secret), sn, cn, &keys);
+    unit_ok(rc == ZEQ_OK && memcmp(keys.c2s, expkey, sizeof keys.c2s) != 0,
             "PROTOCOL.md key: swapping the nonces gives another key");
 
     for (i = 0; i < sizeof proto_vectors / sizeof *proto_vectors; i++) {
@@ -592,7 +597,7 @@ static void test_pbkdf2(void)
         int rc;
 
         memset(out, 0, sizeof out);
-        rc = zeq_kdf_pbkdf2_sha256((const unsigned char *)v->pass, v->passlen,
+        rc = zeq_kex_pbkdf2_sha256((const unsigned char *)v->pass, v->passlen,
                                    (const unsigned char *)v->salt, v->saltlen,
                                    v->iter, out, dklen);
         unit_int(rc, ZEQ_OK, "PBKDF2-HMAC-SHA256 %s: succeeds", v->source);

@@ -162,18 +162,26 @@ static const char nonce_lc[] =
 static const char nonce_uc_hex[] =
     "A0B1C2D3E4F5A6B7C8D9EAFBACBDCEDF00112233445566778899AABBCCDDEEFF";
 
+/* A v1 body's parse: the nonce bytes, and version 1. */
 static int hs_parse(const char *body, size_t len, unsigned char *nonce)
 {
     unsigned char *copy = unit_dup(body, len);
-    int rc = zeq_proto_handshake_parse((const char *)copy, len, nonce);
+    zeq_proto_handshake hs;
+    int rc = zeq_proto_handshake_parse((const char *)copy, len, &hs);
 
+    if (rc == ZEQ_OK) {
+        memcpy(nonce, hs.client_nonce, ZEQ_PROTO_NONCE_LEN);
+        if (hs.version != 1) {
+            rc = ZEQ_ERR_VERSION;
+        }
+    }
     free(copy);
     return rc;
 }
 
 static void hs_ok(const char *body, const char *nonce_hex, const char *what)
 {
-    unsigned char nonce[ZEQ_NONCE_LEN], *expect;
+    unsigned char nonce[ZEQ_PROTO_NONCE_LEN], *expect;
     size_t explen;
     int rc;
 
@@ -188,7 +196,7 @@ static void hs_ok(const char *body, const char *nonce_hex, const char *what)
 
 static void hs_bad_len(const char *body, size_t len, const char *what)
 {
-    unsigned char nonce[ZEQ_NONCE_LEN];
+    unsigned char nonce[ZEQ_PROTO_NONCE_LEN];
 
     unit_int(hs_parse(body, len, nonce), ZEQ_ERR_BAD,
              "handshake rejects %s", what);
@@ -289,7 +297,7 @@ static void test_handshake(void)
     n = (size_t)snprintf(buf, sizeof buf, "{\"clientNonce\":\"%s\"}", nonce_lc);
     memset(buf + n, ' ', sizeof buf - n);
     {
-        unsigned char nonce[ZEQ_NONCE_LEN], *expect;
+        unsigned char nonce[ZEQ_PROTO_NONCE_LEN], *expect;
         size_t explen;
         int rc;
 

@@ -1,0 +1,437 @@
+/* Key exchange (see zeq_kex.h). Pure C11 + OpenSSL 3 libcrypto. */
+#include "zeq_kex.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/obj_mac.h>
+#include <openssl/param_build.h>
+#include <openssl/params.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+struct zeq_kex_pair {
+    EVP_PKEY *pkey;
+};
+
+struct zeq_kex_signer {
+    EVP_PKEY *pkey;
+};
+
+void zeq_keys_cleanse(zeq_keys *keys)
+{
+    OPENSSL_cleanse(keys, sizeof(*keys));
+}
+
+int zeq_kex_pbkdf2_sha256(const unsigned char *password, size_t passlen,
+                          const unsigned char *salt, size_t saltlen,
+                          unsigned int iterations,
+                          unsigned char *out, size_t outlen)
+{
+    if (passlen > INT_MAX || saltlen > INT_MAX || outlen > INT_MAX
+        || iterations == 0 || iterations > INT_MAX) {
+        return ZEQ_ERR_BAD;
+    }
+    return PKCS5_PBKDF2_HMAC((const char *)password, (int)passlen, salt,
+                             (int)saltlen, (int)iterations, EVP_sha256(),
+                             (int)outlen, out) == 1 ? ZEQ_OK : ZEQ_ERR_CRYPTO;
+}
+
+int zeq_kex_hkdf_sha256(const unsigned char *ikm, size_t ikmlen,
+                        const unsigned char *salt, size_t saltlen,
+                        const unsigned char *info, size_t infolen,
+                        unsigned char *out, size_t outlen)
+{
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    OSSL_PARAM params[5];
+    static const unsigned char empty = 0;
+    int ok;
+
+    EVP_KDF_free(kdf);
+    if (kctx == NULL) {
+        return ZEQ_ERR_CRYPTO;
+    }
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+                                                 (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_octet_string(
+        OSSL_KDF_PARAM_KEY, (void *)(ikmlen ? ikm : &empty), ikmlen);
+    params[2] = OSSL_PARAM_construct_octet_string(
+        OSSL_KDF_PARAM_SALT, (void *)(saltlen ? salt : &empty), saltlen);
+    params[3] = OSSL_PARAM_construct_octet_string(
+        OSSL_KDF_PARAM_INFO, (void *)(infolen ? info : &empty), infolen);
+    params[4] = OSSL_PARAM_construct_end();
+    ok = EVP_KDF_derive(kctx, out, outlen, params) == 1;
+    EVP_KDF_CTX_free(kctx);
+    return ok ? ZEQ_OK : ZEQ_ERR_CRYPTO;
+}
+
+int zeq_kex_v1(const unsigned char *secret, size_t secretlen,
+               const unsigned char client_nonce[ZEQ_KEX_NONCE_LEN],
+               const unsigned char server_nonce[ZEQ_KEX_NONCE_LEN],
+               zeq_keys *keys)
+{
+    unsigned char salt[2 * ZEQ_KEX_NONCE_LEN];
+    int rv;
+
+    memcpy(salt, client_nonce, ZEQ_KEX_NONCE_LEN);
+    memcpy(salt + ZEQ_KEX_NONCE_LEN, server_nonce, ZEQ_KEX_NONCE_LEN);
+    rv = zeq_kex_pbkdf2_sha256(secret, secretlen, salt, sizeof(salt),
+                               ZEQ_KEX_V1_ITERATIONS, keys->c2s,
+                               ZEQ_KEX_KEY_LEN);
+    OPENSSL_cleanse(salt, sizeof(salt));
+    if (rv != ZEQ_OK) {
+        zeq_keys_cleanse(keys);
+        return rv;
+    }
+    keys->version = 1;
+    memcpy(keys->s2c, keys->c2s, ZEQ_KEX_KEY_LEN);
+    return ZEQ_OK;
+}
+
+int zeq_kex_psk(const unsigned char *secret, size_t secretlen,
+                unsigned char psk[ZEQ_KEX_KEY_LEN])
+{
+    static const char label[] = "zeq-e2e/2 psk";
+
+    return zeq_kex_pbkdf2_sha256(secret, secretlen,
+                                 (const unsigned char *)label,
+                                 sizeof(label) - 1, ZEQ_KEX_PSK_ITERATIONS,
+                                 psk, ZEQ_KEX_KEY_LEN);
+}
+
+/* --- P-256 ---------------------------------------------------------------- */
+
+static zeq_kex_pair *zeq_kex_pair_wrap(EVP_PKEY *pkey)
+{
+    zeq_kex_pair *pair;
+
+    if (pkey == NULL) {
+        return NULL;
+    }
+    pair = OPENSSL_zalloc(sizeof(*pair));
+    if (pair == NULL) {
+        EVP_PKEY_free(pkey);
+        return NULL;
+    }
+    pair->pkey = pkey;
+    return pair;
+}
+
+zeq_kex_pair *zeq_kex_pair_generate(void)
+{
+    return zeq_kex_pair_wrap(EVP_EC_gen("P-256"));
+}
+
+/* An EVP_PKEY of the given parts (public only when priv is NULL). */
+static EVP_PKEY *zeq_kex_pkey_from(const unsigned char *pub, size_t publen,
+                                   const BIGNUM *priv)
+{
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_PKEY *pkey = NULL;
+
+    if (bld != NULL
+        && OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+                                           "P-256", 0)
+        && OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY,
+                                            pub, publen)
+        && (priv == NULL
+            || OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv))
+        && (params = OSSL_PARAM_BLD_to_param(bld)) != NULL
+        && (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) != NULL
+        && EVP_PKEY_fromdata_init(ctx) == 1) {
+        if (EVP_PKEY_fromdata(ctx, &pkey,
+                              priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY,
+                              params) != 1) {
+            pkey = NULL;
+        }
+    }
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    return pkey;
+}
+
+/* The public point of a private scalar (EC_POINT arithmetic). */
+static int zeq_kex_public_of(const BIGNUM *d,
+                             unsigned char pub[ZEQ_KEX_POINT_LEN])
+{
+    EC_GROUP *group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    EC_POINT *q = group ? EC_POINT_new(group) : NULL;
+    BN_CTX *bn = BN_CTX_new();
+    const BIGNUM *order = group ? EC_GROUP_get0_order(group) : NULL;
+    int ok = 0;
+
+    if (q != NULL && bn != NULL && order != NULL && !BN_is_zero(d)
+        && BN_cmp(d, order) < 0
+        && EC_POINT_mul(group, q, d, NULL, NULL, bn) == 1
+        && EC_POINT_point2oct(group, q, POINT_CONVERSION_UNCOMPRESSED, pub,
+                              ZEQ_KEX_POINT_LEN, bn) == ZEQ_KEX_POINT_LEN) {
+        ok = 1;
+    }
+    BN_CTX_free(bn);
+    EC_POINT_free(q);
+    EC_GROUP_free(group);
+    return ok;
+}
+
+zeq_kex_pair *zeq_kex_pair_from_private(const unsigned char d[32])
+{
+    unsigned char pub[ZEQ_KEX_POINT_LEN];
+    BIGNUM *priv = BN_secure_new();
+    EVP_PKEY *pkey = NULL;
+
+    if (priv != NULL && BN_bin2bn(d, 32, priv) != NULL
+        && zeq_kex_public_of(priv, pub)) {
+        pkey = zeq_kex_pkey_from(pub, sizeof(pub), priv);
+    }
+    BN_clear_free(priv);
+    return zeq_kex_pair_wrap(pkey);
+}
+
+void zeq_kex_pair_free(zeq_kex_pair *pair)
+{
+    if (pair != NULL) {
+        /* EVP_PKEY_free clears the private scalar (a secure BIGNUM). */
+        EVP_PKEY_free(pair->pkey);
+        OPENSSL_free(pair);
+    }
+}
+
+int zeq_kex_pair_public(const zeq_kex_pair *pair,
+                        unsigned char point[ZEQ_KEX_POINT_LEN])
+{
+    size_t len = 0;
+
+    if (EVP_PKEY_get_octet_string_param(pair->pkey,
+                                        OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+                                        point, ZEQ_KEX_POINT_LEN, &len) != 1
+        || len != ZEQ_KEX_POINT_LEN || point[0] != 0x04) {
+        return ZEQ_ERR_CRYPTO;
+    }
+    return ZEQ_OK;
+}
+
+/* The peer's point as a key, checked: on P-256, not the identity. */
+static EVP_PKEY *zeq_kex_peer(const unsigned char point[ZEQ_KEX_POINT_LEN])
+{
+    EVP_PKEY *pkey;
+    EVP_PKEY_CTX *ctx;
+    int ok;
+
+    if (point[0] != 0x04) {
+        return NULL;    /* uncompressed points only */
+    }
+    pkey = zeq_kex_pkey_from(point, ZEQ_KEX_POINT_LEN, NULL);
+    if (pkey == NULL) {
+        return NULL;
+    }
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    ok = ctx != NULL && EVP_PKEY_public_check(ctx) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok) {
+        EVP_PKEY_free(pkey);
+        return NULL;
+    }
+    return pkey;
+}
+
+int zeq_kex_point_valid(const unsigned char point[ZEQ_KEX_POINT_LEN])
+{
+    EVP_PKEY *pkey = zeq_kex_peer(point);
+
+    EVP_PKEY_free(pkey);
+    return pkey != NULL;
+}
+
+int zeq_kex_ecdh(const zeq_kex_pair *pair,
+                 const unsigned char peer[ZEQ_KEX_POINT_LEN],
+                 unsigned char z[32])
+{
+    EVP_PKEY *peer_key = zeq_kex_peer(peer);
+    EVP_PKEY_CTX *ctx = NULL;
+    size_t len = 32;
+    int rv = ZEQ_ERR_CRYPTO;
+
+    if (peer_key == NULL) {
+        return ZEQ_ERR_BAD;
+    }
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pair->pkey, NULL);
+    if (ctx != NULL && EVP_PKEY_derive_init(ctx) == 1
+        && EVP_PKEY_derive_set_peer(ctx, peer_key) == 1
+        && EVP_PKEY_derive(ctx, z, &len) == 1 && len == 32) {
+        rv = ZEQ_OK;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(peer_key);
+    if (rv != ZEQ_OK) {
+        OPENSSL_cleanse(z, 32);
+    }
+    return rv;
+}
+
+int zeq_kex_v2(const zeq_kex_pair *pair,
+               const unsigned char client_point[ZEQ_KEX_POINT_LEN],
+               const unsigned char *psk,
+               const unsigned char client_nonce[ZEQ_KEX_NONCE_LEN],
+               const unsigned char server_nonce[ZEQ_KEX_NONCE_LEN],
+               zeq_keys *keys)
+{
+    static const char c2s[] = "zeq-e2e/2 c2s", s2c[] = "zeq-e2e/2 s2c";
+    unsigned char ikm[32 + ZEQ_KEX_KEY_LEN];
+    unsigned char salt[2 * ZEQ_KEX_NONCE_LEN];
+    size_t ikmlen = 32;
+    int rv;
+
+    rv = zeq_kex_ecdh(pair, client_point, ikm);
+    if (rv != ZEQ_OK) {
+        return rv;
+    }
+    if (psk != NULL) {
+        memcpy(ikm + 32, psk, ZEQ_KEX_KEY_LEN);
+        ikmlen += ZEQ_KEX_KEY_LEN;
+    }
+    memcpy(salt, client_nonce, ZEQ_KEX_NONCE_LEN);
+    memcpy(salt + ZEQ_KEX_NONCE_LEN, server_nonce, ZEQ_KEX_NONCE_LEN);
+    rv = zeq_kex_hkdf_sha256(ikm, ikmlen, salt, sizeof(salt),
+                             (const unsigned char *)c2s, sizeof(c2s) - 1,
+                             keys->c2s, ZEQ_KEX_KEY_LEN);
+    if (rv == ZEQ_OK) {
+        rv = zeq_kex_hkdf_sha256(ikm, ikmlen, salt, sizeof(salt),
+                                 (const unsigned char *)s2c, sizeof(s2c) - 1,
+                                 keys->s2c, ZEQ_KEX_KEY_LEN);
+    }
+    OPENSSL_cleanse(ikm, sizeof(ikm));
+    if (rv != ZEQ_OK) {
+        zeq_keys_cleanse(keys);
+        return rv;
+    }
+    keys->version = 2;
+    return ZEQ_OK;
+}
+
+/* --- the transcript and its signature ------------------------------------- */
+
+static const char zeq_kex_transcript_label[] = "zeq-e2e/2 handshake";
+
+size_t zeq_kex_transcript_len(size_t idlen)
+{
+    return sizeof(zeq_kex_transcript_label)          /* label and 0x00 */
+           + 2 * ZEQ_KEX_NONCE_LEN + 2 * ZEQ_KEX_POINT_LEN + idlen;
+}
+
+size_t zeq_kex_transcript(unsigned char *out,
+                          const unsigned char client_nonce[ZEQ_KEX_NONCE_LEN],
+                          const unsigned char server_nonce[ZEQ_KEX_NONCE_LEN],
+                          const unsigned char client_point[ZEQ_KEX_POINT_LEN],
+                          const unsigned char server_point[ZEQ_KEX_POINT_LEN],
+                          const char *session_id, size_t idlen)
+{
+    unsigned char *p = out;
+
+    memcpy(p, zeq_kex_transcript_label, sizeof(zeq_kex_transcript_label));
+    p += sizeof(zeq_kex_transcript_label);
+    memcpy(p, client_nonce, ZEQ_KEX_NONCE_LEN);
+    p += ZEQ_KEX_NONCE_LEN;
+    memcpy(p, server_nonce, ZEQ_KEX_NONCE_LEN);
+    p += ZEQ_KEX_NONCE_LEN;
+    memcpy(p, client_point, ZEQ_KEX_POINT_LEN);
+    p += ZEQ_KEX_POINT_LEN;
+    memcpy(p, server_point, ZEQ_KEX_POINT_LEN);
+    p += ZEQ_KEX_POINT_LEN;
+    memcpy(p, session_id, idlen);
+    p += idlen;
+    return (size_t)(p - out);
+}
+
+int zeq_kex_signer_load(const char *pem, size_t len, zeq_kex_signer **out)
+{
+    BIO *bio;
+    EVP_PKEY *pkey;
+    char group[64];
+    size_t glen = 0;
+
+    *out = NULL;
+    if (len > INT_MAX) {
+        return ZEQ_ERR_BAD;
+    }
+    bio = BIO_new_mem_buf(pem, (int)len);
+    if (bio == NULL) {
+        return ZEQ_ERR_CRYPTO;
+    }
+    pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (pkey == NULL) {
+        return ZEQ_ERR_BAD;
+    }
+    if (!EVP_PKEY_is_a(pkey, "EC")
+        || EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME,
+                                          group, sizeof(group), &glen) != 1
+        || (strcmp(group, "prime256v1") != 0 && strcmp(group, "P-256") != 0)) {
+        EVP_PKEY_free(pkey);
+        return ZEQ_ERR_VERSION;
+    }
+    *out = OPENSSL_zalloc(sizeof(**out));
+    if (*out == NULL) {
+        EVP_PKEY_free(pkey);
+        return ZEQ_ERR_CRYPTO;
+    }
+    (*out)->pkey = pkey;
+    return ZEQ_OK;
+}
+
+void zeq_kex_signer_free(zeq_kex_signer *signer)
+{
+    if (signer != NULL) {
+        EVP_PKEY_free(signer->pkey);
+        OPENSSL_free(signer);
+    }
+}
+
+int zeq_kex_signer_id(const zeq_kex_signer *signer,
+                      unsigned char id[ZEQ_KEX_SIGNER_LEN])
+{
+    unsigned char *der = NULL;
+    unsigned int n = 0;
+    int len = i2d_PUBKEY(signer->pkey, &der), ok;
+
+    if (len <= 0) {
+        return ZEQ_ERR_CRYPTO;
+    }
+    ok = EVP_Digest(der, (size_t)len, id, &n, EVP_sha256(), NULL) == 1
+         && n == ZEQ_KEX_SIGNER_LEN;
+    OPENSSL_free(der);
+    return ok ? ZEQ_OK : ZEQ_ERR_CRYPTO;
+}
+
+int zeq_kex_sign(const zeq_kex_signer *signer, const unsigned char *msg,
+                 size_t len, unsigned char sig[ZEQ_KEX_SIG_LEN])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char der[80];
+    const unsigned char *p = der;
+    size_t derlen = sizeof(der);
+    ECDSA_SIG *es = NULL;
+    const BIGNUM *r, *s;
+    int ok = 0;
+
+    if (md != NULL
+        && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, signer->pkey) == 1
+        && EVP_DigestSign(md, der, &derlen, msg, len) == 1
+        && (es = d2i_ECDSA_SIG(NULL, &p, (long)derlen)) != NULL) {
+        ECDSA_SIG_get0(es, &r, &s);
+        ok = BN_bn2binpad(r, sig, 32) == 32 && BN_bn2binpad(s, sig + 32, 32) == 32;
+    }
+    ECDSA_SIG_free(es);
+    EVP_MD_CTX_free(md);
+    return ok ? ZEQ_OK : ZEQ_ERR_CRYPTO;
+}
