@@ -13,9 +13,6 @@ use Apache::Test;
 use Apache::TestUtil;
 use Digest::SHA ();
 use File::Spec::Functions qw(catfile);
-use IO::Select ();
-use IO::Socket::INET ();
-use Socket qw(SOL_SOCKET SO_RCVBUF inet_aton pack_sockaddr_in);
 use Time::HiRes ();
 use ZeqTest;
 use ZeqTest::Fixtures ();
@@ -31,7 +28,6 @@ plan tests => 6, need(need_lwp(),
 
 my $file = catfile(Apache::Test::vars('documentroot'), 'gen', 'sixty-mb.bin');
 my $hp = ZeqTest::hostport('zeq_file');
-my ($host, $port) = split /:/, $hp;
 my $s = handshake(vhost => 'zeq_file');
 
 my $pidfile = catfile(Apache::Test::vars('t_logs'), 'httpd.pid');
@@ -68,45 +64,29 @@ sub stable_rss {
     return @r;
 }
 
-# A connection with a small receive buffer (set before connect, so that
-# the window it announces stays small), asking for the file.
+# A connection with a 4 kB receive buffer that asks for the file sealed.
 sub stalled_get {
-    my $sock = IO::Socket::INET->new(Proto => 'tcp') or die "socket: $!";
-    setsockopt($sock, SOL_SOCKET, SO_RCVBUF, pack('i', 4096)) or die "SO_RCVBUF: $!";
-    my $addr = inet_aton($host) or die "cannot resolve $host";
-    $sock->connect(pack_sockaddr_in($port, $addr)) or die "connect $hp: $!";
-    binmode $sock;
-    $sock->autoflush(1);
+    my $sock = slow_socket(vhost => 'zeq_file');
     print {$sock} "GET " . PATH . " HTTP/1.1\r\nHost: $hp\r\n"
         . 'X-E2E-Session: ' . ($s->{id} // '') . "\r\n"
         . 'Accept: ' . E2E_TYPE . "\r\n\r\n";
     return $sock;
 }
 
-# Reads the answer's head only (a few kB at most), with a deadline.
-sub read_head {
-    my ($sock, $deadline) = @_;
-    my $buf = '';
-    my $sel = IO::Select->new($sock);
-    while ($buf !~ /\r\n\r\n/) {
-        my $left = $deadline - Time::HiRes::time();
-        last if $left <= 0 || !$sel->can_read($left);
-        my $n = sysread($sock, $buf, 1024, length $buf);
-        last unless $n;
-    }
-    my ($head) = $buf =~ /^(.*?)\r\n\r\n/s or return 'no head in time';
-    my ($status) = $head =~ m{^HTTP/1\.\d (\d{3})};
-    my ($ct) = $head =~ /^Content-Type:\s*([^\r\n;]+)/mi;
-    my ($cl) = $head =~ /^Content-Length:\s*(\d+)/mi;
-    return join ' ', $status // '?', $ct // 'no type', $cl // 'no length';
+# "status type length" of a response head.
+sub head_of {
+    my ($res) = @_;
+    return 'no head in time' unless $res;
+    return join ' ', $res->code // '?', media_type($res->header('Content-Type')) || 'no type',
+                     $res->header('Content-Length') // 'no length';
 }
 
 # --- eight stalled readers ------------------------------------------------------
 {
     my ($before, $nbefore, $each_before) = stable_rss();
     my @socks = map { stalled_get() } 1 .. STALLED;
-    my $deadline = Time::HiRes::time() + 60;
-    my @heads = map { read_head($_, $deadline) } @socks;
+    my $t0 = Time::HiRes::time();
+    my @heads = map { head_of((read_head($_, $t0 + 60 - Time::HiRes::time()))[0]) } @socks;
     my $want = '200 ' . E2E_TYPE . ' ' . (SIZE + OVERHEAD);
     my @wrong = grep { $_ ne $want } @heads;
     ok t_cmp(join('; ', @wrong), '', STALLED . " connections that read nothing: each answered "
