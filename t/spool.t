@@ -2,9 +2,10 @@
 # over HTTP/1.1 (with a reader that lags behind, so that the server's
 # spill file can be seen while the answer is sent) and HTTP/2, a large
 # proxied answer, a static file of several 64 KiB reads and an odd length
-# with a Range header. Each opens to exactly the right bytes, and the
-# server's temporary directory stays empty: the spill file is unlinked at
-# once, holds ciphertext only and is closed once the answer is sent.
+# with a Range header, a subrequest's file (mod_autoindex's HeaderName).
+# Each opens to exactly the right bytes, and the server's temporary
+# directory stays empty: the spill file is unlinked at once, holds
+# ciphertext only and is closed once the answer is sent.
 use strict;
 use warnings;
 
@@ -25,7 +26,7 @@ use constant CGI_SIZE => 5_000_000;
 use constant PROXY_SIZE => 5_000_000;
 use constant ODD_SIZE => ZeqTest::Fixtures::ODD_SIZE;
 
-plan tests => 12 + 5 + 4 + 1 + 2 * 5, need(need_lwp(),
+plan tests => 12 + 5 + 4 + 1 + 2 * 5 + 6, need(need_lwp(),
     { 'the server\'s open files are read from /proc/PID/fd' => -d "/proc/$$/fd" });
 
 my $tmp = ZeqTest::Fixtures::server_tmp();
@@ -174,4 +175,27 @@ my $cgi_pt = cgi_bytes(CGI_SIZE);
         ok t_cmp(digest_of($r->{plain}), digest_of($odd),
                  "$proto: the envelope opens to the whole file");
     }
+}
+
+# --- a subrequest's file: mod_autoindex's HeaderName ------------------------------------------------
+# mod_autoindex runs a subrequest for HEADER.html, whose file the sealer
+# sees, and destroys the subrequest (closing the file) before the listing
+# ends and the answer is sent. The header starts at an offset of the body
+# that is no multiple of 16.
+{
+    my $header = slurp(catfile(Apache::Test::vars('documentroot'), 'gen', 'listing', 'HEADER.html')) // '';
+    my $p = request(path => '/gen/listing/');
+    my $at = index($p->{body}, $header);
+    ok t_cmp($p->{status} . ($at >= 0 && length $header ? ' with the header' : ' without the header'),
+             '200 with the header', 'plaintext listing of /gen/listing/: 200 with HEADER.html in it (control)');
+    ok t_cmp($at > 0 && $at % 16 ? 'unaligned' : "at $at", 'unaligned',
+             'the header starts at an offset that is no multiple of 16');
+    my $r = request(path => '/gen/listing/', session => $s);
+    ok t_cmp($r->{status}, 200, 'sealed listing with a header file: 200');
+    ok t_cmp($r->{opened}, 1, 'sealed listing: the envelope opens');
+    ok t_cmp(digest_of($r->{plain}), digest_of($p->{body}),
+             'sealed listing: opens to the plaintext listing, header included');
+    my $r2 = request(vhost => 'zeq_h2', via => 'curl', path => '/gen/listing/', session => $s2);
+    ok t_cmp("$r2->{status} " . digest_of($r2->{plain}), "200 " . digest_of($p->{body}),
+             'sealed listing over HTTP/2: 200, opens to the same listing');
 }

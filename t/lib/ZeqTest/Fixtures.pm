@@ -59,6 +59,13 @@ sub _write {
     chmod $mode, $path if defined $mode;
 }
 
+# The HTML header of t/htdocs/gen/listing/ (about 100 kB).
+sub listing_header {
+    return "<h1>Listing header</h1>\n<pre>\n"
+        . join('', map { sprintf "line %04d of the listing header %s\n", $_, 'z' x 60 } 1 .. 1100)
+        . "</pre>\n";
+}
+
 # The 60 MB file, quickly: one deterministic MiB repeated, each copy
 # starting with its own number (so no two MiB of the file are equal).
 sub _write_sixty {
@@ -106,6 +113,11 @@ sub generate {
         unless -s $odd && -s $odd == ODD_SIZE;
     my $sixty = catfile($gen, 'sixty-mb.bin');
     _write_sixty($sixty) unless -s $sixty && -s $sixty == SIXTY_SIZE;
+    # A directory listing with a header file of two 64 KiB reads and more
+    # (mod_autoindex's HeaderName).
+    my $listing = catdir($gen, 'listing');
+    _write(catfile($listing, 'HEADER.html'), listing_header(), 0644);
+    _write(catfile($listing, 'item.txt'), "an item of the listing\n", 0644);
     _write(catfile($gen, 'small.txt'), "small static file\n" x 10, 0644);  # 180 B
     my $line = ('0123456789abcdef' x 4) . "\n";
     _write(catfile($gen, 'five-k.txt'), $line x 80, 0644);           # 5200 B
