@@ -2,7 +2,8 @@
 # over HTTP/1.1 (with a reader that lags behind, so that the server's
 # spill file can be seen while the answer is sent) and HTTP/2, a large
 # proxied answer, a static file of several 64 KiB reads and an odd length
-# with a Range header, a subrequest's file (mod_autoindex's HeaderName).
+# with a Range header, a subrequest's file (mod_autoindex's HeaderName),
+# server-side includes (a file between two runs of text).
 # Each opens to exactly the right bytes, and the server's temporary
 # directory stays empty: the spill file is unlinked at once, holds
 # ciphertext only and is closed once the answer is sent.
@@ -26,7 +27,7 @@ use constant CGI_SIZE => 5_000_000;
 use constant PROXY_SIZE => 5_000_000;
 use constant ODD_SIZE => ZeqTest::Fixtures::ODD_SIZE;
 
-plan tests => 12 + 5 + 4 + 1 + 2 * 5 + 6, need(need_lwp(),
+plan tests => 12 + 5 + 4 + 1 + 2 * 5 + 6 + 1 + 2 * 2 + 1, need(need_lwp(),
     { 'the server\'s open files are read from /proc/PID/fd' => -d "/proc/$$/fd" });
 
 my $tmp = ZeqTest::Fixtures::server_tmp();
@@ -198,4 +199,24 @@ my $cgi_pt = cgi_bytes(CGI_SIZE);
     my $r2 = request(vhost => 'zeq_h2', via => 'curl', path => '/gen/listing/', session => $s2);
     ok t_cmp("$r2->{status} " . digest_of($r2->{plain}), "200 " . digest_of($p->{body}),
              'sealed listing over HTTP/2: 200, opens to the same listing');
+}
+
+# --- server-side includes: a file between two runs of text -------------------------------------------
+# Over 64 KiB of text first (it spills), the included file, more text: the
+# ciphertext goes out as a spill file segment, the file, a second segment
+# of the same spill file.
+{
+    my $odd = slurp(catfile(Apache::Test::vars('documentroot'), 'gen', 'odd.bin')) // '';
+    my $want = ZeqTest::Fixtures::ssi_text() . $odd . ZeqTest::Fixtures::SSI_TAIL;
+    my $p = request(path => '/gen/ssi/page.shtml');
+    ok t_cmp("$p->{status} " . digest_of($p->{body}), '200 ' . digest_of($want),
+             'plaintext SSI page: 70,007 bytes of text, odd.bin, the tail (control)');
+    for my $case (['HTTP/1.1', 'zeq_file', $s, 'lwp'], ['HTTP/2', 'zeq_h2', $s2, 'curl']) {
+        my ($proto, $vhost, $sess, $via) = @$case;
+        my $r = request(vhost => $vhost, via => $via, path => '/gen/ssi/page.shtml', session => $sess);
+        ok t_cmp($r->{status}, 200, "sealed SSI page over $proto: 200");
+        ok t_cmp(digest_of($r->{plain}), digest_of($want),
+                 "sealed SSI page over $proto: opens to the text, the file and the tail");
+    }
+    ok t_cmp(join(' ', tmp_entries()), '', 'SSI: the server\'s temporary directory is empty after');
 }

@@ -59,6 +59,15 @@ sub _write {
     chmod $mode, $path if defined $mode;
 }
 
+# The text that starts t/htdocs/gen/ssi/page.shtml: 70,007 bytes (over 64
+# KiB, no multiple of 16), and the text that ends it.
+sub ssi_text {
+    my $line = sprintf "%s\n", 'text of the page before the included file ' x 2;
+    my $text = $line x (int(70_007 / length $line) + 1);
+    return substr($text, 0, 70_006) . "\n";
+}
+use constant SSI_TAIL => "\nend of the page\n";
+
 # The HTML header of t/htdocs/gen/listing/ (about 100 kB).
 sub listing_header {
     return "<h1>Listing header</h1>\n<pre>\n"
@@ -118,6 +127,9 @@ sub generate {
     my $listing = catdir($gen, 'listing');
     _write(catfile($listing, 'HEADER.html'), listing_header(), 0644);
     _write(catfile($listing, 'item.txt'), "an item of the listing\n", 0644);
+    # A page of server-side includes: text over 64 KiB, odd.bin, text.
+    _write(catfile($gen, 'ssi', 'page.shtml'),
+           ssi_text() . '<!--#include virtual="/gen/odd.bin" -->' . SSI_TAIL, 0644);
     _write(catfile($gen, 'small.txt'), "small static file\n" x 10, 0644);  # 180 B
     my $line = ('0123456789abcdef' x 4) . "\n";
     _write(catfile($gen, 'five-k.txt'), $line x 80, 0644);           # 5200 B
