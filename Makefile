@@ -94,6 +94,19 @@ $(BUILD)/%: t/unit/%.c $(PURE) $(PURE:.c=.h) src/zeq_result.h $(wildcard t/unit/
 	$(CC) $(WARN) -D_POSIX_C_SOURCE=200809L -Isrc -Iinclude $< $(PURE) \
 	  -lcrypto -lcjson -o $@
 
+# The spool's test also needs APR and APR-util (src/zeq_spool.c has no
+# httpd header); the other unit tests link the pure parts only.
+APR_CFLAGS := $(shell apr-1-config --cflags --cppflags --includes 2>/dev/null) \
+              $(shell apu-1-config --includes 2>/dev/null)
+APR_LIBS   := $(shell apu-1-config --link-ld 2>/dev/null) \
+              $(shell apr-1-config --link-ld 2>/dev/null)
+SPOOL      := src/zeq_spool.c src/zeq_envelope.c
+
+$(BUILD)/test_spool: t/unit/test_spool.c $(SPOOL) $(wildcard src/zeq_spool.h src/zeq_envelope.h t/unit/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) $(WARN) -Isrc -Iinclude $(APR_CFLAGS) $< $(SPOOL) \
+	  $(APR_LIBS) -lcrypto -o $@
+
 unit: $(UNIT)
 	@set -e; for t in $(UNIT); do echo "== $$t"; $$t; done
 

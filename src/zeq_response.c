@@ -516,14 +516,23 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
         }
         if (APR_BUCKET_IS_FILE(e) && !r->header_only
             && ctx->ex->version == 1) {
-            apr_bucket_file *file = e->data;
+            apr_bucket_file *file;
             ctx->plain_len += (apr_off_t)e->length;
             if (ctx->plain_len > ctx->limit) {
                 apr_brigade_cleanup(bb);
                 return zeq_response_over_limit(f, ctx);
             }
-            rv = zeq_response_seal_file(ctx, r->pool, file->fd, e->start,
-                                        (apr_off_t)e->length);
+            /* The file is read again when the answer is sent: it must
+             * live as long as this request. A subrequest's file belongs
+             * to the subrequest's pool, which its caller may destroy
+             * before EOS (mod_autoindex does, for HeaderName): setting
+             * the bucket aside moves the file into r->pool. */
+            rv = apr_bucket_setaside(e, r->pool);
+            file = e->data;
+            if (rv == APR_SUCCESS) {
+                rv = zeq_response_seal_file(ctx, r->pool, file->fd,
+                                            e->start, (apr_off_t)e->length);
+            }
             if (rv != APR_SUCCESS) {
                 apr_brigade_cleanup(bb);
                 return zeq_response_fail(f, ctx, "reading the file to seal "

@@ -20,6 +20,8 @@ struct zeq_spool {
     apr_bucket_brigade *out;     /* the ciphertext so far, in order */
     const char *tmpdir;
     apr_file_t *tmp;             /* the spill file (unlinked), or NULL */
+    apr_bucket *tmp_bucket;      /* a file bucket of tmp in no brigade,
+                                  * of which each segment is a copy */
     apr_off_t tmp_len;           /* bytes written to it */
     apr_off_t tmp_mark;          /* start of its bytes not yet in out */
     apr_size_t mem;              /* bytes of out in memory (counted) */
@@ -154,10 +156,20 @@ static void zeq_spool_release(zeq_spool *sp)
     }
 }
 
+/* Drops the spool's own reference to the spill file's buckets. */
+static void zeq_spool_drop_tmp_bucket(zeq_spool *sp)
+{
+    if (sp->tmp_bucket != NULL) {
+        apr_bucket_destroy(sp->tmp_bucket);
+        sp->tmp_bucket = NULL;
+    }
+}
+
 static apr_status_t zeq_spool_cleanup(void *data)
 {
     zeq_spool *sp = data;
 
+    zeq_spool_drop_tmp_bucket(sp);
     zeq_spool_release(sp);
     OPENSSL_cleanse(sp->key, sizeof(sp->key));
     return APR_SUCCESS;
@@ -181,18 +193,34 @@ zeq_spool *zeq_spool_create(apr_pool_t *p, apr_bucket_alloc_t *list,
     return sp;
 }
 
-/* Appends the spill file's bytes written since the last mark to out. */
+/* Appends the spill file's bytes written since the last mark to out.
+ * Segments (one before each file region and one at the end) are copies
+ * of one file bucket, so they share one apr_bucket_file: setting one
+ * aside into another pool (the core's deferred writes, mod_http2's beam)
+ * moves the file for all of them. Separate file buckets of one apr_file_t
+ * would not survive that: apr_file_setaside() leaves the original
+ * apr_file_t without its descriptor. */
 static void zeq_spool_close_segment(zeq_spool *sp)
 {
-    while (sp->tmp != NULL && sp->tmp_len > sp->tmp_mark) {
+    if (sp->tmp == NULL || sp->tmp_len <= sp->tmp_mark) {
+        return;
+    }
+    if (sp->tmp_bucket == NULL) {
+        sp->tmp_bucket = apr_bucket_file_create(sp->tmp, 0, 0, sp->pool,
+                                                sp->list);
+        /* Read in small buffers, never mapped: a stalled reader then
+         * holds a few kilobytes, not a mapping of megabytes. */
+        apr_bucket_file_enable_mmap(sp->tmp_bucket, 0);
+    }
+    while (sp->tmp_len > sp->tmp_mark) {
         apr_off_t left = sp->tmp_len - sp->tmp_mark;
         apr_size_t n = left > (apr_off_t)1 << 30 ? (apr_size_t)1 << 30
                                                  : (apr_size_t)left;
-        apr_bucket *e = apr_bucket_file_create(sp->tmp, sp->tmp_mark, n,
-                                               sp->pool, sp->list);
-        /* Read in small buffers, never mapped: a stalled reader then
-         * holds a few kilobytes, not a mapping of megabytes. */
-        apr_bucket_file_enable_mmap(e, 0);
+        apr_bucket *e;
+
+        apr_bucket_copy(sp->tmp_bucket, &e);
+        e->start = sp->tmp_mark;
+        e->length = n;
         APR_BRIGADE_INSERT_TAIL(sp->out, e);
         sp->tmp_mark += (apr_off_t)n;
     }
@@ -292,6 +320,8 @@ apr_off_t zeq_spool_length(const zeq_spool *sp)
 apr_status_t zeq_spool_drain(zeq_spool *sp, apr_bucket_brigade *bb)
 {
     zeq_spool_close_segment(sp);
+    /* The segments hold the file bucket now; nothing more is added. */
+    zeq_spool_drop_tmp_bucket(sp);
     /* What passes on is the connection's to hold (and its flow control):
      * no longer counted as sealing memory. */
     zeq_spool_release(sp);
@@ -302,6 +332,7 @@ apr_status_t zeq_spool_drain(zeq_spool *sp, apr_bucket_brigade *bb)
 void zeq_spool_discard(zeq_spool *sp)
 {
     apr_brigade_cleanup(sp->out);
+    zeq_spool_drop_tmp_bucket(sp);
     zeq_spool_release(sp);
     sp->tmp_mark = sp->tmp_len;
 }

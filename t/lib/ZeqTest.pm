@@ -18,10 +18,13 @@ use Digest::SHA qw(sha256_hex);
 use File::Spec::Functions qw(catfile catdir);
 use HTTP::Request ();
 use HTTP::Response ();
+use IO::Select ();
 use IO::Socket::INET ();
 use IO::Uncompress::Gunzip qw(gunzip $GunzipError);
 use JSON::PP ();
 use LWP::UserAgent ();
+use Socket qw(SOL_SOCKET SO_RCVBUF inet_aton pack_sockaddr_in);
+use Time::HiRes ();
 
 use ZeqTest::Fixtures ();
 
@@ -30,6 +33,7 @@ our @EXPORT = qw(
     secret_for url hostport
     derive_key seal open_envelope
     handshake handshake_raw request raw_request
+    slow_socket read_head read_bytes
     json_error check_error decode_json_safe
     cgi_hits backend_hits hits_delta
     random_hex det_bytes gunzip_bytes media_type sha256_hex digest_of
@@ -421,6 +425,58 @@ sub raw_request {
     my $r = { status => $res->code // 0, h => $res->headers, body => $body,
               got_100 => $got_100, raw => $buf };
     return finish_response($r, $a{key});
+}
+
+# --- a reader that lags behind -----------------------------------------------
+
+# A connection to vhost whose receive buffer is rcvbuf bytes (default
+# 4096), set before connect so that the window it announces stays small:
+# the server can send little more than that until the client reads.
+sub slow_socket {
+    my (%a) = @_;
+    my ($host, $port) = split /:/, hostport($a{vhost} // 'zeq_file');
+    my $sock = IO::Socket::INET->new(Proto => 'tcp') or die "socket: $!";
+    setsockopt($sock, SOL_SOCKET, SO_RCVBUF, pack('i', $a{rcvbuf} // 4096))
+        or die "setsockopt SO_RCVBUF: $!";
+    my $addr = inet_aton($host) or die "cannot resolve $host";
+    $sock->connect(pack_sockaddr_in($port, $addr)) or die "connect $host:$port: $!";
+    binmode $sock;
+    $sock->autoflush(1);
+    return $sock;
+}
+
+# Reads from sock until the end of a response head, in reads of 1 kB, for
+# at most timeout seconds (default 30). Returns the head (HTTP::Response,
+# without a body; undef when none came in time) and the bytes read after it.
+sub read_head {
+    my ($sock, $timeout) = @_;
+    my $deadline = Time::HiRes::time() + ($timeout // 30);
+    my $sel = IO::Select->new($sock);
+    my $buf = '';
+    while ($buf !~ /\r\n\r\n/) {
+        my $left = $deadline - Time::HiRes::time();
+        last if $left <= 0 || !$sel->can_read($left);
+        my $n = sysread($sock, $buf, 1024, length $buf);
+        last unless $n;
+    }
+    my ($head, $rest) = $buf =~ /^(.*?\r\n)\r\n(.*)\z/s or return (undef, $buf);
+    return (HTTP::Response->parse($head), $rest);
+}
+
+# Reads n bytes from sock, for at most timeout seconds (default 60); fewer
+# when the connection ends or the time is up.
+sub read_bytes {
+    my ($sock, $n, $timeout) = @_;
+    my $deadline = Time::HiRes::time() + ($timeout // 60);
+    my $sel = IO::Select->new($sock);
+    my $buf = '';
+    while (length($buf) < $n) {
+        my $left = $deadline - Time::HiRes::time();
+        last if $left <= 0 || !$sel->can_read($left);
+        my $got = sysread($sock, $buf, $n - length($buf), length $buf);
+        last unless $got;
+    }
+    return $buf;
 }
 
 # --- errors -----------------------------------------------------------------

@@ -19,6 +19,12 @@ use constant ENV_SECRET     => 'zeq-env-secret-f0e1d2c3b4a5968778695a4b3c2d1e0f'
 use constant LITERAL_SECRET => 'zeq-literal-secret-8d0f6a2e4b1c9d73';
 
 use constant BIG_SIZE => 3 * 1024 * 1024;
+# t/memory.t: a static file of 60 MB (decimal), under the default
+# ZeqE2EMaxResponseBody of 64 MiB.
+use constant SIXTY_SIZE => 60_000_000;
+# t/spool.t: a static file over one 64 KiB read of the sealer's file
+# buckets and not a multiple of the 16-byte AES block.
+use constant ODD_SIZE => 3 * 65536 + 12_345;
 
 # The user of the basic-auth location of zeq_gate (t/gate.t).
 use constant AUTH_USER => 'zeq';
@@ -58,6 +64,42 @@ sub _write {
     chmod $mode, $path if defined $mode;
 }
 
+# The text that starts t/htdocs/gen/ssi/page.shtml: 70,007 bytes (over 64
+# KiB, no multiple of 16), and the text that ends it.
+sub ssi_text {
+    my $line = sprintf "%s\n", 'text of the page before the included file ' x 2;
+    my $text = $line x (int(70_007 / length $line) + 1);
+    return substr($text, 0, 70_006) . "\n";
+}
+use constant SSI_TAIL => "\nend of the page\n";
+
+# The HTML header of t/htdocs/gen/listing/ (about 100 kB).
+sub listing_header {
+    return "<h1>Listing header</h1>\n<pre>\n"
+        . join('', map { sprintf "line %04d of the listing header %s\n", $_, 'z' x 60 } 1 .. 1100)
+        . "</pre>\n";
+}
+
+# The 60 MB file, quickly: one deterministic MiB repeated, each copy
+# starting with its own number (so no two MiB of the file are equal).
+sub _write_sixty {
+    my ($path) = @_;
+    my $block = det_bytes(1024 * 1024, 'sixty');
+    make_path(dirname($path));
+    open my $fh, '>:raw', "$path.tmp" or die "cannot write $path.tmp: $!\n";
+    my ($left, $i) = (SIXTY_SIZE, 0);
+    while ($left > 0) {
+        my $tag = sprintf "zeq-e2e 60 MB fixture, MiB %02d\n", $i++;
+        my $n = $left < length $block ? $left : length $block;
+        print {$fh} substr($tag . substr($block, length $tag), 0, $n)
+            or die "cannot write $path.tmp: $!\n";
+        $left -= $n;
+    }
+    close $fh or die "cannot write $path.tmp: $!\n";
+    chmod 0644, "$path.tmp";
+    rename "$path.tmp", $path or die "cannot rename $path.tmp: $!\n";
+}
+
 # Creates every generated fixture; safe to run again.
 sub generate {
     my $var = var_dir();
@@ -84,6 +126,19 @@ sub generate {
     my $big = catfile($gen, 'big.bin');
     _write($big, det_bytes(BIG_SIZE, 'big'), 0644)
         unless -s $big && -s $big == BIG_SIZE;
+    my $odd = catfile($gen, 'odd.bin');
+    _write($odd, det_bytes(ODD_SIZE, 'odd'), 0644)
+        unless -s $odd && -s $odd == ODD_SIZE;
+    my $sixty = catfile($gen, 'sixty-mb.bin');
+    _write_sixty($sixty) unless -s $sixty && -s $sixty == SIXTY_SIZE;
+    # A directory listing with a header file of two 64 KiB reads and more
+    # (mod_autoindex's HeaderName).
+    my $listing = catdir($gen, 'listing');
+    _write(catfile($listing, 'HEADER.html'), listing_header(), 0644);
+    _write(catfile($listing, 'item.txt'), "an item of the listing\n", 0644);
+    # A page of server-side includes: text over 64 KiB, odd.bin, text.
+    _write(catfile($gen, 'ssi', 'page.shtml'),
+           ssi_text() . '<!--#include virtual="/gen/odd.bin" -->' . SSI_TAIL, 0644);
     _write(catfile($gen, 'small.txt'), "small static file\n" x 10, 0644);  # 180 B
     my $line = ('0123456789abcdef' x 4) . "\n";
     _write(catfile($gen, 'five-k.txt'), $line x 80, 0644);           # 5200 B
