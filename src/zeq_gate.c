@@ -129,7 +129,7 @@ static zeq_session_state zeq_gate_lookup(request_rec *r,
     }
     rv = zeq_session_lookup(r, sc, id, &ex->keys, NULL);
     if (rv == APR_SUCCESS) {
-        ex->sid = id;
+        ex->sid = apr_pstrdup(r->pool, id);
         ex->version = ex->keys.version;
         return ZEQ_SESSION_VALID;
     }
@@ -211,12 +211,13 @@ static void zeq_gate_opening_v2(request_rec *r, zeq_exchange *ex,
 {
     static const char *const names[] = {ZEQ_WS_QUERY_PARAM, "e2e_seq",
                                         "e2e_seal", NULL};
-    char *copy = apr_pstrdup(r->pool, target), *out, *q, *item;
+    char *copy = apr_pstrdup(r->pool, target), *out, *item;
+    const char *q;
     const char *seq = NULL, *seal = NULL;
     int count[3] = {0, 0, 0}, k;
 
     q = strchr(copy, '?');
-    for (item = q ? q + 1 : NULL; item != NULL;) {
+    for (item = q ? copy + (q - copy) + 1 : NULL; item != NULL;) {
         char *amp = strchr(item, '&');
         char *eq;
         if (amp != NULL) {
@@ -236,6 +237,17 @@ static void zeq_gate_opening_v2(request_rec *r, zeq_exchange *ex,
             }
         }
         item = amp ? amp + 1 : NULL;
+    }
+    /* Each name read decoded as well: an escaped spelling (e2e%5Fseq)
+     * is a parameter the seal does not account for. */
+    q = strchr(target, '?');
+    for (k = 0; k < 3; k++) {
+        char *a = q ? apr_pstrdup(r->pool, q + 1) : NULL, v[4];
+        int d = a ? zeq_proto_query_take(a, names[k], v, sizeof(v)) : 0;
+        int decoded = d == 0 ? 0 : d == -2 ? 2 : 1;
+        if (decoded != (count[k] > 2 ? 2 : count[k])) {
+            count[k] = 2;
+        }
     }
     if (count[0] != 1 || count[1] > 1 || count[2] > 1) {
         zeq_gate_bad(ex, ZEQ_E2E_ERR_BAD_REQUEST,

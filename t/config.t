@@ -22,6 +22,11 @@ my $sample  = rel2abs(catfile($t_dir, '..', 'conf', 'zeq_e2e.conf'));
 my $work    = catdir(Apache::Test::vars('t_logs'), 'config-t');
 make_path($work);
 my $secret_file = ZeqTest::Fixtures::secret_file();
+my $sign_key = ZeqTest::Fixtures::signing_key(1);
+# A key on another curve, for the refusal.
+my $p384 = catfile($work, 'p384.pem');
+system('openssl', 'genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384',
+       '-out', $p384) == 0 or die "openssl genpkey P-384 failed\n";
 
 # [name, configuration body, expected outcome, regexes the output must match]
 my @cases = (
@@ -80,6 +85,21 @@ EOC
     ['ZeqE2EMaxResponseBody over what one AES-GCM envelope can hold', "ZeqE2EMaxResponseBody 68719476705\n", 'fail',
      [qr/ZeqE2EMaxResponseBody/, qr/68719476704/]],
     ['ZeqE2EMaxRequestBody 1.5', "ZeqE2EMaxRequestBody 1.5\n", 'fail', [qr/ZeqE2EMaxRequestBody/]],
+    ['the v2 directives where they may stand',
+     qq{ZeqE2EProtocol 1 2\nZeqE2EServerKey "file:$sign_key"\nZeqE2ERequirePSK Off\n}
+     . qq{<VirtualHost 127.0.0.1:8>\n    ZeqE2EProtocol 2\n    ZeqE2ERequirePSK On\n}
+     . qq{    ZeqE2EServerKey "file:$sign_key" "file:$sign_key"\n</VirtualHost>\n}, 'ok', [qr/Syntax OK/]],
+    ['ZeqE2EProtocol 3', "ZeqE2EProtocol 3\n", 'fail', [qr/ZeqE2EProtocol/, qr/'3'/]],
+    ['ZeqE2EProtocol 2 v1', "ZeqE2EProtocol 2 v1\n", 'fail', [qr/ZeqE2EProtocol/, qr/'v1'/]],
+    ['ZeqE2EServerKey that cannot be read', "ZeqE2EServerKey file:/nonexistent/zeq-e2e/key.pem\n", 'fail',
+     [qr/ZeqE2EServerKey/, qr/cannot read/]],
+    ['ZeqE2EServerKey on another curve (P-384)', qq{ZeqE2EServerKey "file:$p384"\n}, 'fail',
+     [qr/ZeqE2EServerKey/, qr/P-256/]],
+    ['ZeqE2EServerKey of a file that is no key', qq{ZeqE2EServerKey "file:$secret_file"\n}, 'fail',
+     [qr/ZeqE2EServerKey/, qr/no PEM private key/]],
+    ['ZeqE2EServerKey without file:', "ZeqE2EServerKey /etc/key.pem\n", 'fail', [qr/ZeqE2EServerKey/, qr/file:PATH/]],
+    ['ZeqE2ERequirePSK inside <Location>', "<Location /x>\n    ZeqE2ERequirePSK On\n</Location>\n", 'fail',
+     [qr/ZeqE2ERequirePSK/]],
 );
 
 my $checks = 0;

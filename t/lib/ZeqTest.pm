@@ -54,6 +54,8 @@ my %SECRET = (
     zeq_gate    => ZeqTest::Fixtures::FILE_SECRET,
     zeq_scope_a => ZeqTest::Fixtures::FILE_SECRET,
     zeq_scope_b => ZeqTest::Fixtures::FILE_SECRET,
+    zeq_psk     => ZeqTest::Fixtures::FILE_SECRET,
+    zeq_v1only  => ZeqTest::Fixtures::FILE_SECRET,
 );
 my %HANDSHAKE_PATH = (zeq_literal => '/custom/handshake');
 my %SCHEME = (zeq_h2 => 'https');

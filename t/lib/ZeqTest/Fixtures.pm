@@ -39,6 +39,7 @@ sub var_dir      { catdir(t_dir(), 'var') }
 sub hits_dir     { catdir(var_dir(), 'hits') }
 sub server_tmp   { catdir(var_dir(), 'tmp', 'server') }
 sub secret_file  { catfile(var_dir(), 'secret-file.txt') }
+sub signing_key  { catfile(var_dir(), "signing-key-$_[0].pem") }
 sub tls_dir      { catdir(var_dir(), 'tls') }
 sub gen_dir      { catdir(t_dir(), 'htdocs', 'gen') }
 
@@ -142,6 +143,19 @@ sub generate {
     _write(catfile($gen, 'small.txt'), "small static file\n" x 10, 0644);  # 180 B
     my $line = ('0123456789abcdef' x 4) . "\n";
     _write(catfile($gen, 'five-k.txt'), $line x 80, 0644);           # 5200 B
+
+    # The signing keys of zeq_signed (ZeqE2EServerKey: the first signs).
+    for my $i (1, 2) {
+        my $pem = signing_key($i);
+        next if -s $pem;
+        open my $saved, '>&', \*STDERR or die;
+        open STDERR, '>', catfile($var, 'openssl-sign.log') or die;
+        my $rc = system('openssl', 'genpkey', '-algorithm', 'EC', '-pkeyopt',
+                        'ec_paramgen_curve:P-256', '-out', $pem);
+        open STDERR, '>&', $saved or die;
+        die "openssl genpkey failed (see $var/openssl-sign.log)\n" if $rc != 0;
+        chmod 0600, $pem;
+    }
 
     # A self-signed certificate for the HTTP/2 virtual host.
     my $tls = tls_dir();
