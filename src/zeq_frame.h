@@ -21,6 +21,10 @@
 
 #define ZEQ_FRAME_MSG_TEXT   0x01   /* type byte inside the envelope */
 #define ZEQ_FRAME_MSG_BINARY 0x02
+#define ZEQ_FRAME_MSG_END    0x03   /* v2: the end of one side's messages */
+/* The opcode a message event carries for the end message (not RFC 6455's:
+ * it never appears in a frame header). */
+#define ZEQ_FRAME_MSG_END_OPCODE 0x103
 
 #define ZEQ_FRAME_HEADER_MAX 14
 

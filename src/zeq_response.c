@@ -1,14 +1,26 @@
-/* The sealer: an output filter that seals the whole response body of a
- * sealed exchange and emits it with its EOS in a single brigade, so that
- * the headers (a Content-Length of the sealed size) are decided before
- * anything is sent. Version 1: one envelope, [iv||tag][ciphertext]; version
- * 2: a sealed message, 0x02||nonce_base then records of 16 KiB bound to
- * the request's session, sequence number, status, type and encoding, and
- * for an answer without a body (HEAD, 204, 304) the sealed empty message in
- * X-E2E-Seal. The ciphertext waits in a spool (zeq_spool.h): memory up to a
- * small bound, then an unlinked temporary file; in v1 a static file's bytes
- * are encrypted again from the file as they are sent. Never passes
- * plaintext: a body that cannot be sealed becomes a plaintext JSON 500. */
+/* The sealer: the output filter of a sealed exchange.
+ *
+ * Version 1 seals the whole body into one envelope and emits
+ * [iv||tag][ciphertext][EOS] in a single brigade, so that the headers (a
+ * Content-Length of 28 + n) are decided before anything is sent. The
+ * ciphertext waits in a spool (zeq_spool.h): memory up to a small bound,
+ * then an unlinked temporary file; a static file's bytes are encrypted
+ * again from the file as they are sent.
+ *
+ * Version 2 seals as the application writes: records of 16 KiB bound to the
+ * request's session and sequence number and to the answer's status, type
+ * and encoding, passed on as they are sealed (memory per response: one
+ * record). Where the length is known before the first byte (a static file,
+ * a backend's Content-Length) the answer has the exact sealed
+ * Content-Length; otherwise it is chunked, and a flush of the application
+ * (SSE, long polling) sends the record pending. A failure once the headers
+ * are out ends the answer without its final record and aborts it: the
+ * client sees truncation, never a short body that looks whole. An answer
+ * without a body (HEAD, 204, 304) carries the sealed empty message in
+ * X-E2E-Seal.
+ *
+ * Never passes plaintext: a body that cannot be sealed before the headers
+ * are out becomes a plaintext JSON 500. */
 #include "zeq_response.h"
 #include "zeq_config.h"
 #include "zeq_proto.h"
@@ -42,6 +54,11 @@ typedef struct {
     apr_size_t pending_len;
     int status;                  /* what the AAD binds */
     const char *type, *encoding;
+    apr_off_t length;            /* the plaintext length, -1 unknown */
+    apr_bucket_brigade *out;     /* sealed records on their way */
+    apr_size_t out_len;
+    int started;                 /* something was passed: headers are out */
+    int final;                   /* the final record is sealed */
 } zeq_response_ctx;
 
 static apr_status_t zeq_response_ctx_cleanup(void *data)
@@ -186,46 +203,253 @@ static const char *zeq_response_seal_header(request_rec *r,
     return b64;
 }
 
-/* v2: seals the pending record into the spool. */
-static apr_status_t zeq_response_v2_record(zeq_response_ctx *ctx, int final)
+/* v2: passes what is sealed so far (and, with flush, a FLUSH after it). */
+static apr_status_t zeq_response_v2_pass(ap_filter_t *f, zeq_response_ctx *ctx,
+                                         int flush)
 {
-    unsigned char *out = malloc(ZEQ_RECORD_OVERHEAD + ctx->pending_len);
-    apr_size_t n;
+    apr_status_t rv;
 
-    if (out == NULL
+    if (flush) {
+        APR_BRIGADE_INSERT_TAIL(ctx->out,
+                                apr_bucket_flush_create(f->c->bucket_alloc));
+    }
+    if (APR_BRIGADE_EMPTY(ctx->out)) {
+        return APR_SUCCESS;
+    }
+    ctx->started = 1;
+    rv = ap_pass_brigade(f->next, ctx->out);
+    apr_brigade_cleanup(ctx->out);
+    ctx->out_len = 0;
+    return rv;
+}
+
+/* v2: seals the pending record (final: the last) onto ctx->out. */
+static apr_status_t zeq_response_v2_record(ap_filter_t *f,
+                                           zeq_response_ctx *ctx, int final)
+{
+    apr_size_t n = ZEQ_RECORD_OVERHEAD + ctx->pending_len;
+    unsigned char *rec = malloc(n);
+
+    if (rec == NULL
         || zeq_record_seal(&ctx->sealer, ctx->pending, ctx->pending_len, final,
-                           out) != ZEQ_OK) {
-        free(out);
+                           rec) != ZEQ_OK) {
+        free(rec);
         return APR_EGENERAL;
     }
     OPENSSL_cleanse(ctx->pending, ctx->pending_len);
-    n = ZEQ_RECORD_OVERHEAD + ctx->pending_len;
     ctx->pending_len = 0;
-    return zeq_spool_add(ctx->spool, out, n);
+    ctx->final = final;
+    APR_BRIGADE_INSERT_TAIL(ctx->out, apr_bucket_heap_create((const char *)rec,
+                                                             n, free,
+                                                             f->c->bucket_alloc));
+    ctx->out_len += n;
+    return APR_SUCCESS;
 }
 
-/* v2: takes plaintext into records; a full record is sealed only when
- * more follows (so the last one carries the final flag). */
-static apr_status_t zeq_response_v2_add(zeq_response_ctx *ctx,
+/* v2: takes plaintext into records. A full record is sealed once more
+ * follows, or at once when it ends a body of known length (it is then
+ * final); at most 64 KiB of sealed records wait before they are passed. */
+static apr_status_t zeq_response_v2_add(ap_filter_t *f, zeq_response_ctx *ctx,
                                         const unsigned char *data,
                                         apr_size_t len)
 {
+    apr_status_t rv;
+
     while (len > 0) {
         apr_size_t n;
+        if (ctx->final) {
+            return APR_EOF;          /* more than the known length */
+        }
         if (ctx->pending_len == ZEQ_RECORD_SIZE
-            && zeq_response_v2_record(ctx, 0) != APR_SUCCESS) {
-            return APR_EGENERAL;
+            && (rv = zeq_response_v2_record(f, ctx, 0)) != APR_SUCCESS) {
+            return rv;
         }
         n = ZEQ_RECORD_SIZE - ctx->pending_len;
         if (n > len) {
             n = len;
         }
+        if (ctx->length >= 0 && ctx->plain_len + (apr_off_t)n > ctx->length) {
+            return APR_EOF;
+        }
         memcpy(ctx->pending + ctx->pending_len, data, n);
         ctx->pending_len += n;
+        ctx->plain_len += (apr_off_t)n;
         data += n;
         len -= n;
+        if (ctx->length >= 0 && ctx->plain_len == ctx->length
+            && (rv = zeq_response_v2_record(f, ctx, 1)) != APR_SUCCESS) {
+            return rv;
+        }
+        if (ctx->out_len >= 4 * ZEQ_RECORD_SIZE
+            && (rv = zeq_response_v2_pass(f, ctx, 0)) != APR_SUCCESS) {
+            return rv;
+        }
     }
     return APR_SUCCESS;
+}
+
+/* v2: the answer fails once its headers are out: no final record, an
+ * error bucket that makes the core abort the connection (HTTP/1.1: no
+ * last chunk) or reset the stream (HTTP/2), and a line in the error log. */
+static apr_status_t zeq_response_v2_abort(ap_filter_t *f, zeq_response_ctx *ctx,
+                                          const char *why)
+{
+    request_rec *r = f->r;
+
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ZEQLOG(50003)
+                  "sealed answer cut short after %" APR_OFF_T_FMT " bytes: %s; "
+                  "no final record, the client sees it truncated",
+                  ctx->plain_len, why);
+    ctx->done = 1;
+    apr_brigade_cleanup(ctx->out);
+    r->connection->keepalive = AP_CONN_CLOSE;
+    APR_BRIGADE_INSERT_TAIL(ctx->out, ap_bucket_error_create(HTTP_BAD_GATEWAY,
+                                                             NULL, r->pool,
+                                                             f->c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(ctx->out, apr_bucket_eos_create(f->c->bucket_alloc));
+    ctx->started = 1;
+    return ap_pass_brigade(f->next, ctx->out);
+}
+
+/* v2: a failure before anything was passed is answered like v1's; after,
+ * the answer is cut. */
+static apr_status_t zeq_response_v2_fail(ap_filter_t *f, zeq_response_ctx *ctx,
+                                         const char *why)
+{
+    return ctx->started ? zeq_response_v2_abort(f, ctx, why)
+                        : zeq_response_fail(f, ctx, why);
+}
+
+/* v2: the body of known length n, in records, with its headers. */
+static void zeq_response_v2_headers(request_rec *r, zeq_response_ctx *ctx)
+{
+    zeq_response_set_headers(r, ctx->type, ctx->encoding,
+                             ctx->length >= 0
+                             ? (apr_off_t)zeq_record_sealed_len(
+                                   (unsigned long long)ctx->length,
+                                   ZEQ_RECORD_SIZE)
+                             : -1);
+}
+
+/* The length of a body before its first byte: the handler's Content-Length
+ * (a static file, a backend's), or the brigade when it already holds the
+ * whole body; -1 when unknown. */
+static apr_off_t zeq_response_known_length(request_rec *r,
+                                           apr_bucket_brigade *bb)
+{
+    const char *cl = apr_table_get(r->headers_out, "Content-Length");
+    apr_off_t n = 0;
+    apr_bucket *e;
+
+    if (cl != NULL && ap_parse_strict_length(&n, cl)) {
+        return n;
+    }
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
+         e = APR_BUCKET_NEXT(e)) {
+        if (APR_BUCKET_IS_EOS(e)) {
+            return n;
+        }
+        if (APR_BUCKET_IS_FLUSH(e) || e->length == (apr_size_t)-1) {
+            return -1;
+        }
+        n += (apr_off_t)e->length;
+    }
+    return -1;
+}
+
+/* v2: the streaming loop over one brigade (every bucket but those of a
+ * HEAD answer). */
+static apr_status_t zeq_response_v2_filter(ap_filter_t *f,
+                                           zeq_response_ctx *ctx,
+                                           apr_bucket_brigade *bb)
+{
+    apr_status_t rv;
+
+    while (!APR_BRIGADE_EMPTY(bb)) {
+        apr_bucket *e = APR_BRIGADE_FIRST(bb);
+        const char *data;
+        apr_size_t len;
+
+        if (APR_BUCKET_IS_EOS(e)) {
+            if (ctx->length >= 0 && ctx->plain_len < ctx->length) {
+                apr_brigade_cleanup(bb);
+                return zeq_response_v2_fail(f, ctx, "the body ended short of "
+                                                    "its Content-Length");
+            }
+            if (!ctx->final && zeq_response_v2_record(f, ctx, 1) != APR_SUCCESS) {
+                apr_brigade_cleanup(bb);
+                return zeq_response_v2_fail(f, ctx, "encryption failed");
+            }
+            ctx->done = 1;
+            APR_BUCKET_REMOVE(e);
+            APR_BRIGADE_INSERT_TAIL(ctx->out, e);
+            apr_brigade_cleanup(bb);
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, f->r, ZEQLOG(50002)
+                          "answer sealed (version 2): %" APR_OFF_T_FMT " bytes "
+                          "of plaintext", ctx->plain_len);
+            return zeq_response_v2_pass(f, ctx, 0);
+        }
+        if (AP_BUCKET_IS_ERROR(e)) {
+            if (!ctx->started) {
+                /* The handler failed before anything was sent: its error
+                 * page is sealed anew. */
+                apr_brigade_cleanup(ctx->out);
+                ap_remove_output_filter(f);
+                return ap_pass_brigade(f->next, bb);
+            }
+            apr_brigade_cleanup(bb);
+            return zeq_response_v2_abort(f, ctx, "the handler or the backend "
+                                                 "failed");
+        }
+        if (APR_BUCKET_IS_FLUSH(e)) {
+            /* Where the length is unknown, a flush sends what is pending:
+             * the event reaches the client now. */
+            if (ctx->length < 0 && ctx->pending_len > 0
+                && zeq_response_v2_record(f, ctx, 0) != APR_SUCCESS) {
+                apr_brigade_cleanup(bb);
+                return zeq_response_v2_fail(f, ctx, "encryption failed");
+            }
+            apr_bucket_delete(e);
+            rv = zeq_response_v2_pass(f, ctx, 1);
+            if (rv != APR_SUCCESS) {
+                apr_brigade_cleanup(bb);
+                return rv;
+            }
+            continue;
+        }
+        if (APR_BUCKET_IS_METADATA(e)) {
+            APR_BUCKET_REMOVE(e);
+            APR_BRIGADE_INSERT_TAIL(ctx->out, e);
+            continue;
+        }
+        rv = apr_bucket_read(e, &data, &len, APR_NONBLOCK_READ);
+        if (APR_STATUS_IS_EAGAIN(rv)) {
+            /* The application pauses: what it wrote goes out meanwhile. */
+            if (ctx->length < 0 && ctx->pending_len > 0
+                && zeq_response_v2_record(f, ctx, 0) != APR_SUCCESS) {
+                apr_brigade_cleanup(bb);
+                return zeq_response_v2_fail(f, ctx, "encryption failed");
+            }
+            rv = zeq_response_v2_pass(f, ctx, 1);
+            if (rv == APR_SUCCESS) {
+                rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
+            }
+        }
+        if (rv != APR_SUCCESS) {
+            apr_brigade_cleanup(bb);
+            return zeq_response_v2_fail(f, ctx, "reading the body failed");
+        }
+        rv = zeq_response_v2_add(f, ctx, (const unsigned char *)data, len);
+        if (rv != APR_SUCCESS) {
+            apr_brigade_cleanup(bb);
+            return zeq_response_v2_fail(f, ctx, rv == APR_EOF
+                                        ? "the body is longer than its "
+                                          "Content-Length"
+                                        : "encryption failed");
+        }
+        apr_bucket_delete(e);
+    }
+    return zeq_response_v2_pass(f, ctx, 0);
 }
 
 static apr_status_t zeq_response_finish(ap_filter_t *f,
@@ -244,8 +468,8 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
         if (n == 0 && cl != NULL && !ap_parse_strict_length(&n, cl)) {
             n = 0;
         }
-        if (n > ctx->limit) {
-            /* What the GET would answer. */
+        if (ex->version == 1 && n > ctx->limit) {
+            /* What the GET would answer (v2 streams: no limit). */
             return zeq_response_over_limit(f, ctx);
         }
         if (ex->version == 2) {
@@ -267,24 +491,6 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
                                      zeq_response_encoding(r),
                                      n + ZEQ_ENVELOPE_OVERHEAD);
         }
-    }
-    else if (ex->version == 2) {
-        const char *type = r->content_type, *enc = zeq_response_encoding(r);
-        /* What the records' AAD bound must be what the headers say. */
-        if (r->status != ctx->status
-            || (type == NULL) != (ctx->type == NULL)
-            || (type != NULL && strcmp(type, ctx->type) != 0)
-            || (enc == NULL) != (ctx->encoding == NULL)
-            || (enc != NULL && strcmp(enc, ctx->encoding) != 0)) {
-            return zeq_response_fail(f, ctx, "the status, type or encoding "
-                                             "changed after the body began");
-        }
-        if (zeq_response_v2_record(ctx, 1) != APR_SUCCESS) {
-            return zeq_response_fail(f, ctx, "encryption failed");
-        }
-        zeq_response_set_headers(r, ctx->type, ctx->encoding,
-                                 zeq_spool_length(ctx->spool));
-        zeq_spool_drain(ctx->spool, bb);
     }
     else {
         if (zeq_envelope_seal_final(ctx->cipher,
@@ -313,7 +519,8 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
 
 /* Sets up f->ctx; returns 0 when the cipher could not be set up (the
  * context is usable all the same, to answer the failure). */
-static int zeq_response_ctx_init(ap_filter_t *f, zeq_exchange *ex)
+static int zeq_response_ctx_init(ap_filter_t *f, zeq_exchange *ex,
+                                 apr_bucket_brigade *bb)
 {
     request_rec *r = f->r;
     zeq_response_ctx *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
@@ -331,7 +538,8 @@ static int zeq_response_ctx_init(ap_filter_t *f, zeq_exchange *ex)
         unsigned char *prefix;
         apr_size_t aadlen;
         unsigned char *aad;
-        /* The AAD binds the answer as it stands when its body begins. */
+        /* The AAD binds the answer as its headers go out: now, with the
+         * first record or flush. */
         ctx->status = r->status;
         ctx->type = r->content_type ? apr_pstrdup(r->pool, r->content_type)
                                     : NULL;
@@ -339,6 +547,8 @@ static int zeq_response_ctx_init(ap_filter_t *f, zeq_exchange *ex)
         if (ctx->encoding != NULL) {
             ctx->encoding = apr_pstrdup(r->pool, ctx->encoding);
         }
+        ctx->length = zeq_response_known_length(r, bb);
+        ctx->out = apr_brigade_create(r->pool, f->c->bucket_alloc);
         aad = zeq_exchange_response_aad(r->pool, ex, ctx->status, ctx->type,
                                         ctx->encoding, &aadlen);
         ctx->pending = apr_palloc(r->pool, ZEQ_RECORD_SIZE);
@@ -349,12 +559,14 @@ static int zeq_response_ctx_init(ap_filter_t *f, zeq_exchange *ex)
             free(prefix);
             return 0;
         }
-        ctx->spool = zeq_spool_create(r->pool, f->c->bucket_alloc,
-                                      ex->keys.s2c, ctx->sealer.nonce_base,
-                                      NULL);
         zeq_record_sealer_prefix(&ctx->sealer, prefix);
-        return zeq_spool_add(ctx->spool, prefix, ZEQ_RECORD_PREFIX_LEN)
-               == APR_SUCCESS;
+        APR_BRIGADE_INSERT_TAIL(ctx->out, apr_bucket_heap_create(
+                                              (const char *)prefix,
+                                              ZEQ_RECORD_PREFIX_LEN, free,
+                                              f->c->bucket_alloc));
+        zeq_response_v2_headers(r, ctx);
+        ex->answered = 1;
+        return 1;
     }
     ctx->cipher = zeq_envelope_ctx_new();
     if (ctx->cipher == NULL
@@ -405,10 +617,6 @@ static const char *zeq_response_add(zeq_response_ctx *ctx, const char *data,
 {
     unsigned char *out;
 
-    if (ctx->ex->version == 2) {
-        return zeq_response_v2_add(ctx, (const unsigned char *)data, len)
-               == APR_SUCCESS ? NULL : "encryption failed";
-    }
     out = malloc(len);
     if (out == NULL
         || zeq_envelope_seal_update(ctx->cipher, (const unsigned char *)data,
@@ -468,7 +676,7 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
         if (AP_STATUS_IS_HEADER_ONLY(r->status)) {
             return zeq_response_bodiless(f, ex, bb);
         }
-        if (!zeq_response_ctx_init(f, ex)) {
+        if (!zeq_response_ctx_init(f, ex, bb)) {
             apr_brigade_cleanup(bb);
             return zeq_response_fail(f, f->ctx, "cannot set up the cipher");
         }
@@ -477,6 +685,9 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
     if (ctx->done) {
         apr_brigade_cleanup(bb);
         return APR_SUCCESS;
+    }
+    if (ctx->ex->version == 2 && !r->header_only) {
+        return zeq_response_v2_filter(f, ctx, bb);
     }
     while (!APR_BRIGADE_EMPTY(bb)) {
         apr_bucket *e = APR_BRIGADE_FIRST(bb);
@@ -548,7 +759,7 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
                                              "failed");
         }
         ctx->plain_len += (apr_off_t)len;
-        if (ctx->plain_len > ctx->limit) {
+        if (ctx->ex->version == 1 && ctx->plain_len > ctx->limit) {
             apr_brigade_cleanup(bb);
             return zeq_response_over_limit(f, ctx);
         }

@@ -55,6 +55,8 @@ struct zeq_ws_ctx {
     int crlf;                   /* progress through "\r\n\r\n" */
     int armed;                  /* the 101 is out: frames follow */
     int closed;                 /* a close was sent after an error */
+    int client_ended;           /* v2: the client's end message came */
+    int server_ended;           /* v2: the server's end message went */
     int refused;                /* a plaintext answer was refused */
 };
 
@@ -174,11 +176,25 @@ static int zeq_ws_open_message(zeq_ws_ctx *ctx, const zeq_frame_event *ev)
         free(pt);
         return 0;
     }
+    if (ctx->client_ended) {
+        OPENSSL_cleanse(pt, n);
+        free(pt);
+        zeq_ws_fail(ctx, ZEQ_FRAME_CLOSE_POLICY,
+                    "a client message after its end message");
+        return 0;
+    }
     if (pt[0] == ZEQ_FRAME_MSG_TEXT) {
         opcode = ZEQ_FRAME_TEXT;
     }
     else if (pt[0] == ZEQ_FRAME_MSG_BINARY) {
         opcode = ZEQ_FRAME_BINARY;
+    }
+    else if (pt[0] == ZEQ_FRAME_MSG_END && n == 1 && ctx->keys.version == 2) {
+        /* v2: the client's last word before its close frame; nothing of it
+         * goes to the backend. */
+        free(pt);
+        ctx->client_ended = 1;
+        return 1;
     }
     else {
         OPENSSL_cleanse(pt, n);
@@ -220,7 +236,8 @@ static int zeq_ws_seal_message(zeq_ws_ctx *ctx, const zeq_frame_event *ev,
     int ok;
 
     type = ev->opcode == ZEQ_FRAME_TEXT ? ZEQ_FRAME_MSG_TEXT
-                                        : ZEQ_FRAME_MSG_BINARY;
+           : ev->opcode == ZEQ_FRAME_MSG_END_OPCODE ? ZEQ_FRAME_MSG_END
+           : ZEQ_FRAME_MSG_BINARY;
     elen = ctx->keys.version == 2
            ? (apr_size_t)zeq_record_sealed_len(ev->len + 1, ZEQ_RECORD_SIZE)
            : ZEQ_ENVELOPE_OVERHEAD + 1 + ev->len;
@@ -268,6 +285,25 @@ static int zeq_ws_seal_message(zeq_ws_ctx *ctx, const zeq_frame_event *ev,
     }
     APR_BRIGADE_INSERT_TAIL(out, zeq_ws_bucket(ctx, frame, hlen + elen));
     return 1;
+}
+
+/* v2: the sealed end message (type 0x03, empty) that precedes the close
+ * frame of the server's side, so that a client can tell the last messages
+ * were not dropped. */
+static int zeq_ws_seal_end(zeq_ws_ctx *ctx, apr_bucket_brigade *out)
+{
+    zeq_frame_event end;
+
+    if (ctx->keys.version != 2 || ctx->server_ended) {
+        return 1;
+    }
+    ctx->server_ended = 1;
+    memset(&end, 0, sizeof(end));
+    end.type = ZEQ_FRAME_EV_MESSAGE;
+    end.opcode = ZEQ_FRAME_MSG_END_OPCODE;
+    end.data = (const unsigned char *)"";
+    end.len = 0;
+    return zeq_ws_seal_message(ctx, &end, out);
 }
 
 /* A copy of a control frame's raw bytes. */
@@ -356,6 +392,12 @@ static apr_status_t zeq_ws_in_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                                 : "a client frame breaks RFC 6455");
                 break;
             }
+            if (ev.type == ZEQ_FRAME_EV_CONTROL && ev.opcode == ZEQ_FRAME_CLOSE
+                && ctx->keys.version == 2 && !ctx->client_ended) {
+                ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, ctx->c, ZEQLOG(60008)
+                              "the client closed without its end message: "
+                              "its last messages may have been dropped");
+            }
             if (!(ev.type == ZEQ_FRAME_EV_CONTROL
                       ? zeq_ws_control(ctx, &ev, ctx->in_ready)
                       : zeq_ws_open_message(ctx, &ev))) {
@@ -435,6 +477,9 @@ static apr_status_t zeq_ws_out_frames(ap_filter_t *f, zeq_ws_ctx *ctx,
                 break;
             }
             if (ev.type == ZEQ_FRAME_EV_CONTROL) {
+                if (ev.opcode == ZEQ_FRAME_CLOSE) {
+                    zeq_ws_seal_end(ctx, ctx->out_bb);
+                }
                 zeq_ws_control(ctx, &ev, ctx->out_bb);
             }
             else {

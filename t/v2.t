@@ -157,7 +157,10 @@ my $s = ZeqTest::V2::handshake(vhost => 'zeq_file');
           'the CGI saw the plaintext Content-Length and the inner type');
     check(join(',', grep { /^HTTP_X_E2E/ } sort keys %{ $e->{env} || {} }), '',
           'the CGI got no X-E2E-Session, X-E2E-Seq, X-E2E-Seal or X-E2E-Content-Type');
-    check($r->{h}->header('Content-Length'), length($r->{body}), 'the answer\'s Content-Length is the sealed length');
+    # (LWP reports the transfer coding it undid as Client-Transfer-Encoding)
+    check(($r->{h}->header('Content-Length') // 'none') . ' '
+          . ($r->{h}->header('Client-Transfer-Encoding') // $r->{h}->header('Transfer-Encoding') // 'none'),
+          'none chunked', 'a CGI answer of unknown length is streamed: chunked, no Content-Length (18.8)');
 
     $r = req(session => $s, method => 'POST', path => '/proxy/echo', body => 'to the backend',
              inner_type => 'text/plain');
@@ -172,8 +175,10 @@ my $s = ZeqTest::V2::handshake(vhost => 'zeq_file');
     $r = req(session => $s, path => '/gen/big.bin');
     check("$r->{status} $r->{verified} " . digest_of($r->{plain}), '200 1 ' . digest_of($big),
           'GET of the 3 MB static file: verifies, opens to the file');
-    check($r->{h}->header('Content-Length'), ZeqTest::V2::sealed_len(length $big),
-          'its Content-Length: 13 + 20 per 16 KiB record + n');
+    check(($r->{h}->header('Content-Length') // 'none') . ' '
+          . ($r->{h}->header('Client-Transfer-Encoding') // $r->{h}->header('Transfer-Encoding') // 'none'),
+          ZeqTest::V2::sealed_len(length $big) . ' none',
+          'its length is known: the exact sealed Content-Length (13 + 20 per 16 KiB record + n), not chunked');
 
     $r = req(session => $s, path => '/static/no-such-file');
     check("$r->{status} $r->{verified}", '404 1', 'Apache\'s own 404 page is sealed, bound to 404');
@@ -382,7 +387,7 @@ sub ws_open {
 }
 sub ws_send {
     my ($ws, $sess, $seq, $n, $type, $data, %o) = @_;
-    my $pt = chr($type eq 'text' ? 1 : 2) . $data;
+    my $pt = chr({ text => 1, binary => 2, end => 3 }->{$type}) . $data;
     my $aad = ZeqTest::V2::ws_aad($sess, $seq, $o{dir} // 'c2s', $n);
     $ws->send_payload(0x2, ZeqTest::V2::seal($o{key} // $sess->{c2s}, $aad, $pt));
 }
@@ -392,7 +397,8 @@ sub ws_read {
     return $m unless $m->{kind} eq 'message';
     my $pt = ZeqTest::V2::open_msg($sess->{s2c}, ZeqTest::V2::ws_aad($sess, $seq, 's2c', $n), $m->{frame}{payload});
     $m->{verified} = defined $pt ? 1 : 0;
-    $m->{type} = defined $pt ? (ord(substr($pt, 0, 1)) == 1 ? 'text' : 'binary') : undef;
+    $m->{type} = defined $pt ? ({ 1 => 'text', 2 => 'binary', 3 => 'end' }->{ord(substr($pt, 0, 1))} // 'unknown')
+                             : undef;
     $m->{data} = defined $pt ? substr($pt, 1) : undef;
     return $m;
 }
@@ -459,6 +465,63 @@ sub ws_read {
                                            query => 'e2e_seq=0&e2e_seal=AAAA');
     check("$v1ws->{status} " . ((json_error({ body => $v1ws->{body} }) // {})->{error} // ''), '400 e2e_decrypt_failed',
           'a v1 session opening with e2e_seq and e2e_seal: 400 e2e_decrypt_failed');
+}
+
+# the end messages (0x03) around a clean close
+{
+    my $w = ZeqTest::V2::handshake(vhost => 'zeq_file');
+    # the client ends: its end message, then its close; the server answers with its own end first
+    my ($ws, $conn, $seq) = ws_open(session => $w);
+    ws_send($ws, $w, $seq, 0, 'text', 'before the end');
+    my $m = ws_read($ws, $w, $seq, 0);
+    check(($m->{verified} // 0) . ' ' . ($m->{type} // ''), '1 text', 'the echo before the end');
+    ws_send($ws, $w, $seq, 1, 'end', '');
+    $ws->send_close(1000, 'done');
+    $m = ws_read($ws, $w, $seq, 1);
+    check(($m->{kind} // '') . ' ' . ($m->{verified} // 0) . ' ' . ($m->{type} // '') . ' ' . length($m->{data} // 'x'),
+          'message 1 end 0', 'after the client\'s end and close: the server\'s end message, s2c message 1, empty');
+    $m = $ws->read_message;
+    check(($m->{kind} // '') . ' ' . ($m->{code} // ''), 'close 1000', 'then the application\'s close 1000');
+    my @ev = records_at_end($conn);
+    check(join(',', map { "$_->{type}:$_->{len}" } messages_of(@ev)), 'text:14',
+          'the backend got the message and nothing of the end message');
+    my ($closed) = grep { $_->{ev} eq 'close' } @ev;
+    check($closed->{code} // 'none', 1000, 'the backend got the client\'s close');
+    $ws->close_socket;
+
+    # the application ends: the server sends its end message before the application's close
+    ($ws, $conn, $seq) = ws_open(session => $w);
+    ws_send($ws, $w, $seq, 0, 'text', 'close-me');
+    $m = ws_read($ws, $w, $seq, 0);
+    check(($m->{kind} // '') . ' ' . ($m->{verified} // 0) . ' ' . ($m->{type} // ''), 'message 1 end',
+          'the application closes: first the server\'s end message (s2c message 0)');
+    $m = $ws->read_message;
+    check(($m->{kind} // '') . ' ' . ($m->{code} // ''), 'close 1001', 'then the application\'s close 1001');
+    $ws->close_socket;
+
+    # a data message after the client's end message
+    ($ws, $conn, $seq) = ws_open(session => $w);
+    ws_send($ws, $w, $seq, 0, 'end', '');
+    ws_send($ws, $w, $seq, 1, 'text', 'after the end');
+    $m = $ws->read_message;
+    check(($m->{kind} // '') . ' ' . ($m->{code} // ''), 'close 1008', 'a client message after its end message: close 1008');
+    $ws->close_socket;
+    check(scalar(messages_of(records_at_end($conn))), 0, 'the message after the end never reached the backend');
+
+    # an end message that carries something
+    ($ws, $conn, $seq) = ws_open(session => $w);
+    ws_send($ws, $w, $seq, 0, 'end', 'x');
+    $m = $ws->read_message;
+    check(($m->{kind} // '') . ' ' . ($m->{code} // ''), 'close 1008', 'an end message with a byte after its type: close 1008');
+    $ws->close_socket;
+    check(scalar(messages_of(records_at_end($conn))), 0, 'and nothing of it reached the backend');
+
+    # a v1 socket knows no end message: type 0x03 is unknown there
+    my $v1 = handshake(vhost => 'zeq_file');
+    my $v1ws = ZeqTest::WebSocket->connect(vhost => 'zeq_file', path => '/ws/echo', session => $v1);
+    $v1ws->send_payload(0x2, ZeqTest::WebSocket::seal_message($v1ws->key, 3, ""));
+    $m = $v1ws->read_message;
+    check(($m->{kind} // '') . ' ' . ($m->{code} // ''), 'close 1008', 'v1: a message of type 0x03 closes with 1008');
 }
 
 plan tests => scalar(@checks), need_lwp;

@@ -45,6 +45,13 @@ my @expected = (
     # t/response.t: answers over ZeqE2EMaxResponseBody (1000 under /limits/).
     [qr/\[zeq_e2e:error\] .* ZEQ50001: .*\bZeqE2EMaxResponseBody \(1000 bytes\)/,
      'response over ZeqE2EMaxResponseBody'],
+    # t/stream.t: a backend that stops in the middle of its answer (over
+    # HTTP/1.1 and HTTP/2): mod_proxy_http says so, and the module says it
+    # cut the sealed answer.
+    [qr/\[proxy_http:error\] .*AH01110: error reading response/,
+     'backend cut in the middle (mod_proxy_http)'],
+    [qr/\[zeq_e2e:error\] .* ZEQ50003: sealed answer cut short after 1000000 bytes/,
+     'backend cut in the middle (sealed answer cut)'],
     # t/cgi.t: error.cgi?mode=malformed.
     [qr/\[cgid?:error\] .*(?:malformed header|Bad header).*error\.cgi/i,
      'error.cgi?mode=malformed'],

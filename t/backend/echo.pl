@@ -18,6 +18,15 @@
 #   GET|HEAD /gzip            gzip-compressed JSON, Content-Encoding: gzip
 #                             whatever Accept-Encoding says
 #   GET|HEAD /status/204, /status/304
+#   GET /sse?n=N&ms=M         text/event-stream without a length: N events
+#                             {"i":i,"written":time} M ms apart, each
+#                             written (and flushed) on its own
+#   GET|HEAD /big?n=N         N bytes of the marked pattern (ZeqTest::Fixtures::
+#                             marked_block), with their Content-Length, written
+#                             1 MiB at a time
+#   GET /cut?n=N&after=K      Content-Length N, then only K bytes of the marked
+#                             pattern, then the connection is closed (a backend
+#                             that fails mid-body)
 #   anything else             404 JSON {"backend":"not found"}
 #
 # WebSocket endpoints (RFC 6455, version 13; add new ones to %WS_ROUTES).
@@ -111,6 +120,9 @@ my %ROUTES = (
     'GET /gzip'  => \&route_gzip,
     'GET /status/204' => sub { { status => 204, headers => [] } },
     'GET /status/304' => sub { { status => 304, headers => [ETag => '"zeq"'] } },
+    'GET /sse'   => \&route_sse,
+    'GET /big'   => \&route_big,
+    'GET /cut'   => \&route_cut,
 );
 
 my $listen = IO::Socket::INET->new(
@@ -272,6 +284,7 @@ sub dispatch {
 # Writes the response; returns true to keep the connection open.
 sub write_response {
     my ($c, $req, $res) = @_;
+    return write_stream($c, $req, $res) if $res->{stream};
     my $status = $res->{status};
     my @headers = @{ $res->{headers} || [] };
     my $body = $res->{body} // '';
@@ -289,6 +302,34 @@ sub write_response {
     $out .= $body unless $no_body || $req->{method} eq 'HEAD';
     print {$c} $out;
     return $keep;
+}
+
+# A streamed answer: the head, then $res->{stream}->($write) writes the
+# body in parts (with $res->{length}: that Content-Length; else chunked).
+# Returns false: the connection ends with the answer.
+sub write_stream {
+    my ($c, $req, $res) = @_;
+    my @headers = @{ $res->{headers} || [] };
+    my $out = "HTTP/1.1 $res->{status} " . reason($res->{status}) . "\r\n";
+    $out .= "Date: " . http_date() . "\r\n";
+    while (my ($k, $v) = splice @headers, 0, 2) {
+        $out .= "$k: $v\r\n";
+    }
+    my $chunked = !defined $res->{length};
+    $out .= $chunked ? "Transfer-Encoding: chunked\r\n" : "Content-Length: $res->{length}\r\n";
+    $out .= "Connection: close\r\n\r\n";
+    $c->autoflush(1);
+    print {$c} $out;
+    return 0 if $req->{method} eq 'HEAD';
+    my $write = sub {
+        my ($data) = @_;
+        return 1 unless length $data;
+        my $ok = print {$c} ($chunked ? sprintf('%x', length $data) . "\r\n$data\r\n" : $data);
+        return $ok;
+    };
+    my $complete = $res->{stream}->($write);
+    print {$c} "0\r\n\r\n" if $chunked && $complete;
+    return 0;
 }
 
 sub reason {
@@ -334,6 +375,56 @@ sub route_bytes {
     return { status => 200,
              headers => ['Content-Type' => 'application/octet-stream'],
              body => ZeqTest::Fixtures::det_bytes($n, 'backend') };
+}
+
+sub query_n {
+    my ($req, $name, $default) = @_;
+    my ($v) = ($req->{query} // '') =~ /(?:^|&)\Q$name\E=(\d+)/;
+    return $v // $default;
+}
+
+sub route_sse {
+    my ($req) = @_;
+    my $n = query_n($req, 'n', 20);
+    my $ms = query_n($req, 'ms', 100);
+    return { status => 200, headers => ['Content-Type' => 'text/event-stream',
+                                        'Cache-Control' => 'no-cache'],
+             stream => sub {
+                 my ($write) = @_;
+                 for my $i (0 .. $n - 1) {
+                     Time::HiRes::sleep($ms / 1000) if $i > 0;
+                     my $ev = sprintf '{"i":%d,"written":%.6f}', $i, Time::HiRes::time();
+                     $write->("id: $i\nevent: tick\ndata: $ev\n\n") or return 0;
+                 }
+                 return 1;
+             } };
+}
+
+# The marked pattern, 1 MiB at a time, up to n bytes (from offset 0).
+sub write_marked {
+    my ($write, $n) = @_;
+    my $mib = 1024 * 1024;
+    for (my ($i, $off) = (0, 0); $off < $n; $i++, $off += $mib) {
+        my $block = ZeqTest::Fixtures::marked_block($i);
+        my $len = $n - $off < $mib ? $n - $off : $mib;
+        $write->(substr($block, 0, $len)) or return 0;
+    }
+    return 1;
+}
+
+sub route_big {
+    my ($req) = @_;
+    my $n = query_n($req, 'n', 0);
+    return { status => 200, length => $n, headers => ['Content-Type' => 'application/octet-stream'],
+             stream => sub { write_marked($_[0], $n) } };
+}
+
+sub route_cut {
+    my ($req) = @_;
+    my $n = query_n($req, 'n', 0);
+    my $after = query_n($req, 'after', 0);
+    return { status => 200, length => $n, headers => ['Content-Type' => 'application/octet-stream'],
+             stream => sub { write_marked($_[0], $after); return 0 } };
 }
 
 sub route_gzip {

@@ -8,6 +8,7 @@ use warnings;
 
 use Cwd ();
 use Digest::SHA qw(sha1 sha256);
+use Digest::SHA ();
 use MIME::Base64 qw(encode_base64);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
@@ -19,6 +20,11 @@ use constant ENV_SECRET     => 'zeq-env-secret-f0e1d2c3b4a5968778695a4b3c2d1e0f'
 use constant LITERAL_SECRET => 'zeq-literal-secret-8d0f6a2e4b1c9d73';
 
 use constant BIG_SIZE => 3 * 1024 * 1024;
+use constant MIB => 1024 * 1024;
+# The large streamed downloads of t/stream.t: sparse files of the marked
+# pattern (they take no disk).
+use constant MARKED_200M => 200 * MIB;
+use constant MARKED_1G   => 1024 * MIB;
 # t/memory.t: a static file of 60 MB (decimal), under the default
 # ZeqE2EMaxResponseBody of 64 MiB.
 use constant SIXTY_SIZE => 60_000_000;
@@ -101,6 +107,44 @@ sub _write_sixty {
     rename "$path.tmp", $path or die "cannot rename $path.tmp: $!\n";
 }
 
+# Block i (1 MiB) of the marked pattern: its number in a line, then zeros.
+# No two blocks are equal, so a lost, repeated or reordered MiB changes
+# the SHA-256; the zeros let a file of it be sparse.
+sub marked_block {
+    my ($i) = @_;
+    my $tag = sprintf "zeq-e2e marked MiB %08d\n", $i;
+    return $tag . ("\0" x (MIB - length $tag));
+}
+
+# The SHA-256 (hex) of the first n bytes of the marked pattern.
+sub marked_sha256 {
+    my ($n) = @_;
+    my $d = Digest::SHA->new(256);
+    for (my ($i, $off) = (0, 0); $off < $n; $i++, $off += MIB) {
+        my $len = $n - $off < MIB ? $n - $off : MIB;
+        $d->add(substr(marked_block($i), 0, $len));
+    }
+    return $d->hexdigest;
+}
+
+# A sparse file of the first n bytes of the marked pattern: only the tags
+# are written.
+sub _write_marked_file {
+    my ($path, $n) = @_;
+    make_path(dirname($path));
+    open my $fh, '+>:raw', "$path.tmp" or die "cannot write $path.tmp: $!\n";
+    for (my ($i, $off) = (0, 0); $off < $n; $i++, $off += MIB) {
+        my $tag = substr(marked_block($i), 0, 32);
+        $tag =~ s/\0+$//;
+        seek $fh, $off, 0 or die "seek: $!\n";
+        print {$fh} substr($tag, 0, $n - $off) or die "cannot write $path.tmp: $!\n";
+    }
+    truncate $fh, $n or die "cannot truncate $path.tmp: $!\n";
+    close $fh or die "cannot write $path.tmp: $!\n";
+    chmod 0644, "$path.tmp";
+    rename "$path.tmp", $path or die "cannot rename $path.tmp: $!\n";
+}
+
 # Creates every generated fixture; safe to run again.
 sub generate {
     my $var = var_dir();
@@ -130,6 +174,10 @@ sub generate {
     my $odd = catfile($gen, 'odd.bin');
     _write($odd, det_bytes(ODD_SIZE, 'odd'), 0644)
         unless -s $odd && -s $odd == ODD_SIZE;
+    for my $m (['marked-200m.bin', MARKED_200M], ['marked-1g.bin', MARKED_1G]) {
+        my $f = catfile($gen, $m->[0]);
+        _write_marked_file($f, $m->[1]) unless -s $f && -s $f == $m->[1];
+    }
     my $sixty = catfile($gen, 'sixty-mb.bin');
     _write_sixty($sixty) unless -s $sixty && -s $sixty == SIXTY_SIZE;
     # A directory listing with a header file of two 64 KiB reads and more

@@ -20,7 +20,9 @@ use Crypt::PRNG qw(random_bytes);
 use Digest::SHA qw(sha256);
 use HTTP::Request ();
 use JSON::PP ();
+use IO::Select ();
 use MIME::Base64 qw(encode_base64 decode_base64);
+use Time::HiRes ();
 
 use ZeqTest ();
 
@@ -47,7 +49,7 @@ sub unb64url {
 
 sub aad { join "\0", @_ }
 sub request_aad  { my ($s, $seq, $method, $target, $type) = @_;
-                   aad('zeq-e2e/2 request', $s->{id}, $seq, $method, $target, $type // '') }
+                   aad('zeq-e2e/2 request', $s->{id}, $seq // '', $method, $target, $type // '') }
 sub response_aad { my ($s, $seq, $status, $type, $enc) = @_;
                    aad('zeq-e2e/2 response', $s->{id}, $seq, sprintf('%03d', $status),
                        $type // '', $enc // '') }
@@ -273,6 +275,162 @@ sub check_answer {
         $r->{plain} = $r->{body};
     }
     return $r;
+}
+
+# --- streamed answers (18.8, streaming) -----------------------------------------------------
+
+# An incremental reader of one sealed message: feed it bytes as they
+# arrive; it opens each record as soon as it is whole and calls
+# on_record->({ plain, final, len, time }). $r->{error} says why it stopped
+# (a record that does not verify, bytes after the final one).
+sub reader {
+    my ($key, $aad, $on_record) = @_;
+    return bless { key => $key, aad => $aad, buf => '', i => 0, final => 0, error => undef,
+                   records => 0, on_record => $on_record }, 'ZeqTest::V2::Reader';
+}
+
+package ZeqTest::V2::Reader;
+
+sub feed {
+    my ($self, $bytes) = @_;
+    return if $self->{error};
+    $self->{buf} .= $bytes;
+    if (!defined $self->{base}) {
+        return if length $self->{buf} < 13;
+        return $self->{error} = 'not a v2 message' if substr($self->{buf}, 0, 1) ne "\x02";
+        $self->{base} = substr($self->{buf}, 1, 12);
+        substr($self->{buf}, 0, 13, '');
+    }
+    while (!$self->{error}) {
+        if ($self->{final}) {
+            $self->{error} = 'bytes after the final record' if length $self->{buf};
+            return;
+        }
+        return if length $self->{buf} < 4;
+        my $h = unpack('N', substr($self->{buf}, 0, 4));
+        my $len = $h & 0xffffff;
+        return $self->{error} = 'a bad record header' if ($h & 0x7f000000) || $len > 1048576;
+        return if length $self->{buf} < 4 + $len + 16;
+        my $header = substr($self->{buf}, 0, 4);
+        my $ct = substr($self->{buf}, 4, $len);
+        my $tag = substr($self->{buf}, 4 + $len, 16);
+        substr($self->{buf}, 0, 4 + $len + 16, '');
+        my $pt = Crypt::AuthEnc::GCM::gcm_decrypt_verify(
+            'AES', $self->{key}, ZeqTest::V2::nonce_of($self->{base}, $self->{i}),
+            $self->{aad} . $header, $ct, $tag);
+        return $self->{error} = "record $self->{i} does not verify" unless defined $pt;
+        $self->{i}++;
+        $self->{final} = ($h & 0x80000000) ? 1 : 0;
+        $self->{on_record}->({ plain => $pt, final => $self->{final}, len => $len,
+                               time => Time::HiRes::time() });
+    }
+}
+
+package ZeqTest::V2;
+
+# A GET whose answer is read as it comes, over HTTP/1.1 (a raw socket,
+# chunked or with a Content-Length) or HTTP/2 (curl --http2 -N, vhost
+# zeq_h2). on_record is called for each record as it verifies. Returns
+# { status, h, error (of the message), final (1: its final record came),
+# records, ended ('eof', 'timeout', 'reset') }.
+sub stream_get {
+    my (%a) = @_;
+    my $s = $a{session};
+    my $vhost = $a{vhost} // $s->{vhost};
+    my $path = $a{path};
+    my $seq = $s->{seq}++;
+    my $seal = b64url(seal($s->{c2s}, request_aad($s, $seq, 'GET', $path, undef), ''));
+    my $timeout = $a{timeout} // 120;
+    my %res = (final => 0, records => 0);
+    my $rd;
+    my $on = sub {
+        my ($rec) = @_;
+        $res{records}++;
+        $a{on_record}->($rec) if $a{on_record};
+    };
+    my $start_reader = sub {
+        my ($h, $status) = @_;
+        my $aad = response_aad($s, $seq, $status, scalar $h->header('X-E2E-Content-Type'),
+                               scalar $h->header('X-E2E-Content-Encoding'));
+        $rd = reader($s->{s2c}, $aad, $on);
+    };
+    if ($a{http2}) {
+        my @cmd = ('curl', '-s', '-k', '-N', '--http2', '--max-time', $timeout, '-D', '-',
+                   '-H', "X-E2E-Session: $s->{id}", '-H', "X-E2E-Seq: $seq", '-H', "X-E2E-Seal: $seal",
+                   '-H', 'Accept: ' . E2E_TYPE, ZeqTest::url($vhost, $path));
+        open my $pipe, '-|', @cmd or die "curl: $!";
+        binmode $pipe;
+        my ($buf, $head) = ('', undef);
+        while (1) {
+            my $n = sysread($pipe, $buf, 65536, length $buf);
+            last unless $n;
+            if (!$head) {
+                # skip interim blocks; the final head ends with a blank line
+                while ($buf =~ s/^(HTTP\/\S+ (\d{3})[^\r\n]*\r\n(?:[^\r\n]+\r\n)*)\r\n//) {
+                    my ($block, $st) = ($1, $2);
+                    next if $st =~ /^1/;
+                    $head = HTTP::Response->parse($block);
+                    $res{status} = $st;
+                    $res{h} = $head->headers;
+                    $start_reader->($res{h}, $st);
+                    last;
+                }
+                next unless $head;
+            }
+            $rd->feed($buf);
+            $buf = '';
+        }
+        close $pipe;
+        # curl's exit codes: 92, the stream was reset (HTTP/2 stream error)
+        my $exit = $? >> 8;
+        $res{ended} = $exit == 0 ? 'eof' : $exit == 92 ? 'reset' : "curl exit $exit";
+    }
+    else {
+        my $sock = ZeqTest::slow_socket(vhost => $vhost, rcvbuf => $a{rcvbuf} // 262144);
+        print {$sock} "GET $path HTTP/1.1\r\nHost: " . ZeqTest::hostport($vhost) . "\r\n"
+            . "X-E2E-Session: $s->{id}\r\nX-E2E-Seq: $seq\r\nX-E2E-Seal: $seal\r\n"
+            . 'Accept: ' . E2E_TYPE . "\r\nConnection: close\r\n\r\n";
+        my ($head, $rest) = ZeqTest::read_head($sock, $timeout);
+        return { status => 0, ended => 'timeout' } unless $head;
+        $res{status} = $head->code;
+        $res{h} = $head->headers;
+        $start_reader->($res{h}, $head->code);
+        my $chunked = ($head->header('Transfer-Encoding') // '') =~ /chunked/i;
+        my $sel = IO::Select->new($sock);
+        my $deadline = Time::HiRes::time() + $timeout;
+        my ($raw, $chunk_left, $last_chunk) = ($rest, 0, 0);
+        $res{ended} = 'eof';
+        while (1) {
+            # decode what is buffered
+            if (!$chunked) {
+                $rd->feed($raw);
+                $raw = '';
+            }
+            else {
+                while (length $raw) {
+                    if ($chunk_left == 0) {
+                        last unless $raw =~ s/^(?:\r\n)?([0-9a-fA-F]+)[^\r\n]*\r\n//;
+                        $chunk_left = hex $1;
+                        if ($chunk_left == 0) { $last_chunk = 1; $raw = ''; last }
+                    }
+                    my $take = $chunk_left < length $raw ? $chunk_left : length $raw;
+                    $rd->feed(substr($raw, 0, $take, ''));
+                    $chunk_left -= $take;
+                }
+            }
+            last if $last_chunk;
+            my $left = $deadline - Time::HiRes::time();
+            if ($left <= 0 || !$sel->can_read($left)) { $res{ended} = 'timeout'; last }
+            my $n = sysread($sock, $raw, 262144, length $raw);
+            if (!defined $n) { $res{ended} = 'reset'; last }
+            last if $n == 0;
+        }
+        $res{last_chunk} = $last_chunk;
+        close $sock;
+    }
+    $res{final} = $rd ? $rd->{final} : 0;
+    $res{error} = $rd ? $rd->{error} : 'no answer';
+    return \%res;
 }
 
 1;
