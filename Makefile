@@ -9,7 +9,8 @@ APXS    ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
 PORT    ?= 8080
 BUILD   := build
 SOURCES := mod_zeq_e2e.c src/zeq_config.c src/zeq_envelope.c src/zeq_proto.c \
-           src/zeq_gate.c src/zeq_exchange.c src/zeq_spool.c src/zeq_kex.c \
+           src/zeq_gate.c src/zeq_exchange.c src/zeq_spool.c src/zeq_body.c \
+           src/zeq_kex.c \
            src/zeq_record.c src/zeq_replay.c src/zeq_sessrec.c \
            src/zeq_session.c src/zeq_handshake.c src/zeq_request.c \
            src/zeq_response.c src/zeq_error.c src/zeq_client.c \
@@ -105,6 +106,13 @@ SPOOL      := src/zeq_spool.c src/zeq_envelope.c
 $(BUILD)/test_spool: t/unit/test_spool.c $(SPOOL) $(wildcard src/zeq_spool.h src/zeq_envelope.h t/unit/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) $(WARN) -Isrc -Iinclude $(APR_CFLAGS) $< $(SPOOL) \
+	  $(APR_LIBS) -lcrypto -o $@
+
+BODY       := src/zeq_body.c src/zeq_spool.c src/zeq_record.c src/zeq_envelope.c
+
+$(BUILD)/test_body: t/unit/test_body.c $(BODY) $(BODY:.c=.h) src/zeq_result.h $(wildcard t/unit/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) $(WARN) -Isrc -Iinclude $(APR_CFLAGS) $< $(BODY) \
 	  $(APR_LIBS) -lcrypto -o $@
 
 unit: $(UNIT)

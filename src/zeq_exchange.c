@@ -14,10 +14,10 @@ static apr_status_t zeq_exchange_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-/* The request that began r's exchange: subrequests lead to their main
- * request, internal redirects to the request they replaced. mod_dir's fast
- * redirect keeps the request (and its request_config). */
-static const request_rec *zeq_exchange_root(const request_rec *r)
+/* Subrequests lead to their main request, internal redirects to the
+ * request they replaced. mod_dir's fast redirect keeps the request (and
+ * its request_config). */
+request_rec *zeq_exchange_initial(const request_rec *r)
 {
     for (;;) {
         if (r->main != NULL) {
@@ -27,14 +27,14 @@ static const request_rec *zeq_exchange_root(const request_rec *r)
             r = r->prev;
         }
         else {
-            return r;
+            return (request_rec *)r;
         }
     }
 }
 
 zeq_exchange *zeq_exchange_get(const request_rec *r)
 {
-    return ap_get_module_config(zeq_exchange_root(r)->request_config,
+    return ap_get_module_config(zeq_exchange_initial(r)->request_config,
                                 &zeq_e2e_module);
 }
 

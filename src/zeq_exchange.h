@@ -54,6 +54,9 @@ typedef struct zeq_exchange {
 /* The exchange of r: the record of the request that began it (up through
  * subrequests and internal redirects); NULL before the gate has seen it. */
 zeq_exchange *zeq_exchange_get(const request_rec *r);
+/* The request that began r's exchange (up through subrequests and
+ * internal redirects). */
+request_rec *zeq_exchange_initial(const request_rec *r);
 /* Creates the exchange record of an initial request, zeroed, its key
  * cleansed when r->pool goes. */
 zeq_exchange *zeq_exchange_create(request_rec *r);

@@ -261,3 +261,49 @@ size_t zeq_frame_close(unsigned char out[4], int code)
     out[3] = (unsigned char)code;
     return 4;
 }
+
+/* --- the response head before the frames -------------------------------- */
+
+void zeq_frame_head_reset(zeq_frame_head *h)
+{
+    memset(h, 0, sizeof(*h));
+}
+
+size_t zeq_frame_head_scan(zeq_frame_head *h, const unsigned char *data,
+                           size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len && h->state != 3; i++) {
+        unsigned char ch = data[i];
+
+        if (h->first_len < sizeof(h->first)) {
+            h->first[h->first_len++] = ch;
+        }
+        h->len++;
+        switch (h->state) {
+        case 1:
+            h->state = ch == '\n' ? 3 : ch == '\r' ? 2 : 0;
+            break;
+        case 2:
+            h->state = ch == '\n' ? 3 : 0;
+            break;
+        default:
+            h->state = ch == '\n' ? 1 : 0;
+            break;
+        }
+    }
+    return i;
+}
+
+int zeq_frame_head_status(const zeq_frame_head *h)
+{
+    const unsigned char *s = h->first;
+
+    if (h->state != 3 || h->first_len < 12 || memcmp(s, "HTTP/1.", 7) != 0
+        || s[8] != ' ' || s[9] < '1' || s[9] > '5' || s[10] < '0'
+        || s[10] > '9' || s[11] < '0' || s[11] > '9') {
+        return 0;
+    }
+    return (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+}

@@ -85,4 +85,25 @@ void zeq_frame_mask(unsigned char *data, size_t len,
 /* Writes an unmasked close frame with code (4 bytes). */
 size_t zeq_frame_close(unsigned char out[4], int code);
 
+/* The scanner of an HTTP/1.x response head that comes before the frames
+ * (the answer to an opening): it finds the blank line that ends the head,
+ * whether lines end in CRLF or in a bare LF (which clients accept), and
+ * keeps the first bytes for the status. */
+typedef struct {
+    unsigned char first[16];     /* the head's first bytes */
+    size_t first_len;
+    size_t len;                  /* bytes of the head scanned so far */
+    int state;                   /* 0 in a line, 1 after LF, 2 after LF CR,
+                                  * 3 the head is complete */
+} zeq_frame_head;
+
+void zeq_frame_head_reset(zeq_frame_head *h);
+/* Scans data; returns the offset just past the head's blank line, or len
+ * when the head goes on (h->state is then below 3). */
+size_t zeq_frame_head_scan(zeq_frame_head *h, const unsigned char *data,
+                           size_t len);
+/* The status code of a complete head; 0 when it is no HTTP/1.x status
+ * line. */
+int zeq_frame_head_status(const zeq_frame_head *h);
+
 #endif

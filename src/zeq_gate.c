@@ -467,6 +467,37 @@ static zeq_exchange *zeq_gate_recognise(request_rec *r, int early)
     return ex;
 }
 
+/* The exchange of r: the one its initial request began, or, when that
+ * request died before header_parser (a %2F in its path, a path above the
+ * root, a RewriteRule [F] of its virtual host), one recognised now from its
+ * session and Accept with the configuration it had, so that its error page
+ * and ErrorDocument are sealed, and its session id reaches neither the
+ * application nor the access log. */
+static zeq_exchange *zeq_gate_exchange(request_rec *r)
+{
+    zeq_exchange *ex = zeq_exchange_get(r);
+    request_rec *first;
+
+    if (ex != NULL) {
+        return ex;
+    }
+    first = zeq_exchange_initial(r);
+    ex = zeq_gate_recognise(first, 1);
+    if (ex->kind != ZEQ_EXCHANGE_OFF) {
+        apr_table_unset(first->headers_in, ZEQ_E2E_HDR_SESSION);
+        apr_table_unset(first->headers_in, ZEQ_E2E_HDR_SEQ);
+        apr_table_unset(first->headers_in, ZEQ_E2E_HDR_SEAL);
+        apr_table_unset(r->headers_in, ZEQ_E2E_HDR_SESSION);
+        apr_table_unset(r->headers_in, ZEQ_E2E_HDR_SEQ);
+        apr_table_unset(r->headers_in, ZEQ_E2E_HDR_SEAL);
+        /* Whatever it was meant to be: no WebSocket parameter in the
+         * request line. */
+        zeq_gate_strip_params(first, 1);
+        zeq_gate_strip_params(first, 2);
+    }
+    return ex;
+}
+
 /* --- refusals ------------------------------------------------------------ */
 
 /* Refuses a request with a module error. A main request answers it (in
@@ -775,8 +806,13 @@ static int zeq_gate_header_parser(request_rec *r)
 {
     /* Internal redirects inherit the exchange of their initial request
      * (header_parser never runs for subrequests). */
-    if (r->prev == NULL && r->main == NULL && zeq_exchange_get(r) == NULL) {
-        zeq_gate_recognise(r, 0);
+    if (r->prev == NULL && r->main == NULL) {
+        if (zeq_exchange_get(r) == NULL) {
+            zeq_gate_recognise(r, 0);
+        }
+    }
+    else {
+        zeq_gate_exchange(r);
     }
     return DECLINED;
 }
@@ -793,10 +829,36 @@ static int zeq_gate_fixups(request_rec *r)
         return zeq_gate_initial(r, ex, dc);
     }
     /* An internal redirect or a subrequest: its own location's rules. */
+    ex = zeq_gate_exchange(r);
     if (zeq_config_enabled(dc) && !zeq_gate_allows(dc, ex)) {
         return zeq_gate_refuse_required(r, ex);
     }
     return DECLINED;
+}
+
+/* TRACE is answered during map_to_storage (by http_core), before
+ * header_parser and with the server's configuration only: the gate looks
+ * at it there, with the configuration of its location (walked here, then
+ * put back for the other map_to_storage hooks). */
+static int zeq_gate_trace(request_rec *r)
+{
+    ap_conf_vector_t *server_conf = r->per_dir_config;
+    zeq_exchange *ex;
+    int result = DECLINED;
+
+    if (r->method_number != M_TRACE || r->main != NULL || r->prev != NULL
+        || zeq_exchange_get(r) != NULL) {
+        return DECLINED;
+    }
+    if (ap_location_walk(r) == OK) {
+        ex = zeq_gate_recognise(r, 0);
+        result = zeq_gate_initial(r, ex, zeq_config_dir(r));
+        if (result == DECLINED && zeq_exchange_sealed(ex)) {
+            zeq_response_add_filter(r);
+        }
+    }
+    r->per_dir_config = server_conf;
+    return result;
 }
 
 /* Runs before every handler of every request (the core's h2c upgrade,
@@ -805,16 +867,17 @@ static int zeq_gate_fixups(request_rec *r)
 static int zeq_gate_handler(request_rec *r)
 {
     zeq_dir_conf *dc = zeq_config_dir(r);
-    zeq_exchange *ex;
+    zeq_exchange *ex = zeq_gate_exchange(r);
 
-    if (!zeq_config_enabled(dc) || zeq_gate_own_handler(r)) {
-        return DECLINED;
-    }
-    ex = zeq_exchange_get(r);
+    /* An encrypted exchange stays one where the module is off (an
+     * ErrorDocument or a rewrite into such a location). */
     if (zeq_gate_is_nph(r)
-        && (zeq_config_required(dc)
+        && ((zeq_config_enabled(dc) && zeq_config_required(dc))
             || (ex != NULL && ex->session == ZEQ_SESSION_VALID))) {
         return zeq_gate_refuse_nph(r, ex);
+    }
+    if (!zeq_config_enabled(dc) || zeq_gate_own_handler(r)) {
+        return DECLINED;
     }
     if (!zeq_gate_allows(dc, ex)) {
         return zeq_gate_refuse_required(r, ex);
@@ -829,10 +892,7 @@ static void zeq_gate_insert_filter(request_rec *r)
     if (r->main != NULL) {
         return;      /* a subrequest's output goes through its main's */
     }
-    ex = zeq_exchange_get(r);
-    if (ex == NULL) {
-        return;
-    }
+    ex = zeq_gate_exchange(r);
     if (ex->decrypted) {
         zeq_request_add_filter(r, ex);
     }
@@ -850,10 +910,7 @@ static void zeq_gate_insert_error_filter(request_rec *r)
     if (r->main != NULL) {
         return;
     }
-    ex = zeq_exchange_get(r);
-    if (ex == NULL && r->prev == NULL) {
-        ex = zeq_gate_recognise(r, 1);
-    }
+    ex = zeq_gate_exchange(r);
     if (zeq_exchange_sealed(ex)) {
         zeq_response_add_filter(r);
     }
@@ -873,6 +930,7 @@ void zeq_gate_register_hooks(apr_pool_t *p)
      * redirects and the handler, which reads Content-Length. */
     ap_hook_fixups(zeq_gate_fixups, NULL, before_proxy, APR_HOOK_FIRST);
     ap_hook_handler(zeq_gate_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_map_to_storage(zeq_gate_trace, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* Not from fixups: an internal redirect resets the input filters. */
     ap_hook_insert_filter(zeq_gate_insert_filter, NULL, NULL,
                           APR_HOOK_MIDDLE);

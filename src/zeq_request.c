@@ -1,10 +1,17 @@
 /* The request reader (see zeq_request.h): in the fixups hook of the
  * initial request the gate calls zeq_request_decrypt, which reads the
- * envelope whole and opens it; the plaintext input filter then serves the
- * plaintext to whatever reads the body (CGI, mod_proxy, a module). */
+ * message whole and verifies it; the plaintext input filter then serves
+ * the plaintext to whatever reads the body (CGI, mod_proxy, a module).
+ * A body of up to ZEQ_REQUEST_KEEP bytes keeps its plaintext from that
+ * first pass; a larger one keeps its ciphertext in a spool (memory, then
+ * an unlinked temporary file) and is opened again as it is read
+ * (zeq_body.h): a client that stalls before its last bytes, or a handler
+ * that reads slowly, pins one chunk of memory, not the body. */
 #include "zeq_request.h"
+#include "zeq_body.h"
 #include "zeq_error.h"
 #include "zeq_record.h"
+#include "zeq_spool.h"
 
 #include "apr_strings.h"
 #include "http_core.h"
@@ -12,6 +19,8 @@
 #include <openssl/crypto.h>
 
 #define ZEQ_READ_CHUNK (64 * 1024)
+/* Ciphertext up to which a body keeps its plaintext from the first pass. */
+#define ZEQ_REQUEST_KEEP ZEQ_SPOOL_MEMORY
 
 static ap_filter_rec_t *zeq_request_in_handle;
 
@@ -42,25 +51,72 @@ static void zeq_request_rewrite_headers(request_rec *r, const zeq_exchange *ex)
     apr_table_unset(r->headers_in, ZEQ_E2E_HDR_CONTENT_TYPE);
 }
 
-/* The record reader hands over plaintext: into the exchange's brigade (in
- * the request's pool; served only once the whole message verified). */
+/* The record reader hands over plaintext: counted, and kept in the
+ * exchange's brigade (in the request's pool; served only once the whole
+ * message verified) unless the body is opened again as it is read. */
 typedef struct {
     request_rec *r;
     zeq_exchange *ex;
+    zeq_spool *spool;           /* the ciphertext, for a second pass */
+    int again;                  /* the plaintext is not kept */
 } zeq_request_sink;
+
+/* Drops the plaintext kept so far (cleansed). */
+static void zeq_request_drop_plain(zeq_exchange *ex)
+{
+    apr_bucket *e;
+
+    for (e = APR_BRIGADE_FIRST(ex->plain); e != APR_BRIGADE_SENTINEL(ex->plain);
+         e = APR_BUCKET_NEXT(e)) {
+        const char *data;
+        apr_size_t len;
+        if (apr_bucket_read(e, &data, &len, APR_BLOCK_READ) == APR_SUCCESS) {
+            OPENSSL_cleanse((void *)data, len);
+        }
+    }
+    apr_brigade_cleanup(ex->plain);
+}
 
 static int zeq_request_emit(void *baton, const unsigned char *data,
                             size_t len)
 {
     zeq_request_sink *sink = baton;
     request_rec *r = sink->r;
-    char *copy = apr_pmemdup(r->pool, data, len);
+    char *copy;
 
+    sink->ex->plain_len += (apr_off_t)len;
+    if (sink->again) {
+        return 0;
+    }
+    copy = apr_pmemdup(r->pool, data, len);
     APR_BRIGADE_INSERT_TAIL(sink->ex->plain,
         apr_bucket_pool_create(copy, len, r->pool,
                                r->connection->bucket_alloc));
-    sink->ex->plain_len += (apr_off_t)len;
     return 0;
+}
+
+/* Keeps len bytes of ciphertext for a second pass: from the first byte
+ * when the body is known to be large, else from the first one beyond
+ * ZEQ_REQUEST_KEEP (the kept plaintext is then dropped). */
+static apr_status_t zeq_request_keep(zeq_request_sink *sink,
+                                     const char *data, apr_size_t len,
+                                     apr_off_t total)
+{
+    unsigned char *copy;
+
+    if (sink->spool == NULL) {
+        return APR_SUCCESS;
+    }
+    if (!sink->again && total > ZEQ_REQUEST_KEEP) {
+        sink->again = 1;
+        zeq_request_drop_plain(sink->ex);
+    }
+    copy = malloc(len ? len : 1);
+    if (copy == NULL) {
+        return APR_ENOMEM;
+    }
+    memcpy(copy, data, len);
+    return zeq_spool_add(sink->spool, copy, len);
 }
 
 static apr_status_t zeq_request_reader_cleanup(void *data)
@@ -113,6 +169,18 @@ int zeq_request_decrypt(request_rec *r, zeq_exchange *ex, apr_off_t limit)
     ex->plain = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     sink.r = r;
     sink.ex = ex;
+    /* A body known to fit keeps its plaintext, one known not to keeps its
+     * ciphertext; any other keeps both until it is known which pass serves
+     * it. */
+    n = -1;
+    if (cl != NULL && !ap_parse_strict_length(&n, cl)) {
+        n = -1;
+    }
+    sink.again = n > ZEQ_REQUEST_KEEP;
+    sink.spool = n >= 0 && n <= ZEQ_REQUEST_KEEP
+                 ? NULL
+                 : zeq_spool_create(r->pool, r->connection->bucket_alloc,
+                                    NULL, NULL, NULL);
     if (ex->version == 2) {
         aad = zeq_exchange_request_aad(r->pool, ex, r->method, &aadlen);
     }
@@ -160,6 +228,16 @@ int zeq_request_decrypt(request_rec *r, zeq_exchange *ex, apr_off_t limit)
                 }
                 zrv = zeq_record_reader_feed(rd, (const unsigned char *)data,
                                              len);
+                if (zrv == ZEQ_OK
+                    && zeq_request_keep(&sink, data, len, total)
+                       != APR_SUCCESS) {
+                    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ZEQLOG(40014)
+                                  "cannot keep the encrypted body for its "
+                                  "second pass (temporary directory full "
+                                  "or unwritable?)");
+                    result = HTTP_INTERNAL_SERVER_ERROR;
+                    break;
+                }
             }
             apr_bucket_delete(e);
         }
@@ -173,8 +251,27 @@ int zeq_request_decrypt(request_rec *r, zeq_exchange *ex, apr_off_t limit)
                                        : zeq_request_refuse(r, ex, zrv, total);
     }
     apr_pool_cleanup_run(r->pool, rd, zeq_request_reader_cleanup);
+    if (result == OK && sink.again) {
+        apr_bucket_brigade *ct = apr_brigade_create(r->pool,
+                                                    r->connection->bucket_alloc);
+        zeq_body *body;
+
+        zeq_spool_drain(sink.spool, ct);
+        body = zeq_body_create(r->pool, r->connection->bucket_alloc, ct,
+                               ex->version, ex->keys.c2s, aad, aadlen,
+                               ex->plain_len);
+        if (body == NULL) {
+            result = HTTP_INTERNAL_SERVER_ERROR;
+        }
+        else {
+            zeq_body_buckets(body, ex->plain);
+        }
+    }
+    else if (sink.spool != NULL) {
+        zeq_spool_discard(sink.spool);
+    }
     if (result != OK) {
-        apr_brigade_cleanup(ex->plain);
+        zeq_request_drop_plain(ex);
         ex->plain_len = 0;
         /* The body is consumed (or unreadable): nothing left to discard. */
         r->connection->keepalive = AP_CONN_CLOSE;
@@ -195,8 +292,10 @@ int zeq_request_decrypt(request_rec *r, zeq_exchange *ex, apr_off_t limit)
  * it asks for. */
 static int zeq_request_whole_reader(request_rec *r)
 {
-    static const char *const schemes[] = {"http:", "https:", "fcgi:",
-                                          "h2:", "h2c:", NULL};
+    /* ws: and wss: too: mod_proxy_wstunnel hands mod_proxy_http every
+     * request to them that is no upgrade. */
+    static const char *const schemes[] = {"http:", "https:", "ws:", "wss:",
+                                          "fcgi:", "h2:", "h2c:", NULL};
     const char *url;
     int i;
 
@@ -235,7 +334,16 @@ static apr_status_t zeq_request_speculative(zeq_exchange *ex,
          e != APR_BRIGADE_SENTINEL(ex->plain) && left > 0;
          e = APR_BUCKET_NEXT(e)) {
         apr_bucket *copy;
+        const char *data;
+        apr_size_t len;
 
+        /* A body opened as it is read opens in order: the original
+         * first (it becomes a heap bucket of what it opened), then the
+         * copy of that. */
+        rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
         rv = apr_bucket_copy(e, &copy);
         if (rv != APR_SUCCESS) {
             return rv;

@@ -186,8 +186,10 @@ zeq_spool *zeq_spool_create(apr_pool_t *p, apr_bucket_alloc_t *list,
     sp->list = list;
     sp->out = apr_brigade_create(p, list);
     sp->tmpdir = tmpdir;
-    memcpy(sp->key, key, sizeof(sp->key));
-    memcpy(sp->iv, iv, sizeof(sp->iv));
+    if (key != NULL && iv != NULL) {
+        memcpy(sp->key, key, sizeof(sp->key));
+        memcpy(sp->iv, iv, sizeof(sp->iv));
+    }
     apr_pool_cleanup_register(p, sp, zeq_spool_cleanup,
                               apr_pool_cleanup_null);
     return sp;

@@ -1,6 +1,7 @@
 /* The spool of a v1 response envelope: holds the ciphertext of a body
  * until its tag is known (the tag precedes the ciphertext on the wire), so
- * that a stalled reader pins little memory. Ciphertext stays in memory up
+ * that a stalled reader pins little memory; and the spool of a large
+ * request body's ciphertext while it is verified (zeq_body.h). Ciphertext stays in memory up
  * to ZEQ_SPOOL_MEMORY bytes per response (and while the process's
  * spools together hold under ZEQ_SPOOL_PROCESS_MEMORY), beyond that in an
  * unlinked temporary file: ciphertext is not secret, plaintext never
@@ -23,8 +24,9 @@
 typedef struct zeq_spool zeq_spool;
 
 /* A spool in pool p for the body of an envelope sealed with key and iv
- * (copied, zeroed when p is cleared). tmpdir: where spill files go (NULL:
- * the system's temporary directory). */
+ * (copied, zeroed when p is cleared; both NULL for a spool that takes no
+ * file region). tmpdir: where spill files go (NULL: the system's temporary
+ * directory). */
 zeq_spool *zeq_spool_create(apr_pool_t *p, apr_bucket_alloc_t *list,
                             const unsigned char key[ZEQ_KEY_LEN],
                             const unsigned char iv[ZEQ_ENVELOPE_IV_LEN],

@@ -3,11 +3,13 @@
  * of type || message; the input filter opens them and forwards ordinary
  * (re-masked) text or binary frames to the backend; the output filter seals
  * the backend's messages into binary frames. Control frames pass unchanged.
- * The filters stay transparent until the 101 and its blank line are out.
- * An answer other than 101 passes only when the sealer has handled it (it
- * is then sealed, or a module error): a raw tunnel's plaintext answer
- * (mod_proxy_wstunnel without the fallback to mod_proxy_http) is refused
- * and the connection closed.
+ * Until the answer's head is whole nothing of it leaves, and nothing the
+ * client sends reaches the backend: a raw tunnel (mod_proxy_wstunnel
+ * without the fallback to mod_proxy_http) relays both ways at once. A 101
+ * arms the filters: the client's early bytes are then read as frames. An
+ * answer other than 101 passes only when the sealer has handled it (it is
+ * then sealed, or a module error); a raw tunnel's plaintext answer is
+ * refused and the connection closed.
  *
  * Lifetimes: the state lives in the request's pool (the tunnel runs inside
  * the request); a small holder in the connection's pool points to it and is
@@ -29,6 +31,9 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+/* The longest answer head held back before it is judged. */
+#define ZEQ_WS_HEAD_MAX (64 * 1024)
+
 static ap_filter_rec_t *zeq_ws_in_handle;
 static ap_filter_rec_t *zeq_ws_out_handle;
 
@@ -40,6 +45,7 @@ typedef struct {
 
 struct zeq_ws_ctx {
     conn_rec *c;
+    apr_pool_t *pool;           /* the opening's request pool */
     zeq_exchange *ex;
     zeq_ws_holder *holder;
     ap_filter_t *in_f, *out_f;
@@ -50,9 +56,10 @@ struct zeq_ws_ctx {
     apr_size_t max_message;     /* plaintext bytes of one message */
     zeq_frame_reader from_client, from_backend;
     apr_bucket_brigade *in_tmp, *in_ready, *in_meta, *out_bb;
-    unsigned char head[16];     /* first bytes of the response head */
-    apr_size_t head_len;
-    int crlf;                   /* progress through "\r\n\r\n" */
+    apr_bucket_brigade *early;  /* client bytes that came before the 101 */
+    apr_off_t early_len;
+    apr_bucket_brigade *held;   /* the answer's head, until it is whole */
+    zeq_frame_head head;
     int armed;                  /* the 101 is out: frames follow */
     int closed;                 /* a close was sent after an error */
     int client_ended;           /* v2: the client's end message came */
@@ -316,6 +323,73 @@ static int zeq_ws_control(zeq_ws_ctx *ctx, const zeq_frame_event *ev,
     return 1;
 }
 
+/* Refuses an answer that would reach an encrypting client in plaintext, or
+ * a client that will not wait for the answer: nothing more is sent, the
+ * connection is closed. */
+static void zeq_ws_abort(zeq_ws_ctx *ctx)
+{
+    ctx->closed = 1;
+    ctx->refused = 1;
+    ctx->c->keepalive = AP_CONN_CLOSE;
+    ctx->c->aborted = 1;
+}
+
+/* Before the 101: the client's bytes wait (a client must not send before
+ * the answer, RFC 6455 4.1; a raw tunnel would relay them to a backend
+ * that reads them as plaintext frames), bounded by one client frame. Only
+ * metadata goes up: the EOS with which mod_http2 ends the (empty) body of
+ * an extended CONNECT for mod_proxy_http's blocking prefetch. Bytes held
+ * here are read as frames once the 101 is out. */
+static apr_status_t zeq_ws_hold_early(ap_filter_t *f, zeq_ws_ctx *ctx,
+                                      apr_bucket_brigade *bb,
+                                      apr_read_type_e block,
+                                      apr_off_t readbytes)
+{
+    apr_status_t rv;
+    apr_bucket *e, *next;
+
+    rv = ap_get_brigade(f->next, ctx->in_tmp, AP_MODE_READBYTES, block,
+                        readbytes);
+    for (e = APR_BRIGADE_FIRST(ctx->in_tmp);
+         e != APR_BRIGADE_SENTINEL(ctx->in_tmp); e = next) {
+        apr_status_t srv;
+
+        next = APR_BUCKET_NEXT(e);
+        APR_BUCKET_REMOVE(e);
+        if (APR_BUCKET_IS_METADATA(e)) {
+            APR_BRIGADE_INSERT_TAIL(bb, e);
+            continue;
+        }
+        srv = apr_bucket_setaside(e, ctx->pool);
+        if (srv == APR_SUCCESS && e->length == (apr_size_t)-1) {
+            const char *data;
+            apr_size_t len;
+            srv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
+        }
+        APR_BRIGADE_INSERT_TAIL(ctx->early, e);
+        ctx->early_len += (apr_off_t)e->length;
+        if (srv != APR_SUCCESS) {
+            rv = srv;
+        }
+    }
+    if (ctx->early_len > (apr_off_t)ctx->from_client.max_message
+                         + ZEQ_FRAME_HEADER_MAX) {
+        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, ctx->c, ZEQLOG(60009)
+                      "the client sent %" APR_OFF_T_FMT " bytes before its "
+                      "opening was answered: connection closed",
+                      ctx->early_len);
+        apr_brigade_cleanup(ctx->early);
+        zeq_ws_abort(ctx);
+        return APR_ECONNABORTED;
+    }
+    if (rv != APR_SUCCESS || !APR_BRIGADE_EMPTY(bb)) {
+        return rv;
+    }
+    /* Nothing for the reader yet (a blocking one included: there is
+     * nothing to wait for before the answer). */
+    return APR_EAGAIN;
+}
+
 static apr_status_t zeq_ws_in_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                                      ap_input_mode_t mode,
                                      apr_read_type_e block,
@@ -332,8 +406,11 @@ static apr_status_t zeq_ws_in_filter(ap_filter_t *f, apr_bucket_brigade *bb,
     if (ctx->refused) {
         return APR_EOF;
     }
-    if (!ctx->armed || mode != AP_MODE_READBYTES) {
+    if (mode != AP_MODE_READBYTES) {
         return ap_get_brigade(f->next, bb, mode, block, readbytes);
+    }
+    if (!ctx->armed) {
+        return zeq_ws_hold_early(f, ctx, bb, block, readbytes);
     }
     for (;;) {
         zeq_frame_event ev;
@@ -346,13 +423,19 @@ static apr_status_t zeq_ws_in_filter(ap_filter_t *f, apr_bucket_brigade *bb,
         if (ctx->closed) {
             return APR_EOF;
         }
-        rv = ap_get_brigade(f->next, ctx->in_tmp, AP_MODE_READBYTES, block,
-                            readbytes);
-        if (rv != APR_SUCCESS) {
-            return rv;
+        if (!APR_BRIGADE_EMPTY(ctx->early)) {
+            /* What came before the 101: frames like any other. */
+            APR_BRIGADE_CONCAT(ctx->in_tmp, ctx->early);
         }
-        if (APR_BRIGADE_EMPTY(ctx->in_tmp)) {
-            return block == APR_NONBLOCK_READ ? APR_EAGAIN : APR_EOF;
+        else {
+            rv = ap_get_brigade(f->next, ctx->in_tmp, AP_MODE_READBYTES,
+                                block, readbytes);
+            if (rv != APR_SUCCESS) {
+                return rv;
+            }
+            if (APR_BRIGADE_EMPTY(ctx->in_tmp)) {
+                return block == APR_NONBLOCK_READ ? APR_EAGAIN : APR_EOF;
+            }
         }
         while (!APR_BRIGADE_EMPTY(ctx->in_tmp)) {
             const char *data;
@@ -412,27 +495,6 @@ static apr_status_t zeq_ws_in_filter(ap_filter_t *f, apr_bucket_brigade *bb,
         }
         APR_BRIGADE_CONCAT(ctx->in_ready, ctx->in_meta);
     }
-}
-
-/* Scans the response head; returns the offset just past its blank line in
- * [data, data+len), or len when it goes on. */
-static apr_size_t zeq_ws_scan_head(zeq_ws_ctx *ctx, const char *data,
-                                   apr_size_t len)
-{
-    static const char end[] = "\r\n\r\n";
-    apr_size_t i;
-
-    for (i = 0; i < len; i++) {
-        if (ctx->head_len < sizeof(ctx->head)) {
-            ctx->head[ctx->head_len++] = (unsigned char)data[i];
-        }
-        ctx->crlf = data[i] == end[ctx->crlf] ? ctx->crlf + 1
-                    : (data[i] == '\r' ? 1 : 0);
-        if (ctx->crlf == 4) {
-            return i + 1;
-        }
-    }
-    return len;
 }
 
 static apr_status_t zeq_ws_out_frames(ap_filter_t *f, zeq_ws_ctx *ctx,
@@ -495,33 +557,19 @@ static apr_status_t zeq_ws_out_frames(ap_filter_t *f, zeq_ws_ctx *ctx,
     return rv;
 }
 
-/* The status code of the scanned head, 0 when it is not a status line. */
-static int zeq_ws_head_status(const zeq_ws_ctx *ctx)
-{
-    const unsigned char *h = ctx->head;
-
-    if (ctx->head_len < 12 || memcmp(h, "HTTP/1.", 7) != 0 || h[8] != ' '
-        || h[9] < '1' || h[9] > '5' || h[10] < '0' || h[10] > '9'
-        || h[11] < '0' || h[11] > '9') {
-        return 0;
-    }
-    return (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
-}
-
-/* Refuses an answer that would reach an encrypting client in plaintext:
- * nothing more is sent, the connection is closed. */
+/* Refuses an answer that would reach an encrypting client in plaintext
+ * (status 0: no HTTP/1.x head, or one too long): nothing of it is sent,
+ * the connection is closed. */
 static void zeq_ws_refuse(zeq_ws_ctx *ctx, int status)
 {
     ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, ctx->c, ZEQLOG(60007)
-                  "an encrypted WebSocket opening was answered %d through "
+                  "an encrypted WebSocket opening was answered %s through "
                   "a raw tunnel (mod_proxy_wstunnel with "
                   "ProxyWebsocketFallbackToProxyHttp Off?): that answer "
                   "cannot be sealed and is not sent; connection closed",
-                  status);
-    ctx->closed = 1;
-    ctx->refused = 1;
-    ctx->c->keepalive = AP_CONN_CLOSE;
-    ctx->c->aborted = 1;
+                  status ? apr_itoa(ctx->pool, status)
+                         : "with no HTTP/1.x head it could read");
+    zeq_ws_abort(ctx);
 }
 
 static apr_status_t zeq_ws_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
@@ -542,32 +590,46 @@ static apr_status_t zeq_ws_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     if (ctx->armed) {
         return zeq_ws_out_frames(f, ctx, bb);
     }
-    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
-         e = APR_BUCKET_NEXT(e)) {
+    /* Before the answer's head is whole: every bucket waits in held. */
+    while (!APR_BRIGADE_EMPTY(bb)) {
         const char *data;
         apr_size_t len, at;
-        apr_bucket_brigade *rest;
         int status;
 
-        if (APR_BUCKET_IS_METADATA(e)) {
-            continue;
-        }
-        rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-        at = zeq_ws_scan_head(ctx, data, len);
-        if (ctx->crlf != 4) {
-            continue;
-        }
-        status = zeq_ws_head_status(ctx);
-        if (status >= 100 && status < 200 && status != 101) {
-            /* An interim answer (100, 103): the final one follows. */
-            ctx->head_len = 0;
-            ctx->crlf = 0;
+        e = APR_BRIGADE_FIRST(bb);
+        if (!APR_BUCKET_IS_METADATA(e)) {
+            rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
+            if (rv != APR_SUCCESS) {
+                return rv;
+            }
+            at = zeq_frame_head_scan(&ctx->head, (const unsigned char *)data,
+                                     len);
             if (at < len) {
                 apr_bucket_split(e, at);
             }
+        }
+        rv = apr_bucket_setaside(e, ctx->pool);
+        if (rv != APR_SUCCESS && rv != APR_ENOTIMPL) {
+            return rv;
+        }
+        APR_BUCKET_REMOVE(e);
+        APR_BRIGADE_INSERT_TAIL(ctx->held, e);
+        if (ctx->head.state != 3) {
+            if (ctx->head.len > ZEQ_WS_HEAD_MAX) {
+                if (!ctx->ex->answered && !ctx->ex->refused) {
+                    zeq_ws_refuse(ctx, 0);
+                    apr_brigade_cleanup(bb);
+                    apr_brigade_cleanup(ctx->held);
+                    return APR_SUCCESS;
+                }
+                break;      /* a sealed answer: stand aside (below) */
+            }
+            continue;
+        }
+        status = zeq_frame_head_status(&ctx->head);
+        if (status >= 100 && status < 200 && status != 101) {
+            /* An interim answer (100, 103): the final one follows. */
+            zeq_frame_head_reset(&ctx->head);
             continue;
         }
         if (status != 101) {
@@ -575,34 +637,36 @@ static apr_status_t zeq_ws_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
                 /* Not through the sealer: plaintext from a raw tunnel. */
                 zeq_ws_refuse(ctx, status);
                 apr_brigade_cleanup(bb);
+                apr_brigade_cleanup(ctx->held);
                 return APR_SUCCESS;
             }
-            /* A sealed answer or a module error: stand aside for good. */
-            ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, ctx->c, ZEQLOG(60002)
-                          "WebSocket opening answered %d (sealed or a "
-                          "module error), not upgraded", status);
-            holder->ctx = NULL;
-            ap_remove_input_filter(ctx->in_f);
-            ap_remove_output_filter(f);
-            return ap_pass_brigade(f->next, bb);
+            break;
         }
         ctx->armed = 1;
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, ctx->c, ZEQLOG(60003)
                       "WebSocket upgraded: frames are sealed from now on");
-        if (at < len) {
-            apr_bucket_split(e, at);
-        }
-        rest = apr_brigade_split_ex(bb, APR_BUCKET_NEXT(e), NULL);
         /* The head goes out now, with a flush, then the frames. */
-        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(
-                                        ctx->c->bucket_alloc));
-        rv = ap_pass_brigade(f->next, bb);
-        apr_brigade_cleanup(bb);
+        APR_BRIGADE_INSERT_TAIL(ctx->held, apr_bucket_flush_create(
+                                               ctx->c->bucket_alloc));
+        rv = ap_pass_brigade(f->next, ctx->held);
+        apr_brigade_cleanup(ctx->held);
         if (rv != APR_SUCCESS) {
             return rv;
         }
-        return zeq_ws_out_frames(f, ctx, rest);
+        return zeq_ws_out_frames(f, ctx, bb);
     }
+    if (APR_BRIGADE_EMPTY(bb) && ctx->head.state != 3
+        && ctx->head.len <= ZEQ_WS_HEAD_MAX) {
+        return APR_SUCCESS;   /* the head goes on */
+    }
+    /* A sealed answer or a module error: stand aside for good. */
+    ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, ctx->c, ZEQLOG(60002)
+                  "WebSocket opening answered %d (sealed or a module error), "
+                  "not upgraded", zeq_frame_head_status(&ctx->head));
+    holder->ctx = NULL;
+    ap_remove_input_filter(ctx->in_f);
+    ap_remove_output_filter(f);
+    APR_BRIGADE_PREPEND(bb, ctx->held);
     return ap_pass_brigade(f->next, bb);
 }
 
@@ -616,7 +680,11 @@ int zeq_ws_arm(request_rec *r, zeq_exchange *ex, apr_size_t max_message)
     ctx->ex = ex;
     ctx->c = r->connection;
     ctx->cipher = zeq_envelope_ctx_new();
+    ctx->pool = r->pool;
     ctx->in_tmp = apr_brigade_create(r->pool, ctx->c->bucket_alloc);
+    ctx->early = apr_brigade_create(r->pool, ctx->c->bucket_alloc);
+    ctx->held = apr_brigade_create(r->pool, ctx->c->bucket_alloc);
+    zeq_frame_head_reset(&ctx->head);
     ctx->in_ready = apr_brigade_create(r->pool, ctx->c->bucket_alloc);
     ctx->in_meta = apr_brigade_create(r->pool, ctx->c->bucket_alloc);
     ctx->out_bb = apr_brigade_create(r->pool, ctx->c->bucket_alloc);

@@ -25,14 +25,7 @@ use ZeqTest::WebSocket qw(wait_records backend_saw);
 # that a case can add as many as it needs.
 my @checks;
 sub check { push @checks, [@_] }
-sub check_err {
-    my ($r, $status, $code, $what) = @_;
-    my $err = json_error($r) // {};
-    check($r->{status}, $status, "$what: status $status");
-    check($err->{error}, $code, "$what: JSON error $code");
-    check(media_type($r->{h}->header('Content-Type')), 'application/json',
-          "$what: a plaintext application/json module error");
-}
+sub check_err { check(@$_) for error_checks(@_) }
 
 my $static = do {
     open my $fh, '<:raw', catfile(Apache::Test::vars('documentroot'), 'static', 'hello.txt')

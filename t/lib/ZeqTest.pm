@@ -34,7 +34,7 @@ our @EXPORT = qw(
     derive_key seal open_envelope
     handshake handshake_raw request raw_request
     slow_socket read_head read_bytes
-    json_error check_error decode_json_safe
+    json_error check_error error_checks decode_json_safe
     cgi_hits backend_hits hits_delta
     random_hex det_bytes gunzip_bytes media_type sha256_hex digest_of
     error_log_path log_mark log_since
@@ -494,6 +494,18 @@ sub json_error {
 
 # Three assertions: the status, a JSON body with the error code, a
 # non-empty message and Content-Type application/json.
+# The checks of a module error, for suites that collect their checks
+# first: ([got, expected, name], ...) for its status, its JSON error code
+# and its plaintext application/json type.
+sub error_checks {
+    my ($r, $status, $code, $what) = @_;
+    my $err = json_error($r) // {};
+    return ([$r->{status}, $status, "$what: status $status"],
+            [$err->{error}, $code, "$what: JSON error $code"],
+            [media_type($r->{h}->header('Content-Type')), 'application/json',
+             "$what: a plaintext application/json module error"]);
+}
+
 sub check_error {
     my ($r, $status, $code, $what) = @_;
     my $h = ref $r eq 'HASH' ? $r->{h} : $r->headers;

@@ -1270,6 +1270,41 @@ static void test_require_mask(void)
     zeq_frame_reader_free(&rd);
 }
 
+/* The response head before the frames: where its blank line ends it,
+ * fed whole and one byte at a time, and its status. */
+static void head_check(const char *what, const char *text, long end,
+                       int status)
+{
+    zeq_frame_head h;
+    size_t len = strlen(text), at, i;
+
+    zeq_frame_head_reset(&h);
+    at = zeq_frame_head_scan(&h, (const unsigned char *)text, len);
+    unit_int(h.state == 3 ? (long long)at : -1, end, "head %s: whole, ends at %ld",
+             what, end);
+    unit_int(zeq_frame_head_status(&h), status, "head %s: status %d", what,
+             status);
+    zeq_frame_head_reset(&h);
+    at = 0;
+    for (i = 0; i < len && h.state != 3; i++) {
+        at = i + zeq_frame_head_scan(&h, (const unsigned char *)text + i, 1);
+    }
+    unit_int(h.state == 3 ? (long long)at : -1, end,
+             "head %s: byte by byte, ends at %ld", what, end);
+}
+
+static void test_head(void)
+{
+    head_check("CRLF", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nFRAMES",
+               56, 101);
+    head_check("bare LF", "HTTP/1.1 200 OK\nContent-Length: 5\n\nBODY!", 35, 200);
+    head_check("LF then CRLF", "HTTP/1.0 404 Not Found\nA: b\n\r\nrest", 30, 404);
+    head_check("CRLF then LF", "HTTP/1.1 101 x\r\nA: b\r\n\nrest", 23, 101);
+    head_check("no blank line yet", "HTTP/1.1 101 x\r\nA: b\r\n", -1, 0);
+    head_check("not an HTTP/1.x status line", "MARKER\n\n", 8, 0);
+    head_check("a CR alone ends nothing", "HTTP/1.1 200 x\r\rA\r\r\n", -1, 0);
+}
+
 int main(void)
 {
     test_require_mask();
@@ -1285,5 +1320,6 @@ int main(void)
     test_header_round_trip();
     test_mask();
     test_close();
+    test_head();
     return unit_done();
 }
