@@ -666,8 +666,10 @@ static int zeq_gate_opening(request_rec *r, zeq_exchange *ex,
         }
     }
     /* Frames are sealed whole: no compression extension with the
-     * backend. */
+     * backend. And no other protocol than WebSocket: "Upgrade: websocket,
+     * h2c" would have the core switch the connection to HTTP/2. */
     apr_table_unset(r->headers_in, "Sec-WebSocket-Extensions");
+    apr_table_setn(r->headers_in, "Upgrade", "websocket");
     /* When the module closes the socket (1008, 1009), the tunnel ends with
      * the client's side, as a WebSocket should. */
     apr_table_setn(r->subprocess_env, "proxy-nohalfclose", "1");

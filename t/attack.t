@@ -452,6 +452,27 @@ for my $case (['GET /static/a%2Fb.txt HTTP/1.1', '404 for a %2F in the path (vho
     check("$r->{status} $r->{enveloped}", '200 1', 'TRACE with a session and Accept: the answer is sealed');
 }
 
+# --- 6b. an encrypted opening that also offers h2c ---------------------------------------------------
+# PROTOCOL.md 7.5: a request the server handles for the protocol is never
+# switched to another protocol. An opening keeps its Upgrade header for
+# the backend; "Upgrade: websocket, h2c" with HTTP2-Settings, to a URL that
+# is no WebSocket service on a host with h2c, had the core switch it to
+# HTTP/2 (101 h2c).
+{
+    my $w = handshake(vhost => 'zeq_attack', secret => SECRET);
+    my $r = raw_request(vhost => 'zeq_attack', key => $w->{key},
+                        head => "GET /static/hello.txt?e2e_session=$w->{id} HTTP/1.1\nHost: $hp\n"
+                                . "Connection: Upgrade, HTTP2-Settings, close\nUpgrade: websocket, h2c\n"
+                                . "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\n"
+                                . 'Sec-WebSocket-Key: ' . encode_base64('0123456789abcdef', '')
+                                . "\nSec-WebSocket-Version: 13\nAccept: " . E2E_TYPE);
+    my ($first) = split /\r\n/, $r->{raw} // '';
+    check(($first // '') =~ m{^HTTP/1\.1 101} ? "switched: $first" : 'not switched', 'not switched',
+          'an encrypted opening offering h2c as well is not switched to HTTP/2');
+    check("$r->{status} $r->{enveloped} " . ($r->{opened} // 'undef'), '200 1 1',
+          'it is answered as an ordinary encrypted request: 200, sealed');
+}
+
 # --- 7. sessions of name-based virtual hosts on one port ----------------------------------------------
 # (Holds today; kept so that it stays so.) PROTOCOL.md 11: a session
 # belongs to the virtual host that made it, whatever Host or absolute-form
