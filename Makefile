@@ -5,6 +5,8 @@
 #   make run      the demo on 127.0.0.1:$(PORT) (installs what it misses)
 #   make install  install the module and conf/zeq_e2e.{load,conf} (a2enmod zeq_e2e)
 #   make deb      build/deb/libapache2-mod-zeq-e2e_VERSION_ARCH.deb (dpkg-buildpackage)
+#   make test-deb lintian, then the package installed, used and purged on this
+#                 machine's own apache2 (as root; t/deb/run)
 #   make version  the module's version (ZEQ_E2E_VERSION in include/mod_zeq_e2e.h)
 
 APXS    ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
@@ -31,6 +33,8 @@ DEPS_TEST  := $(DEPS_BUILD) libapache2-mod-perl2 libcryptx-perl libwww-perl \
               curl openssl
 DEPS_RUN   := $(DEPS_BUILD) openssl
 DEPS_DEB   := $(DEPS_BUILD) debhelper dpkg-dev
+DEPS_TEST_DEB := $(DEPS_DEB) lintian libapache2-mod-perl2 libcryptx-perl \
+              libwww-perl libjson-pp-perl curl
 
 # The module's version, written once: include/mod_zeq_e2e.h.
 VERSION  := $(shell sed -n 's/^[#]define ZEQ_E2E_VERSION *"\([^"]*\)".*/\1/p' include/mod_zeq_e2e.h)
@@ -39,7 +43,7 @@ DEB_DIR  := $(BUILD)/deb
 DEB      := $(DEB_DIR)/$(DEB_NAME)_$(VERSION)_$(shell dpkg --print-architecture 2>/dev/null).deb
 
 .PHONY: all install test test-module unit run clean deps-build deps-test deps-run \
-        deps-deb deb version
+        deps-deb deps-test-deb deb test-deb version
 
 all: $(MODULE)
 
@@ -100,6 +104,8 @@ deps-run:
 	$(call install_deps,$(DEPS_RUN))
 deps-deb:
 	$(call install_deps,$(DEPS_DEB))
+deps-test-deb:
+	$(call install_deps,$(DEPS_TEST_DEB))
 
 $(BUILD)/%: t/unit/%.c $(PURE) $(PURE:.c=.h) src/zeq_result.h $(wildcard t/unit/*.h)
 	@mkdir -p $(BUILD)
@@ -167,6 +173,9 @@ deb: deps-deb
 	@mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/src/*.buildinfo $(DEB_DIR)/src/*.changes $(DEB_DIR)/
 	@rm -rf $(DEB_DIR)/src
 	@test -f $(DEB) && echo "built $(DEB)"
+
+test-deb: deps-test-deb deb
+	t/deb/run $(DEB)
 
 clean:
 	rm -rf .libs $(BUILD) *.lo *.la *.o *.slo src/*.lo src/*.o src/*.slo src/.libs \
