@@ -4,6 +4,10 @@
 #   make test-module  build/.libs/mod_zeq_test.so, the suite's test handlers
 #   make run      the demo on 127.0.0.1:$(PORT) (installs what it misses)
 #   make install  install the module and conf/zeq_e2e.{load,conf} (a2enmod zeq_e2e)
+#   make deb      build/deb/libapache2-mod-zeq-e2e_VERSION_ARCH.deb (dpkg-buildpackage)
+#   make test-deb lintian, then the package installed, used and purged on this
+#                 machine's own apache2 (as root; t/deb/run)
+#   make version  the module's version (ZEQ_E2E_VERSION in include/mod_zeq_e2e.h)
 
 APXS    ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
 PORT    ?= 8080
@@ -29,8 +33,18 @@ DEPS_TEST  := $(DEPS_BUILD) libapache2-mod-perl2 libcryptx-perl libwww-perl \
               libjson-pp-perl libapache2-mod-php \
               curl openssl
 DEPS_RUN   := $(DEPS_BUILD) openssl
+DEPS_DEB   := $(DEPS_BUILD) debhelper dpkg-dev
+DEPS_TEST_DEB := $(DEPS_DEB) lintian libapache2-mod-perl2 libcryptx-perl \
+              libwww-perl libjson-pp-perl curl
 
-.PHONY: all install test test-module unit run clean deps-build deps-test deps-run
+# The module's version, written once: include/mod_zeq_e2e.h.
+VERSION  := $(shell sed -n 's/^[#]define ZEQ_E2E_VERSION *"\([^"]*\)".*/\1/p' include/mod_zeq_e2e.h)
+DEB_NAME := libapache2-mod-zeq-e2e
+DEB_DIR  := $(BUILD)/deb
+DEB      := $(DEB_DIR)/$(DEB_NAME)_$(VERSION)_$(shell dpkg --print-architecture 2>/dev/null).deb
+
+.PHONY: all install test test-module unit run clean deps-build deps-test deps-run \
+        deps-deb deps-test-deb deb test-deb version
 
 all: $(MODULE)
 
@@ -89,6 +103,10 @@ deps-test:
 	$(call install_deps,$(DEPS_TEST))
 deps-run:
 	$(call install_deps,$(DEPS_RUN))
+deps-deb:
+	$(call install_deps,$(DEPS_DEB))
+deps-test-deb:
+	$(call install_deps,$(DEPS_TEST_DEB))
 
 $(BUILD)/%: t/unit/%.c $(PURE) $(PURE:.c=.h) src/zeq_result.h $(wildcard t/unit/*.h)
 	@mkdir -p $(BUILD)
@@ -132,6 +150,40 @@ install: $(MODULE)
 	$(APXS) -i -n zeq_e2e mod_zeq_e2e.la
 	install -d $(DESTDIR)/etc/apache2/mods-available
 	install -m 644 conf/zeq_e2e.load conf/zeq_e2e.conf $(DESTDIR)/etc/apache2/mods-available/
+
+version:
+	@echo $(VERSION)
+
+# The Debian package, from the tree as it is (without what git ignores),
+# copied to $(DEB_DIR)/src/: dpkg-buildpackage writes its results into the
+# parent of the directory it builds, which must not be the checkout's.
+DEB_SRC := $(DEB_DIR)/src/$(DEB_NAME)-$(VERSION)
+
+deb: deps-deb
+	@test -n "$(VERSION)" || { echo "no ZEQ_E2E_VERSION in include/mod_zeq_e2e.h" >&2; exit 1; }
+	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VERSION)" ] || { \
+	  echo "debian/changelog is at $$v, include/mod_zeq_e2e.h at $(VERSION): add a debian/changelog entry" >&2; \
+	  exit 1; }
+	@rm -rf $(DEB_DIR) && mkdir -p $(DEB_SRC)
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  git ls-files -z --cached --others --exclude-standard \
+	    | perl -0 -ne 'chomp; print "$$_\0" if -e $$_ && !-d $$_' \
+	    | tar --null -T - -cf - | tar -C $(DEB_SRC) -xf -; \
+	else \
+	  tar --exclude=./build --exclude=./.libs --exclude=./src/.libs --exclude='*.o' \
+	      --exclude='*.lo' --exclude='*.slo' --exclude='*.la' --exclude=node_modules \
+	      --exclude=./t/logs --exclude=./t/var --exclude=./t/htdocs/gen -cf - . \
+	    | tar -C $(DEB_SRC) -xf -; \
+	fi
+	@echo "dpkg-buildpackage -us -uc -b in $(DEB_SRC) (log: $(DEB_DIR)/build.log)"
+	@cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b > ../../build.log 2>&1 \
+	  || { tail -n 30 $(DEB_DIR)/build.log >&2; exit 1; }
+	@mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/src/*.buildinfo $(DEB_DIR)/src/*.changes $(DEB_DIR)/
+	@rm -rf $(DEB_DIR)/src
+	@test -f $(DEB) && echo "built $(DEB)"
+
+test-deb: deps-test-deb deb
+	t/deb/run $(DEB)
 
 clean:
 	rm -rf .libs $(BUILD) *.lo *.la *.o *.slo src/*.lo src/*.o src/*.slo src/.libs \

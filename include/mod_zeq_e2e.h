@@ -3,6 +3,11 @@
 #ifndef MOD_ZEQ_E2E_H
 #define MOD_ZEQ_E2E_H
 
+/* The module's version. The Debian package (debian/changelog), the npm
+ * package (client/package.json) and the newest release of CHANGES.md carry
+ * the same: t/version.t checks them, and make deb refuses to build when
+ * debian/changelog differs. */
+#define ZEQ_E2E_VERSION            "0.1.0"
 #define ZEQ_E2E_PROTOCOL_VERSION   2      /* the newest the module speaks */
 #define ZEQ_E2E_MEDIA_TYPE         "application/x-zeq-e2e"
 #define ZEQ_E2E_HDR_SESSION        "X-E2E-Session"
