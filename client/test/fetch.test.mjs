@@ -24,7 +24,7 @@ before(async () => {
   server = await startServer('fetch');
   wire = installWireTap();
   lib = await freshLibrary();
-  await lib.zeqE2EHandshake(server.urls.main, { secret: server.secret });
+  await lib.zeqE2EHandshake(server.urls.main, { protocol: 1, secret: server.secret });
 });
 
 after(async () => {
@@ -87,7 +87,7 @@ describe('handshake', () => {
     const l = await freshLibrary();
     assert.equal(l.zeqE2ESession(), null);
     const t0 = Date.now();
-    const s = await l.zeqE2EHandshake(server.urls.main + '/some/page?x=1', { secret: server.secret });
+    const s = await l.zeqE2EHandshake(server.urls.main + '/some/page?x=1', { protocol: 1, secret: server.secret });
     assert.match(s.sessionId, /^[A-Za-z0-9_-]{1,128}$/);
     assert.ok(Math.abs(s.expiresAt - (t0 + 3600 * 1000)) < 5000, 'expiresAt = now + expiresIn');
     assert.deepEqual(l.zeqE2ESession(), { ...s, origin: server.urls.main });
@@ -103,14 +103,14 @@ describe('handshake', () => {
 
   it('accepts the secret as bytes', async () => {
     const l = await freshLibrary();
-    await l.zeqE2EHandshake(server.urls.main, { secret: new TextEncoder().encode(server.secret) });
+    await l.zeqE2EHandshake(server.urls.main, { protocol: 1, secret: new TextEncoder().encode(server.secret) });
     const res = await l.zeqE2EFetch(server.urls.main + '/files/hello.txt');
     assert.equal(await res.text(), FILES['hello.txt'].toString());
   });
 
   it('rejects with e2e_unavailable where the host has no secret, and fetch stays plaintext', async () => {
     const l = await freshLibrary();
-    await assert.rejects(l.zeqE2EHandshake(server.urls.nosecret, { secret: server.secret }),
+    await assert.rejects(l.zeqE2EHandshake(server.urls.nosecret, { protocol: 1, secret: server.secret }),
       (e) => e instanceof l.ZeqE2EError && e.code === 'e2e_unavailable' && e.status === 503);
     assert.equal(l.zeqE2ESession(), null);
     const res = await l.zeqE2EFetch(server.urls.nosecret + '/cgi-bin/echo.cgi', { method: 'POST', body: 'plain' });
@@ -125,20 +125,20 @@ describe('handshake', () => {
   it('rejects with e2e_handshake_failed when the path answers no protocol error', async () => {
     const l = await freshLibrary();
     await assert.rejects(
-      l.zeqE2EHandshake(server.urls.main, { secret: server.secret, handshakePath: '/no/such/handshake' }),
+      l.zeqE2EHandshake(server.urls.main, { protocol: 1, secret: server.secret, handshakePath: '/no/such/handshake' }),
       (e) => e.code === 'e2e_handshake_failed' && e.status === 404);
     assert.equal(lastEntry('/no/such/handshake').method, 'POST');
   });
 
   it('rejects with e2e_network when the server cannot be reached', async () => {
     const l = await freshLibrary();
-    await assert.rejects(l.zeqE2EHandshake('http://127.0.0.1:1', { secret: 'x' }),
+    await assert.rejects(l.zeqE2EHandshake('http://127.0.0.1:1', { protocol: 1, secret: 'x' }),
       (e) => e.code === 'e2e_network' && e.cause !== undefined);
   });
 
   it('needs a secret', async () => {
     const l = await freshLibrary();
-    await assert.rejects(l.zeqE2EHandshake(server.urls.main, {}), TypeError);
+    await assert.rejects(l.zeqE2EHandshake(server.urls.main, { protocol: 1 }), TypeError);
   });
 });
 
@@ -499,7 +499,7 @@ describe('fail closed', () => {
 
   it('rejects an envelope sealed under another session', async () => {
     const other = await freshLibrary();
-    await other.zeqE2EHandshake(server.urls.main, { secret: server.secret });
+    await other.zeqE2EHandshake(server.urls.main, { protocol: 1, secret: server.secret });
     await (await other.zeqE2EFetch(server.urls.main + '/files/hello.txt')).text();
     const foreign = lastEntry('/files/hello.txt');
     const tap = globalThis.fetch;

@@ -28,7 +28,7 @@ describe('renewal', () => {
   it('renews a short session before it expires, without a 401', async () => {
     const lib = await freshLibrary();
     const start = wire.log.length;
-    const first = await lib.zeqE2EHandshake(server.urls.short, { secret: server.secret });
+    const first = await lib.zeqE2EHandshake(server.urls.short, { protocol: 1, secret: server.secret });
     assert.ok(first.expiresAt - Date.now() <= 2000 && first.expiresAt - Date.now() > 1000, 'expiresIn 2');
 
     const post = async (body) => {
@@ -73,7 +73,7 @@ describe('renewal', () => {
 describe('the server forgets its sessions', () => {
   it('retries transparently, with one handshake shared by concurrent requests', async () => {
     const lib = await freshLibrary();
-    await lib.zeqE2EHandshake(server.urls.main, { secret: server.secret });
+    await lib.zeqE2EHandshake(server.urls.main, { protocol: 1, secret: server.secret });
     const before = lib.zeqE2ESession();
     const ok = await lib.zeqE2EFetch(server.urls.main + '/proxy/echo', { method: 'POST', body: 'before' });
     assert.equal((await ok.json()).body, 'before');
@@ -116,7 +116,7 @@ describe('the server forgets its sessions', () => {
 
   it('also for a GET without a body', async () => {
     const lib = await freshLibrary();
-    await lib.zeqE2EHandshake(server.urls.main, { secret: server.secret });
+    await lib.zeqE2EHandshake(server.urls.main, { protocol: 1, secret: server.secret });
     await server.restart();
     const res = await lib.zeqE2EFetch(server.urls.main + '/proxy/echo');
     assert.equal(res.status, 200);
@@ -125,7 +125,7 @@ describe('the server forgets its sessions', () => {
 
   it('retries once only', async () => {
     const lib = await freshLibrary();
-    await lib.zeqE2EHandshake(server.urls.main, { secret: server.secret });
+    await lib.zeqE2EHandshake(server.urls.main, { protocol: 1, secret: server.secret });
     const tap = globalThis.fetch;
     let handshakes = 0;
     let refused = 0;
@@ -153,7 +153,7 @@ describe('the server forgets its sessions', () => {
 
   it('rejects when the new handshake fails, and does not send the body in plaintext', async () => {
     const lib = await freshLibrary();
-    await lib.zeqE2EHandshake(server.urls.main, { secret: server.secret });
+    await lib.zeqE2EHandshake(server.urls.main, { protocol: 1, secret: server.secret });
     await server.restart();
     const tap = globalThis.fetch;
     const sent = [];
@@ -182,7 +182,7 @@ describe('a host without a secret', () => {
     const lib = await freshLibrary();
     let failed = null;
     // The bootstrap snippet, as a page would run it.
-    try { await lib.zeqE2EHandshake(server.urls.nosecret, { secret: server.secret }); lib.zeqE2EWrap(); } catch (e) { failed = e; }
+    try { await lib.zeqE2EHandshake(server.urls.nosecret, { protocol: 1, secret: server.secret }); lib.zeqE2EWrap(); } catch (e) { failed = e; }
     assert.equal(failed && failed.code, 'e2e_unavailable');
     assert.equal(globalThis.fetch, wire.tap, 'not wrapped');
     assert.equal(lib.zeqE2ESession(), null);

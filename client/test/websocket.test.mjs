@@ -162,7 +162,7 @@ async function newPage(origin = server.urls.main, { handshake = true } = {}) {
   await p.evaluate(installHelpers);
   await p.evaluate(async ({ secret, handshake }) => {
     window.zeqLib = await import('/static/zeq-e2e-client.js');
-    if (handshake) await window.zeqLib.zeqE2EHandshake(location.origin, { secret });
+    if (handshake) await window.zeqLib.zeqE2EHandshake(location.origin, { protocol: 1, secret });
   }, { secret: server.secret, handshake });
   return p;
 }
@@ -235,7 +235,7 @@ describe('zeqE2EWebSocket in Chromium', () => {
         const attempt = (f) => { try { f(); return 'no error'; } catch (e) { return `${e.name}:${e.code}`; } };
         const r = {};
         r.noSession = attempt(() => lib.zeqE2EWebSocket('/ws/echo'));
-        await lib.zeqE2EHandshake(location.origin, { secret });
+        await lib.zeqE2EHandshake(location.origin, { protocol: 1, secret });
         r.scheme = attempt(() => lib.zeqE2EWebSocket('ftp://127.0.0.1/ws/echo'));
         r.crossOrigin = attempt(() => lib.zeqE2EWebSocket(origin.replace('127.0.0.1', 'localhost') + '/ws/echo'));
         r.otherScheme = attempt(() => lib.zeqE2EWebSocket(origin.replace('http:', 'https:') + '/ws/echo'));
@@ -632,7 +632,7 @@ describe('zeqE2EWebSocket in Chromium', () => {
       await p.evaluate(installHelpers);
       const out = await p.evaluate(async ({ secret, cases }) => {
         window.zeqLib = await import('/static/zeq-e2e-client.js');
-        await window.zeqLib.zeqE2EHandshake(location.origin, { secret });
+        await window.zeqLib.zeqE2EHandshake(location.origin, { protocol: 1, secret });
         const { wsT } = window;
         const r = {};
         for (const c of cases) {
@@ -813,7 +813,7 @@ describe('zeqE2EWebSocket in Node.js (stand-in socket)', () => {
         { headers: { 'Content-Type': 'application/json' } });
     };
     lib = await import('../zeq-e2e-client.js?websocket-stand-in');
-    await lib.zeqE2EHandshake(ORIGIN, { secret: SECRET });
+    await lib.zeqE2EHandshake(ORIGIN, { protocol: 1, secret: SECRET });
   });
 
   after(() => {

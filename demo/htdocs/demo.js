@@ -339,7 +339,7 @@ function runWebSocketDemo(encrypted) {
 const secret = await loadSecret();
 
 // The bootstrap snippet, unchanged.
-try { await zeqE2EHandshake(window.location.origin, { secret }); zeqE2EWrap(); }
+try { await zeqE2EHandshake(window.location.origin, { protocol: 1, secret }); zeqE2EWrap(); }
 catch (e) { /* plaintext continues to work */ state.error = e; }
 
 const session = zeqE2ESession();
