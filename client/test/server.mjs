@@ -83,6 +83,7 @@ const MODULES = [
   ['dir_module', 'mod_dir.so'],
   ['alias_module', 'mod_alias.so'],
   ['env_module', 'mod_env.so'],
+  ['setenvif_module', 'mod_setenvif.so'],
   ['log_config_module', 'mod_log_config.so'],
   ['cgid_module', 'mod_cgid.so'],
   ['proxy_module', 'mod_proxy.so'],
@@ -175,6 +176,13 @@ ErrorLog "${dir}/error_log"
 LogLevel warn zeq_e2e:info
 LogFormat "%h %{local}p \\"%r\\" %>s %b %{Content-Type}o %{X-E2E-Content-Type}o" zeq
 CustomLog "${dir}/access_log" zeq
+# The request line as Apache read it, with the session and sequence number
+# it came with: what a v2 request's seal must be bound to. (Noted before the
+# module takes the headers away from the application.)
+SetEnvIf X-E2E-Session "^([A-Za-z0-9_-]+)$" zeq_wire_session=$1
+SetEnvIf X-E2E-Seq "^([0-9]+)$" zeq_wire_seq=$1
+LogFormat "%{zeq_wire_session}e %{zeq_wire_seq}e %>s \\"%r\\"" zeqwire
+CustomLog "${dir}/wire_log" zeqwire
 ScriptSock "${dir}/cgid.sock"
 TypesConfig /etc/mime.types
 AddType text/javascript .js .mjs
@@ -258,7 +266,8 @@ export const FILES = {
 };
 
 const SLOW_CGI = `#!/bin/sh
-# Answers after a pause (abort tests).
+# Answers after a pause (abort tests), its body read first (see redirect.cgi).
+cat > /dev/null
 sleep "\${QUERY_STRING:-2}"
 printf 'Content-Type: text/plain\\r\\n\\r\\nslow\\n'
 `;
@@ -460,6 +469,19 @@ export async function startServer(name = 'client') {
       return existsSync(file) ? readFileSync(file, 'utf8') : '';
     },
 
+    /**
+     * The requests Apache logged with their X-E2E-Session and X-E2E-Seq
+     * ("-" when absent): [{ session, seq, status, method, target }].
+     */
+    requestLines() {
+      const file = join(dir, 'wire_log');
+      if (!existsSync(file)) return [];
+      return readFileSync(file, 'latin1').split('\n').filter(Boolean).map((l) => {
+        const m = /^(\S+) (\S+) (\d+) "(\S+) (\S+) [^"]*"$/.exec(l);
+        return m ? { session: m[1], seq: m[2], status: Number(m[3]), method: m[4], target: m[5] } : { line: l };
+      });
+    },
+
     /** The events the backend logged for the WebSockets opened with ?conn=id. */
     backendWebSocketEvents(id) {
       const file = join(backendDir, `ws-${id}.jsonl`);
@@ -486,46 +508,4 @@ export function openNode(key, envelope) {
   const d = createDecipheriv('aes-256-gcm', key, env.subarray(0, 12));
   d.setAuthTag(env.subarray(12, 28));
   return Buffer.concat([d.update(env.subarray(28)), d.final()]);
-}
-
-/**
- * Records every request that reaches the network through globalThis.fetch:
- * install it before zeqE2EWrap (the library then sends through it). Entries:
- * { method, url, requestHeaders, requestBody (Buffer|null), status,
- *   responseHeaders, responseBody (Buffer) }.
- */
-export function installWireTap() {
-  const previous = globalThis.fetch;
-  const log = [];
-  const tap = async (input, init) => {
-    const req = new Request(input, init);
-    const requestBody = req.body ? Buffer.from(await req.clone().arrayBuffer()) : null;
-    const entry = {
-      method: req.method, url: req.url, requestHeaders: new Headers(req.headers), requestBody,
-    };
-    log.push(entry);
-    const res = await previous.call(globalThis, req);
-    entry.status = res.status;
-    entry.responseHeaders = new Headers(res.headers);
-    entry.responseBody = Buffer.from(await res.clone().arrayBuffer());
-    return res;
-  };
-  globalThis.fetch = tap;
-  return {
-    log,
-    tap,
-    restore() { if (globalThis.fetch === tap) globalThis.fetch = previous; },
-    /** The session keys of the handshakes seen so far, by sessionId (node:crypto). */
-    keys(secret) {
-      const keys = new Map();
-      for (const e of log) {
-        if (e.status === 200 && /\/api\/e2e\/handshake$/.test(new URL(e.url).pathname)) {
-          const cn = JSON.parse(e.requestBody.toString('utf8')).clientNonce;
-          const ans = JSON.parse(e.responseBody.toString('utf8'));
-          keys.set(ans.sessionId, deriveKeyNode(secret, cn, ans.serverNonce));
-        }
-      }
-      return keys;
-    },
-  };
 }

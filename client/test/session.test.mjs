@@ -4,7 +4,8 @@
 // retry only, and the plaintext fallback where the host has no secret.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, installWireTap, openNode } from './server.mjs';
+import { startServer, openNode } from './server.mjs';
+import { installWireTap } from './wire.mjs';
 
 let instances = 0;
 const freshLibrary = () => import(`../zeq-e2e-client.js?session-instance=${++instances}`);
