@@ -205,10 +205,6 @@ DirectoryIndex index.html
     Require all granted
 </Directory>
 
-# The demo's secret.cgi hands the secret to the page (protocol v1 shares
-# it with the browser).
-SetEnv ZEQ_DEMO_SECRET_FILE "${dir}/secret"
-
 <VirtualHost 127.0.0.1:${ports.main}>
     ZeqE2E On
     ZeqE2ESecret "file:${dir}/secret"
