@@ -363,3 +363,109 @@ describe('the demo page in Chromium', () => {
     }
   });
 });
+
+describe('protocol v2 in Chromium\'s Web Crypto: signed handshakes, pre-shared keys, downgrades', () => {
+  /** A blank page of a host, the library imported (a fresh copy per call of lib()). */
+  async function blankPage(origin) {
+    const page = await context.newPage();
+    const seen = [];
+    page.on('requestfinished', (r) => seen.push(r));
+    await page.goto(`${origin}/files/blank.html`);
+    return { page, seen };
+  }
+
+  /** Runs handshakes in the page: [{ ok, info | code, message }]. */
+  const handshakes = (page, list) => page.evaluate(async (list) => {
+    const out = [];
+    let n = 0;
+    for (const options of list) {
+      const lib = await import(`/static/zeq-e2e-client.js?copy=${++n}`);
+      try {
+        const info = await lib.zeqE2EHandshake(location.origin, options);
+        const res = await lib.zeqE2EFetch('/files/hello.txt');
+        out.push({ ok: true, info, status: res.status, text: await res.text() });
+      } catch (e) {
+        out.push({ ok: false, code: e.code || e.name, message: e.message, session: lib.zeqE2ESession() });
+      }
+    }
+    return out;
+  }, list);
+
+  it('verifies the server\'s signature with the pinned key (SPKI, JWK, a rotation list) and refuses others', async () => {
+    const [k0, k1] = server.serverKeys;
+    const { page } = await blankPage(server.urls.signed);
+    try {
+      const out = await handshakes(page, [{ serverKey: k0.spkiB64url }, { serverKey: k0.jwk },
+        { serverKey: [k1.spkiB64url, k0.spkiB64url] }, { serverKey: k1.spkiB64url }]);
+      for (const r of out.slice(0, 3)) {
+        assert.equal(r.ok, true, r.message);
+        assert.equal(r.info.signer, k0.signer);
+        assert.equal(r.text, 'hello from a static file\n');
+      }
+      assert.deepEqual([out[3].ok, out[3].code, out[3].session], [false, 'e2e_bad_signature', null]);
+      assert.match(out[3].message, /not by a pinned key/);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('refuses an unsigned answer, a flipped signature bit, and a v1 answer to a v2 handshake (page.route)', async () => {
+    const k0 = server.serverKeys[0];
+    const { page } = await blankPage(server.urls.signed);
+    try {
+      let edit = null;
+      await page.route('**/api/e2e/handshake', async (route) => {
+        const response = await route.fetch();
+        const answer = await response.json();
+        await route.fulfill({ response, json: edit(answer, route.request().postDataJSON()) });
+      });
+      edit = (a) => { delete a.signature; delete a.signer; return a; };
+      const [unsigned] = await handshakes(page, [{ serverKey: k0.spkiB64url }]);
+      edit = (a) => {
+        const sig = v2.fromB64url(a.signature);
+        sig[40] ^= 0x20;
+        return { ...a, signature: v2.b64url(sig) };
+      };
+      const [flipped] = await handshakes(page, [{ serverKey: k0.spkiB64url }]);
+      edit = (a, request) => ({ version: 1, sessionId: a.sessionId, serverNonce: a.serverNonce, expiresIn: 3600,
+        clientNonceWas: request.clientNonce });
+      const [downgraded, downgradedPinned] = await handshakes(page, [{}, { serverKey: k0.spkiB64url }]);
+      assert.deepEqual([unsigned.ok, unsigned.code], [false, 'e2e_bad_signature']);
+      assert.match(unsigned.message, /not signed/);
+      assert.deepEqual([flipped.ok, flipped.code], [false, 'e2e_bad_signature']);
+      assert.match(flipped.message, /does not verify/);
+      assert.deepEqual([downgraded.ok, downgraded.code, downgraded.session], [false, 'e2e_downgrade', null]);
+      assert.deepEqual([downgradedPinned.ok, downgradedPinned.code], [false, 'e2e_downgrade']);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('pre-shared key mode: "psk": true, keys that only the secret\'s holder derives', async () => {
+    const { page, seen } = await blankPage(server.urls.main);
+    try {
+      const [r] = await handshakes(page, [{ secret: server.secret }]);
+      assert.equal(r.ok, true, r.message);
+      assert.equal(r.info.psk, true);
+      assert.equal(r.text, 'hello from a static file\n');
+      const hs = seen.find((x) => new URL(x.url()).pathname === '/api/e2e/handshake');
+      const request = JSON.parse(hs.postDataBuffer().toString());
+      const answer = JSON.parse((await (await hs.response()).body()).toString());
+      assert.equal(request.psk, true);
+      const captured = await page.evaluate(() => window.zeqTestKeys);
+      const session = v2.keysFromHandshake(request, answer, captured, { secret: server.secret });
+      const get = seen.find((x) => new URL(x.url()).pathname === '/files/hello.txt');
+      const res = await get.response();
+      const entry = {
+        method: 'GET', url: get.url(), requestHeaders: new Headers(await get.allHeaders()), requestBody: null,
+        status: res.status(), responseHeaders: new Headers(await res.allHeaders()), responseBody: await res.body(),
+      };
+      assert.equal(checkV2Exchange(entry, session).response.toString(), 'hello from a static file\n');
+      const plain = { ...session, ...v2.sessionKeys(session.z, request.clientNonce, answer.serverNonce) };
+      assert.throws(() => checkV2Exchange(entry, plain), 'without the PSK the keys differ');
+    } finally {
+      await page.close();
+    }
+  });
+});
+
