@@ -59,7 +59,7 @@ async function until(what, check, ms = 10000) {
 // ---------------------------------------------------------------------------
 // In the page: window.wsT opens sockets and records their events.
 
-function installHelpers() {
+function installSocketRecorder() {
   const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
   const sha = async (bytes) => hex(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)));
   const pattern = (n, seed = 0) => {
@@ -176,7 +176,7 @@ async function newPage(origin = server.urls.main, { handshake = true } = {}) {
   const p = await context.newPage();
   watch(p);
   await p.goto(`${origin}/files/blank.html`);
-  await p.evaluate(installHelpers);
+  await p.evaluate(installSocketRecorder);
   const sid = await p.evaluate(async ({ options, handshake }) => {
     window.zeqLib = await import('/static/zeq-e2e-client.js');
     if (handshake) return (await window.zeqLib.zeqE2EHandshake(location.origin, options)).sessionId;
@@ -696,7 +696,7 @@ function chromiumSuite(suiteMode) {
     });
     try {
       await p.goto(`${server.urls.main}/files/blank.html`);
-      await p.evaluate(installHelpers);
+      await p.evaluate(installSocketRecorder);
       const out = await p.evaluate(async ({ secret, cases }) => {
         window.zeqLib = await import('/static/zeq-e2e-client.js');
         await window.zeqLib.zeqE2EHandshake(location.origin, { protocol: 1, secret });
@@ -798,7 +798,7 @@ function chromiumSuite(suiteMode) {
     });
     try {
       await p.goto(`${server.urls.main}/files/blank.html`);
-      await p.evaluate(installHelpers);
+      await p.evaluate(installSocketRecorder);
       const sid = await p.evaluate(async () => {
         window.zeqLib = await import('/static/zeq-e2e-client.js');
         return (await window.zeqLib.zeqE2EHandshake(location.origin)).sessionId;
