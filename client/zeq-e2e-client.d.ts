@@ -1,40 +1,56 @@
 /**
- * zeq-e2e-client: the browser half of mod_zeq_e2e (protocol v1).
+ * zeq-e2e-client: the browser half of mod_zeq_e2e (docs/PROTOCOL.md).
  *
- * After a successful {@link zeqE2EHandshake}, every request to the
- * handshake's origin made with {@link zeqE2EFetch} (or with `fetch` once
- * {@link zeqE2EWrap} has run) sends its body as an AES-256-GCM envelope and
- * asks for an encrypted answer, which is opened before the application sees
- * it. Before a handshake, and for every other origin, requests go to the
- * native `fetch` untouched.
+ * {@link zeqE2EHandshake} speaks protocol version 2 by default: an ECDH
+ * (P-256) key agreement with HKDF-SHA256, so the page holds no secret, and
+ * one key per direction. After it, every request to the handshake's origin
+ * made with {@link zeqE2EFetch} (or with `fetch` once {@link zeqE2EWrap} has
+ * run) carries the next sequence number (`X-E2E-Seq`), sends its body as a
+ * sealed message bound to its method, target, number and type (a request
+ * without a body sends the seal of the empty message in `X-E2E-Seal`), and
+ * asks for a sealed answer, which is verified (bound to the request and its
+ * status) and opened before the application sees it. Before a handshake, and
+ * for every other origin, requests go to the native `fetch` untouched.
+ * Protocol version 1 (`{ protocol: 1, secret }`) seals bodies in AES-256-GCM
+ * envelopes under a key derived from a shared secret.
  *
- * Fail closed: once a session exists, an answer to an encrypted request that
- * is not an envelope is never handed to the application, except
- *  - answers without a body (HEAD, 1xx, 204, 205, 304; 3xx lose their body),
+ * Fail closed: once a session exists, an answer to a sealed request that is
+ * not sealed, or does not verify, is never handed to the application, except
  *  - module errors: plaintext JSON `{"error": "e2e_...", "message": ...}` with
  *    a 4xx/5xx status, which the server answers before the application runs.
  *    They resolve as a `Response` with that status and body and a
  *    `zeqE2EError` property naming the code. `401 e2e_session_invalid` never
  *    reaches the application: the library performs one new handshake (shared
- *    by concurrent requests) and retries once.
+ *    by concurrent requests) and retries once; `400 e2e_replayed` is retried
+ *    once with a new number.
+ *  - v1 only: answers without a body (HEAD, 1xx, 204, 205, 304); in v2 they
+ *    must carry a seal that verifies.
  * Anything else (a plaintext 2xx, a plaintext 404 page of a location where
  * the server does not encrypt, a cross-origin redirect) rejects with a
- * {@link ZeqE2EError} whose code is `e2e_downgrade`.
+ * {@link ZeqE2EError} whose code is `e2e_downgrade`, a sealed answer or seal
+ * that does not verify with `e2e_bad_envelope`.
  *
  * {@link zeqE2EWebSocket} opens a WebSocket under the same session: every
- * message, both ways, is one binary frame with an envelope; a server frame
- * that is not one closes the socket without being delivered.
+ * message, both ways, is one binary frame with a sealed message (v2: bound
+ * to the socket, its direction and its place); a server frame that does not
+ * verify closes the socket without being delivered.
  *
  * @packageDocumentation
  */
 
-/** `application/x-zeq-e2e`: the outer Content-Type of encrypted bodies. */
+/** `application/x-zeq-e2e`: the outer Content-Type of sealed bodies. */
 export declare const ZEQ_E2E_MEDIA_TYPE: 'application/x-zeq-e2e';
 
-/** 28: an envelope (iv ‖ tag ‖ ciphertext) is this much longer than its plaintext. */
+/** 2: the protocol version {@link zeqE2EHandshake} speaks unless told otherwise. */
+export declare const ZEQ_E2E_PROTOCOL: 2;
+
+/** 16384: the plaintext bytes per record of the v2 sealed messages this library sends. */
+export declare const ZEQ_E2E_RECORD_SIZE: 16384;
+
+/** 28: a v1 envelope (iv ‖ tag ‖ ciphertext) is this much longer than its plaintext. */
 export declare const ZEQ_E2E_ENVELOPE_OVERHEAD: 28;
 
-/** Error codes the server sends (protocol v1, section 10). */
+/** Error codes the server sends (PROTOCOL.md sections 10 and 18.10). */
 export type ZeqE2EServerErrorCode =
   | 'e2e_bad_handshake'
   | 'e2e_method_not_allowed'
@@ -43,20 +59,28 @@ export type ZeqE2EServerErrorCode =
   | 'e2e_decrypt_failed'
   | 'e2e_body_too_large'
   | 'e2e_required'
-  | 'e2e_encrypt_failed';
+  | 'e2e_bad_request'
+  | 'e2e_encrypt_failed'
+  | 'e2e_replayed'
+  | 'e2e_version_unsupported'
+  | 'e2e_psk_required';
 
 /** Error codes of the library itself. */
 export type ZeqE2EClientErrorCode =
   /** the handshake could not reach the server (`cause` holds the fetch error) */
   | 'e2e_network'
-  /** the handshake answer is not a protocol v1 answer */
+  /** the handshake answer is not an answer of the protocol version asked for */
   | 'e2e_bad_handshake_answer'
   /** the handshake got a non-200 answer that is not a module error (e.g. a 404 page) */
   | 'e2e_handshake_failed'
-  /** an encrypted request got a plaintext answer that is not a module error */
+  /** a server key is pinned and the answer is not signed, signed by another key, or the signature does not verify */
+  | 'e2e_bad_signature'
+  /** a v2 handshake got a v1 answer (without `allowV1`), or a sealed request an unsealed answer that is not a module error */
   | 'e2e_downgrade'
-  /** an answer's envelope did not verify (wrong key or altered bytes) */
+  /** an answer's sealed body or seal did not verify, or a v2 answer without a body came without its seal */
   | 'e2e_bad_envelope'
+  /** a v2 request other than GET or HEAD was redirected (the browser re-sent it with the seal of the old target) */
+  | 'e2e_redirect'
   /** no Web Crypto, no WebSocket, an unknown X-E2E-Content-Encoding, a Content-Encoding on a request body */
   | 'e2e_unsupported'
   /** zeqE2EWebSocket before a successful handshake */
@@ -75,41 +99,97 @@ export declare class ZeqE2EError extends Error {
   readonly cause?: unknown;
 }
 
-export interface ZeqE2EHandshakeOptions {
-  /**
-   * The shared secret of protocol v1, exactly as configured with
-   * `ZeqE2ESecret` (a string is used as its UTF-8 bytes).
-   */
-  secret: string | ArrayBuffer | ArrayBufferView;
+/**
+ * A server's ECDSA P-256 public key, to pin: its DER SubjectPublicKeyInfo in
+ * base64url (base64 and a PEM `PUBLIC KEY` block are accepted too), or a
+ * public JWK (`kty` `EC`, `crv` `P-256`, `x`, `y`).
+ */
+export type ZeqE2EServerKey = string | JsonWebKey;
+
+/** A secret as configured with `ZeqE2ESecret` (a string is used as its UTF-8 bytes). */
+export type ZeqE2ESecret = string | ArrayBuffer | ArrayBufferView;
+
+interface ZeqE2ECommonOptions {
   /** The handshake path (`ZeqE2EHandshakePath`), default `/api/e2e/handshake`. */
   handshakePath?: string;
 }
+
+/** Protocol version 2 (the default), plain or signed. */
+export interface ZeqE2EV2Options extends ZeqE2ECommonOptions {
+  protocol?: 2;
+  /**
+   * Pre-shared key mode: the virtual host's secret. The key agreement then
+   * also depends on PBKDF2-HMAC-SHA256(secret, "zeq-e2e/2 psk"), computed
+   * once: a party without the secret derives other keys.
+   */
+  secret?: ZeqE2ESecret;
+  /**
+   * The server's signing key (`ZeqE2EServerKey`), or several (rotation): an
+   * answer that is not signed by one of them over this handshake is refused
+   * (`e2e_bad_signature`). This is what stops an active attacker on the
+   * handshake.
+   */
+  serverKey?: ZeqE2EServerKey | readonly ZeqE2EServerKey[];
+  allowV1?: false;
+}
+
+/**
+ * Protocol version 2, and version 1 where the server offers only that: a v1
+ * answer, or `400 e2e_version_unsupported`, gives a v1 session under the
+ * secret (which a v2 handshake uses in pre-shared key mode). Never with
+ * `serverKey`: v1 handshakes are not signed (a TypeError says so).
+ */
+export interface ZeqE2EV2OrV1Options extends ZeqE2ECommonOptions {
+  protocol?: 2;
+  secret: ZeqE2ESecret;
+  allowV1: true;
+  serverKey?: undefined;
+}
+
+/** Protocol version 1: the key derives from the shared secret (PBKDF2 over the nonces). */
+export interface ZeqE2EV1Options extends ZeqE2ECommonOptions {
+  protocol: 1;
+  secret: ZeqE2ESecret;
+  serverKey?: undefined;
+  allowV1?: undefined;
+}
+
+export type ZeqE2EHandshakeOptions = ZeqE2EV2Options | ZeqE2EV2OrV1Options | ZeqE2EV1Options;
 
 export interface ZeqE2ESessionInfo {
   /** The opaque session id sent as `X-E2E-Session`. */
   sessionId: string;
   /** When the session expires, in milliseconds since the epoch (like `Date.now()`). */
   expiresAt: number;
+  /** The session's protocol version. */
+  version: 1 | 2;
+  /** Whether the v2 session was agreed in pre-shared key mode. */
+  psk: boolean;
+  /** The pinned key (base64url SHA-256 of its SPKI) whose signature was verified, or null. */
+  signer: string | null;
 }
 
 /**
  * Performs the handshake with `origin` (default: the page's origin), derives
- * the session key (a non-extractable AES-GCM `CryptoKey`) and keeps it as the
- * default session: from then on requests to that origin are encrypted. The
- * secret is kept to renew the session before it expires and after the server
- * forgot it.
+ * the session keys (non-extractable AES-GCM `CryptoKey`s) and keeps them as
+ * the default session: from then on requests to that origin are sealed. What
+ * renewals need is kept (the PSK, the pinned keys; the secret for v1) to
+ * renew the session before it expires and after the server forgot it.
  *
  * Rejects with a {@link ZeqE2EError}: the server's code (`e2e_unavailable`
- * when the virtual host has no secret, ...) or `e2e_network`,
- * `e2e_handshake_failed`, `e2e_bad_handshake_answer`. A previous session, if
- * any, stays in use.
+ * for pre-shared key mode or v1 where the virtual host has no secret,
+ * `e2e_version_unsupported`, `e2e_psk_required`, ...) or `e2e_network`,
+ * `e2e_handshake_failed`, `e2e_bad_handshake_answer`, `e2e_bad_signature`,
+ * `e2e_downgrade`; with a TypeError for options that do not fit together
+ * (protocol 1 or `allowV1` without a secret, `serverKey` with either). A
+ * previous session, if any, stays in use.
  */
 export declare function zeqE2EHandshake(
-  origin: string | URL | null | undefined,
-  options: ZeqE2EHandshakeOptions,
+  origin?: string | URL | null,
+  options?: ZeqE2EHandshakeOptions,
 ): Promise<ZeqE2ESessionInfo>;
 
-/** The default session, or null before a successful handshake. */
+/** The default session and its origin, or null before a successful handshake. */
 export declare function zeqE2ESession(): (ZeqE2ESessionInfo & { origin: string }) | null;
 
 /**
@@ -117,6 +197,14 @@ export declare function zeqE2ESession(): (ZeqE2ESessionInfo & { origin: string }
  * `Response` with the original status, statusText and headers, whose
  * Content-Type is the application's own (`X-E2E-*` headers removed,
  * Content-Length that of the plaintext).
+ *
+ * v2: every request carries the session's next sequence number, one more
+ * for each request and each retry, never reused; the body is sealed bound to
+ * the method and the request-target as `fetch` sends it (the URL's path and
+ * query; a lone `?` without a query is dropped from the URL). A redirected
+ * GET or HEAD is sent again, with a new number, to where it was redirected;
+ * other methods reject with `e2e_redirect` (the application ran the first
+ * request).
  *
  * Any body is sealed: string, URLSearchParams, FormData (its multipart
  * boundary kept), Blob (its type), ArrayBuffer, typed arrays, DataView,
@@ -126,9 +214,10 @@ export declare function zeqE2ESession(): (ZeqE2ESessionInfo & { origin: string }
  * `application/octet-stream`). `signal`, `credentials`, `redirect`, `cache`
  * and the rest of `init` keep their meaning.
  *
- * Rejects with {@link ZeqE2EError} `e2e_downgrade` or `e2e_bad_envelope`
- * (fail closed, see the package documentation); module errors resolve as a
- * `Response` whose `zeqE2EError` property names the code.
+ * Rejects with {@link ZeqE2EError} `e2e_downgrade`, `e2e_bad_envelope` or
+ * `e2e_redirect` (fail closed, see the package documentation); module errors
+ * resolve as a `Response` whose `zeqE2EError` property names the code (a v2
+ * module error to a HEAD has no body to name it: no property).
  */
 export declare function zeqE2EFetch(
   input: RequestInfo | URL,
@@ -141,7 +230,7 @@ export declare function zeqE2EWrap(): void;
 /** Restores the `fetch` that {@link zeqE2EWrap} replaced. Harmless when not wrapped. */
 export declare function zeqE2EUnwrap(): void;
 
-/** 4008: the close code the library sends when it refuses a server frame (RFC 6455's 1008, which `close()` cannot send). */
+/** 4008: the close code the library sends when it refuses a server frame (RFC 6455's 1008, which `close()` cannot send); v2: also one out of its place. */
 export declare const ZEQ_E2E_WS_CLOSE_POLICY: 4008;
 
 /** 4007: the close code the library sends for a text message that is not UTF-8 (RFC 6455's 1007). */
@@ -166,7 +255,7 @@ export interface ZeqE2EWebSocketEventMap {
 
 /**
  * A WebSocket whose messages travel encrypted under the default session
- * (protocol section 16). Same interface as `WebSocket`; see
+ * (protocol sections 16 and 18.11). Same interface as `WebSocket`; see
  * {@link zeqE2EWebSocket}.
  */
 export declare class ZeqE2EWebSocket extends EventTarget {
@@ -180,7 +269,7 @@ export declare class ZeqE2EWebSocket extends EventTarget {
   readonly CLOSING: 2;
   readonly CLOSED: 3;
 
-  /** The resolved `ws:`/`wss:` URL, without the `e2e_session` parameter. */
+  /** The resolved `ws:`/`wss:` URL, without the `e2e_session`, `e2e_seq` and `e2e_seal` parameters. */
   readonly url: string;
   readonly readyState: 0 | 1 | 2 | 3;
   /** The subprotocol the server chose. */
@@ -189,8 +278,8 @@ export declare class ZeqE2EWebSocket extends EventTarget {
   readonly extensions: string;
   /**
    * Bytes given to `send()` and not yet sent: those being sealed (counted as
-   * the message's bytes) plus the browser's own buffer (envelopes, 29 bytes
-   * more per message).
+   * the message's bytes) plus the browser's own buffer (sealed messages: v2
+   * 1 + 13 + 20 bytes more per 16 KiB, v1 29 bytes more per message).
    */
   readonly bufferedAmount: number;
   /** How binary messages are delivered: `'blob'` (default) or `'arraybuffer'`. */
@@ -235,20 +324,26 @@ export declare class ZeqE2EWebSocket extends EventTarget {
 
 /**
  * Opens a WebSocket whose messages travel encrypted under the default
- * session of {@link zeqE2EHandshake} (protocol section 16).
+ * session of {@link zeqE2EHandshake} (protocol sections 16 and 18.11).
  *
  * `url` may be relative (resolved against the page when it is on the
  * session's origin, else against that origin), `http(s):` (turned into
  * `ws(s):`) or `ws(s):`; it must be on the session's origin. The socket is
- * opened with `e2e_session=<sessionId>` added to its query. There is no
- * handshake of its own: without a session it throws `e2e_no_session`; a
- * session close to its expiry is renewed first, as for {@link zeqE2EFetch}.
+ * opened with `e2e_session=<sessionId>` added to its query; v2 also
+ * `e2e_seq` (the session's next sequence number) and `e2e_seal` (the seal of
+ * the opening as a GET of the URL without the three), so the opening itself
+ * is asynchronous. There is no handshake of its own: without a session it
+ * throws `e2e_no_session`; a session close to its expiry is renewed first,
+ * as for {@link zeqE2EFetch}.
  *
- * Every message, both ways, travels as one binary frame carrying an
- * envelope of a type byte (0x01 text, 0x02 binary) and the message. Message
+ * Every message, both ways, travels as one binary frame carrying a sealed
+ * message (v1: an envelope) of a type byte (0x01 text, 0x02 binary) and the
+ * message; v2 binds it to the socket, its direction and its number in that
+ * direction (from 0), so a message out of its place does not verify. Message
  * events deliver a string for text, a `Blob` or `ArrayBuffer` (per
  * `binaryType`) for binary, in the order the frames arrived. A server frame
- * that is not a binary frame with a verifying envelope of a known type, or
+ * that is not a binary frame with a message that verifies (under its
+ * expected counter) and has a known type, or
  * a text message that is not UTF-8, is never delivered: the library closes
  * the socket with 4008 (4007 for the UTF-8 case), fires `error` (its
  * `error` property a {@link ZeqE2EError} `e2e_bad_envelope`), then `close`

@@ -1,55 +1,91 @@
 /*
- * zeq-e2e-client.js: the browser half of mod_zeq_e2e (protocol v1, see
- * docs/PROTOCOL.md). One ES module, no dependencies, Web Crypto only.
+ * zeq-e2e-client.js: the browser half of mod_zeq_e2e (docs/PROTOCOL.md).
+ * One ES module, no dependencies, Web Crypto only.
  *
  *   import { zeqE2EHandshake, zeqE2EWrap } from '/static/zeq-e2e-client.js';
- *   try { await zeqE2EHandshake(window.location.origin, { secret }); zeqE2EWrap(); }
+ *   try { await zeqE2EHandshake(window.location.origin); zeqE2EWrap(); }
  *   catch (e) { (plaintext continues to work) }
  *
+ * Protocol version 2 (section 18) by default: the handshake is an ECDH key
+ * agreement (P-256, HKDF-SHA256), so the page holds no secret and whoever
+ * records the traffic, page included, learns nothing of any body. Each
+ * direction has its own key; every request carries a sequence number and is
+ * sealed with its method, target and type, every answer with its request's
+ * number and its status. { secret } adds pre-shared key mode, { serverKey }
+ * pins the server's signing key, { protocol: 1, secret } speaks version 1.
+ *
  * After a successful handshake, every same-origin request made with
- * zeqE2EFetch (or with fetch, once wrapped) travels with its body sealed in
- * an AES-256-GCM envelope (iv || tag || ciphertext) and asks for an
- * encrypted answer, which it opens before the application sees it. Answers
- * that should have been encrypted but were not are rejected (fail closed).
- * zeqE2EWebSocket opens a WebSocket whose messages travel the same way, each
- * in one binary frame; a server frame that is not a verifying envelope
- * closes the socket undelivered.
+ * zeqE2EFetch (or with fetch, once wrapped) travels with its body sealed and
+ * asks for a sealed answer, which it verifies and opens before the
+ * application sees it. Answers that should have been sealed but were not, or
+ * that do not verify, are rejected (fail closed). zeqE2EWebSocket opens a
+ * WebSocket whose messages travel the same way, each in one binary frame; a
+ * server frame that does not verify closes the socket undelivered.
  *
  * Licensed under the Apache License, Version 2.0.
  */
 
-/** The envelope's media type (outer Content-Type of encrypted bodies). */
+/** The media type of sealed bodies (outer Content-Type). */
 export const ZEQ_E2E_MEDIA_TYPE = 'application/x-zeq-e2e';
 
-const PROTOCOL_VERSION = 1;
+/** The protocol version zeqE2EHandshake speaks unless told otherwise. */
+export const ZEQ_E2E_PROTOCOL = 2;
+
 const DEFAULT_HANDSHAKE_PATH = '/api/e2e/handshake';
 const HDR_SESSION = 'X-E2E-Session';
+const HDR_SEQ = 'X-E2E-Seq';
+const HDR_SEAL = 'X-E2E-Seal';
 const HDR_CONTENT_TYPE = 'X-E2E-Content-Type';
 const HDR_CONTENT_ENCODING = 'X-E2E-Content-Encoding';
 const PBKDF2_ITERATIONS = 100000;
 const NONCE_LEN = 32;
 const IV_LEN = 12;
 const TAG_LEN = 16;
-/** iv + tag: an envelope is this many bytes longer than its plaintext. */
+/** v1: iv + tag, an envelope is this many bytes longer than its plaintext. */
 export const ZEQ_E2E_ENVELOPE_OVERHEAD = IV_LEN + TAG_LEN;
+/** v2: a sealed message's prefix (0x02 and the 12-byte nonce_base). */
+const SEALED_PREFIX = 1 + IV_LEN;
+/** v2: a record's header and tag. */
+const RECORD_OVERHEAD = 4 + TAG_LEN;
+/** v2: the plaintext bytes of the records this library sends. */
+export const ZEQ_E2E_RECORD_SIZE = 16384;
+/** v2: the largest record a receiver accepts. */
+const RECORD_MAX = 1 << 20;
+const FINAL_FLAG = 0x80000000;
+/** v2: the uncompressed P-256 point, 0x04 || x || y. */
+const POINT_LEN = 65;
+/** v2: an ECDSA P-256 signature, r || s. */
+const SIGNATURE_LEN = 64;
 /** Renew a session this long before it expires (at most; see renewMargin). */
 const RENEW_MARGIN_MS = 60000;
-/** Envelopes sealed under one key before a new handshake (protocol: 2^32). */
+/** Messages sealed under one key before a new handshake (protocol: 2^32). */
 const MAX_SEALS_PER_SESSION = 2 ** 31;
+/** v2: the last sequence number JavaScript counts exactly (2^53 - 1). */
+const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+/** v2: how many redirects of a GET or HEAD the library follows again (fetch's own limit). */
+const MAX_REDIRECTS = 20;
 
 const encoder = new TextEncoder();
 
 /**
  * The errors this library rejects with. `code` is the server's error code
- * (`e2e_unavailable`, `e2e_session_invalid`, ...) when the server answered
- * with one, or one of the library's own:
+ * (`e2e_unavailable`, `e2e_session_invalid`, `e2e_version_unsupported`, ...)
+ * when the server answered with one, or one of the library's own:
  *   e2e_network          the handshake could not reach the server (see cause)
- *   e2e_bad_handshake_answer  the handshake answer is not protocol v1
+ *   e2e_bad_handshake_answer  the handshake answer is not one of the protocol
  *   e2e_handshake_failed the handshake got an answer that is not an error
  *                        of the protocol (404 page, proxy error, ...)
- *   e2e_downgrade        an encrypted request got an answer that is not an
- *                        envelope and not a module error
- *   e2e_bad_envelope     an answer's envelope did not verify
+ *   e2e_bad_signature    a pinned server key (serverKey) and an answer that
+ *                        is not signed, signed by another key, or whose
+ *                        signature does not verify
+ *   e2e_downgrade        a version 2 handshake got a version 1 answer
+ *                        (without allowV1), or a sealed request got an
+ *                        answer that is not sealed and not a module error
+ *   e2e_bad_envelope     an answer's sealed body or seal did not verify, or
+ *                        an answer without a body came without its seal
+ *   e2e_redirect         a version 2 request other than GET and HEAD was
+ *                        redirected: the browser sent it again with its seal
+ *                        to the new target, which the server refused
  *   e2e_unsupported      something this client cannot do (an unknown
  *                        X-E2E-Content-Encoding, no Web Crypto, no
  *                        WebSocket, ...)
@@ -77,12 +113,14 @@ export class ZeqE2EError extends Error {
 // ---------------------------------------------------------------------------
 // Internal state: one default session for one origin.
 //
-// `config` is set by a successful zeqE2EHandshake and names the origin whose
-// requests get encrypted, the secret (kept to renew) and the handshake path.
-// `session` is { id, key (non-extractable AES-GCM CryptoKey), expiresAt,
-// ttlMs, seals }. `pending` is the handshake in flight that concurrent
-// requests share. A later zeqE2EWebSocket uses getSession(), sealEnvelope()
-// and openEnvelope() the same way zeqE2EFetch does.
+// `config` is set by a successful zeqE2EHandshake: the origin whose requests
+// get sealed, the protocol, the handshake path, what renewals need (the PSK,
+// the pinned keys, the v1 secret). `session` is
+//   v2: { version: 2, id, c2s, s2c (non-extractable AES-GCM CryptoKeys, one
+//         per direction), seq (the next sequence number), expiresAt, ttlMs,
+//         seals, psk, signer }
+//   v1: { version: 1, id, key, expiresAt, ttlMs, seals, psk: false, signer: null }
+// `pending` is the handshake in flight that concurrent requests share.
 
 const state = {
   config: null,
@@ -133,6 +171,46 @@ function fromHex(hex) {
   return out;
 }
 
+function toBase64url(bytes) {
+  let bin = '';
+  for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** Strict base64url without padding: the bytes, or null. */
+function fromBase64url(text) {
+  if (typeof text !== 'string' || !/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
+  let bin;
+  try {
+    bin = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+  } catch {
+    return null;
+  }
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  // One spelling only: unused trailing bits must be zero.
+  return toBase64url(out) === text ? out : null;
+}
+
+/** A header value's bytes (fetch hands headers over as one code unit per byte). */
+function latin1(text) {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 0xff;
+  return out;
+}
+
+function concatBytes(parts) {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
 function secretBytes(secret) {
   if (typeof secret === 'string') return encoder.encode(secret);
   if (secret instanceof ArrayBuffer) return new Uint8Array(secret.slice(0));
@@ -170,8 +248,8 @@ function abortable(promise, signal) {
 }
 
 // ---------------------------------------------------------------------------
-// Envelope: iv (12) || tag (16) || ciphertext. Web Crypto's AES-GCM works on
-// ciphertext || tag, hence the reordering.
+// Version 1 envelope: iv (12) || tag (16) || ciphertext. Web Crypto's
+// AES-GCM works on ciphertext || tag, hence the reordering.
 
 /** Seals plaintext bytes into an envelope under an AES-GCM CryptoKey. */
 async function sealEnvelope(key, plaintext) {
@@ -208,16 +286,200 @@ async function openEnvelope(key, envelope) {
 async function deriveSessionKey(secret, clientNonce, serverNonce) {
   const s = subtle();
   const base = await s.importKey('raw', secret, 'PBKDF2', false, ['deriveKey']);
-  const salt = new Uint8Array(NONCE_LEN * 2);
-  salt.set(clientNonce, 0);
-  salt.set(serverNonce, NONCE_LEN);
   return s.deriveKey(
-    { name: 'PBKDF2', hash: 'SHA-256', salt, iterations: PBKDF2_ITERATIONS },
+    { name: 'PBKDF2', hash: 'SHA-256', salt: concatBytes([clientNonce, serverNonce]), iterations: PBKDF2_ITERATIONS },
     base, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
 }
 
 // ---------------------------------------------------------------------------
-// Handshake and sessions.
+// Version 2 sealed messages (section 18.5):
+//   0x02 || nonce_base (12) || record_0 || ... || record_n
+//   record_i = header_i (4: final flag in the top bit, L in the low 24)
+//              || ciphertext_i (L) || tag_i (16)
+// Record i is AES-256-GCM with the nonce nonce_base XOR (0^32 || uint64(i))
+// and the additional data message_aad || header_i. Web Crypto's output is
+// ciphertext || tag, which is exactly the rest of a record.
+
+/** The bytes of fields joined with 0x00 (strings as ASCII/latin1: ids, numbers, header values). */
+function aadOf(fields) {
+  const parts = [];
+  fields.forEach((f, i) => {
+    if (i) parts.push(new Uint8Array(1));
+    parts.push(latin1(String(f)));
+  });
+  return concatBytes(parts);
+}
+
+/** message_aad of a request (18.6). */
+function requestAAD(sessionId, seq, method, target, innerType) {
+  return aadOf(['zeq-e2e/2 request', sessionId, seq, method, target, innerType]);
+}
+
+/** message_aad of an answer (18.8): status in three digits. */
+function responseAAD(sessionId, seq, status, innerType, innerEncoding) {
+  return aadOf(['zeq-e2e/2 response', sessionId, seq, String(status).padStart(3, '0'), innerType, innerEncoding]);
+}
+
+/** message_aad of a WebSocket message (18.11). */
+function webSocketAAD(sessionId, upgradeSeq, direction, counter) {
+  return aadOf(['zeq-e2e/2 ws', sessionId, upgradeSeq, direction, counter]);
+}
+
+function recordNonce(nonceBase, i) {
+  const nonce = nonceBase.slice();
+  // i < 2^53: the high 32 bits of the counter go into bytes 4..7.
+  const hi = Math.floor(i / 2 ** 32);
+  const lo = i >>> 0;
+  nonce[4] ^= hi >>> 24; nonce[5] ^= (hi >>> 16) & 0xff; nonce[6] ^= (hi >>> 8) & 0xff; nonce[7] ^= hi & 0xff;
+  nonce[8] ^= lo >>> 24; nonce[9] ^= (lo >>> 16) & 0xff; nonce[10] ^= (lo >>> 8) & 0xff; nonce[11] ^= lo & 0xff;
+  return nonce;
+}
+
+function recordHeader(final, length) {
+  const v = ((final ? FINAL_FLAG : 0) | length) >>> 0;
+  return new Uint8Array([v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]);
+}
+
+/** The length of a sealed message of n plaintext bytes in this library's records. */
+function sealedLength(n) {
+  return SEALED_PREFIX + RECORD_OVERHEAD * Math.max(1, Math.ceil(n / ZEQ_E2E_RECORD_SIZE)) + n;
+}
+
+/** The plaintext length of a sealed message of `sealed` bytes in 16 KiB records, or -1. */
+function plaintextLength(sealed) {
+  const x = sealed - SEALED_PREFIX;
+  if (!Number.isInteger(x) || x < RECORD_OVERHEAD) return -1;
+  const records = Math.max(1, Math.ceil(x / (ZEQ_E2E_RECORD_SIZE + RECORD_OVERHEAD)));
+  const n = x - RECORD_OVERHEAD * records;
+  return n >= 0 && sealedLength(n) === sealed ? n : -1;
+}
+
+/** Seals plaintext bytes into a sealed message under an AES-GCM CryptoKey. */
+async function sealMessage(key, aad, plaintext) {
+  const s = subtle();
+  const nonceBase = randomBytes(IV_LEN);
+  const count = Math.max(1, Math.ceil(plaintext.length / ZEQ_E2E_RECORD_SIZE));
+  const records = [];
+  for (let i = 0; i < count; i++) {
+    const chunk = plaintext.subarray(i * ZEQ_E2E_RECORD_SIZE, (i + 1) * ZEQ_E2E_RECORD_SIZE);
+    const header = recordHeader(i === count - 1, chunk.length);
+    records.push(s.encrypt({ name: 'AES-GCM', iv: recordNonce(nonceBase, i), additionalData: concatBytes([aad, header]),
+      tagLength: TAG_LEN * 8 }, key, chunk).then((sealed) => [header, new Uint8Array(sealed)]));
+  }
+  const parts = [new Uint8Array([0x02]), nonceBase];
+  for (const [header, sealed] of await Promise.all(records)) parts.push(header, sealed);
+  return concatBytes(parts);
+}
+
+/**
+ * Opens a sealed message; rejects with e2e_bad_envelope unless it is well
+ * formed and every record verifies (nothing of it is used otherwise).
+ */
+async function openMessage(key, aad, message, what = 'the sealed message') {
+  const m = message instanceof Uint8Array ? message : new Uint8Array(message);
+  const bad = (why, cause) => new ZeqE2EError('e2e_bad_envelope', `${what} ${why}`, cause ? { cause } : {});
+  if (m.length < SEALED_PREFIX + RECORD_OVERHEAD) throw bad(`of ${m.length} bytes is shorter than 33`);
+  if (m[0] !== 0x02) throw bad(`starts with 0x${m[0].toString(16).padStart(2, '0')}, not 0x02`);
+  const nonceBase = m.subarray(1, SEALED_PREFIX);
+  const records = [];
+  let off = SEALED_PREFIX;
+  for (let i = 0; ; i++) {
+    if (off + 4 > m.length) throw bad('ends before its final record');
+    const header = m.subarray(off, off + 4);
+    const v = ((header[0] << 24) | (header[1] << 16) | (header[2] << 8) | header[3]) >>> 0;
+    const length = v & 0xffffff;
+    if ((v & 0x7f000000) !== 0 || length > RECORD_MAX) throw bad('has a malformed record header');
+    if (off + 4 + length + TAG_LEN > m.length) throw bad('ends inside a record');
+    records.push({ i, header, data: m.subarray(off + 4, off + 4 + length + TAG_LEN) });
+    off += 4 + length + TAG_LEN;
+    if (v & FINAL_FLAG) break;
+  }
+  if (off !== m.length) throw bad(`has ${m.length - off} bytes after its final record`);
+  const s = subtle();
+  let opened;
+  try {
+    opened = await Promise.all(records.map((r) => s.decrypt({ name: 'AES-GCM', iv: recordNonce(nonceBase, r.i),
+      additionalData: concatBytes([aad, r.header]), tagLength: TAG_LEN * 8 }, key, r.data)));
+  } catch (e) {
+    throw bad('did not verify (wrong key, altered bytes, or bound to another request, answer or place)', e);
+  }
+  return concatBytes(opened.map((b) => new Uint8Array(b)));
+}
+
+// ---------------------------------------------------------------------------
+// Version 2 keys (sections 18.2 to 18.4).
+
+/** PSK = PBKDF2-HMAC-SHA256(secret, "zeq-e2e/2 psk", 100000, 32 bytes), once per secret. */
+async function derivePSK(secret) {
+  const s = subtle();
+  const base = await s.importKey('raw', secret, 'PBKDF2', false, ['deriveBits']);
+  return new Uint8Array(await s.deriveBits(
+    { name: 'PBKDF2', hash: 'SHA-256', salt: encoder.encode('zeq-e2e/2 psk'), iterations: PBKDF2_ITERATIONS }, base, 256));
+}
+
+/** k_c2s and k_s2c: HKDF-SHA256(Z [|| PSK], clientNonce || serverNonce), non-extractable. */
+async function deriveDirectionKeys(z, psk, clientNonce, serverNonce) {
+  const s = subtle();
+  const ikm = psk ? concatBytes([z, psk]) : z;
+  try {
+    const base = await s.importKey('raw', ikm, 'HKDF', false, ['deriveKey']);
+    const salt = concatBytes([clientNonce, serverNonce]);
+    const key = (info, usage) => s.deriveKey({ name: 'HKDF', hash: 'SHA-256', salt, info: encoder.encode(info) },
+      base, { name: 'AES-GCM', length: 256 }, false, [usage]);
+    const [c2s, s2c] = await Promise.all([key('zeq-e2e/2 c2s', 'encrypt'), key('zeq-e2e/2 s2c', 'decrypt')]);
+    return { c2s, s2c };
+  } finally {
+    ikm.fill(0);
+  }
+}
+
+/**
+ * The pinned server keys of options.serverKey: SubjectPublicKeyInfo (DER) in
+ * base64url, base64 or a PEM "PUBLIC KEY" block, or a JWK; one or a list.
+ * Resolves to [{ signer (base64url SHA-256 of the SPKI), key (ECDSA verify) }].
+ */
+async function importServerKeys(option) {
+  const s = subtle();
+  const list = Array.isArray(option) ? option : [option];
+  if (list.length === 0) throw new TypeError('zeqE2EHandshake: options.serverKey is an empty list');
+  const algorithm = { name: 'ECDSA', namedCurve: 'P-256' };
+  const pins = [];
+  for (const item of list) {
+    let spki;
+    let key;
+    try {
+      if (typeof item === 'string') {
+        const text = item.replace(/-----(BEGIN|END) PUBLIC KEY-----/g, '').replace(/\s+/g, '')
+          .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+        spki = fromBase64url(text);
+        if (!spki) throw new Error('not base64url, base64 or PEM');
+        key = await s.importKey('spki', spki, algorithm, true, ['verify']);
+      } else if (item && typeof item === 'object') {
+        if (item.d !== undefined) throw new Error('a private key');
+        const { kty, crv, x, y } = item;
+        key = await s.importKey('jwk', { kty, crv, x, y, ext: true }, algorithm, true, ['verify']);
+        spki = new Uint8Array(await s.exportKey('spki', key));
+      } else {
+        throw new Error(`a ${typeof item}`);
+      }
+    } catch (e) {
+      throw new TypeError(`zeqE2EHandshake: options.serverKey must be P-256 public keys (SPKI in base64url, ` +
+        `or a JWK): ${e && e.message}`);
+    }
+    const signer = toBase64url(new Uint8Array(await s.digest('SHA-256', spki)));
+    pins.push({ signer, key });
+  }
+  return pins;
+}
+
+/** The transcript a v2 handshake's signature covers (18.4). */
+function handshakeTranscript(clientNonce, serverNonce, clientKey, serverKey, sessionId) {
+  return concatBytes([encoder.encode('zeq-e2e/2 handshake'), new Uint8Array(1), clientNonce, serverNonce,
+    clientKey, serverKey, encoder.encode(sessionId)]);
+}
+
+// ---------------------------------------------------------------------------
+// Handshakes and sessions.
 
 async function readModuleError(res) {
   if (!/json/i.test(res.headers.get('content-type') || '')) {
@@ -235,51 +497,169 @@ async function readModuleError(res) {
   return null;
 }
 
-/** One handshake against config; resolves to a new session object. */
-async function performHandshake(config) {
-  const clientNonce = randomBytes(NONCE_LEN);
+/** POSTs a handshake body; resolves to { res, started } or rejects e2e_network. */
+async function postHandshake(config, body) {
   const url = new URL(config.handshakePath, config.origin).href;
   const started = Date.now();
-  let res;
   try {
-    res = await underlyingFetch(url, {
+    const res = await underlyingFetch(url, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify({ clientNonce: toHex(clientNonce) }),
+      body: JSON.stringify(body),
       cache: 'no-store',
       credentials: 'same-origin',
     });
+    return { res, started, url };
   } catch (e) {
     throw new ZeqE2EError('e2e_network', `handshake with ${url} failed: ${e && e.message}`, { cause: e });
   }
-  if (res.status !== 200) {
-    const err = await readModuleError(res);
-    if (err) {
-      throw new ZeqE2EError(err.code, `handshake refused (${res.status} ${err.code}): ${err.message}`,
-        { status: res.status });
-    }
-    throw new ZeqE2EError('e2e_handshake_failed',
-      `handshake with ${url} answered ${res.status} without a protocol error`, { status: res.status });
+}
+
+/** The error of a refused handshake (its module error, or e2e_handshake_failed). */
+async function refusedHandshake(res, url, err) {
+  const e = err === undefined ? await readModuleError(res) : err;
+  if (e) {
+    return new ZeqE2EError(e.code, `handshake refused (${res.status} ${e.code}): ${e.message}`, { status: res.status });
   }
+  return new ZeqE2EError('e2e_handshake_failed',
+    `handshake with ${url} answered ${res.status} without a protocol error`, { status: res.status });
+}
+
+async function readAnswer(res) {
   let answer;
   try {
     answer = await res.json();
   } catch (e) {
     throw new ZeqE2EError('e2e_bad_handshake_answer', 'the handshake answer is not JSON', { status: 200, cause: e });
   }
-  const bad = (why) => new ZeqE2EError('e2e_bad_handshake_answer', `the handshake answer ${why}`, { status: 200 });
-  if (!answer || typeof answer !== 'object') throw bad('is not a JSON object');
-  if (answer.version !== PROTOCOL_VERSION) throw bad(`has version ${JSON.stringify(answer.version)}, not 1`);
+  if (!answer || typeof answer !== 'object' || Array.isArray(answer)) throw badAnswer('is not a JSON object');
+  return answer;
+}
+
+function badAnswer(why) {
+  return new ZeqE2EError('e2e_bad_handshake_answer', `the handshake answer ${why}`, { status: 200 });
+}
+
+/** The members v1 and v2 answers share. */
+function checkCommonAnswer(answer) {
   if (typeof answer.sessionId !== 'string' || !/^[A-Za-z0-9_-]{1,128}$/.test(answer.sessionId)) {
-    throw bad('has no valid sessionId');
+    throw badAnswer('has no valid sessionId');
   }
   if (typeof answer.serverNonce !== 'string' || !/^[0-9a-fA-F]{64}$/.test(answer.serverNonce)) {
-    throw bad('has no valid serverNonce');
+    throw badAnswer('has no valid serverNonce');
   }
-  if (!Number.isFinite(answer.expiresIn) || answer.expiresIn <= 0) throw bad('has no valid expiresIn');
+  if (!Number.isFinite(answer.expiresIn) || answer.expiresIn <= 0) throw badAnswer('has no valid expiresIn');
+}
+
+/** A v1 session from a v1 answer to the client nonce cn. */
+async function sessionV1(config, answer, clientNonce, started) {
+  checkCommonAnswer(answer);
   const key = await deriveSessionKey(config.secret, clientNonce, fromHex(answer.serverNonce));
   const ttlMs = answer.expiresIn * 1000;
-  return { id: answer.sessionId, key, expiresAt: started + ttlMs, ttlMs, seals: 0 };
+  return { version: 1, id: answer.sessionId, key, expiresAt: started + ttlMs, ttlMs, seals: 0, psk: false, signer: null };
+}
+
+/** Protocol v1 (sections 3 and 4): {"clientNonce"} -> PBKDF2 of the secret. */
+async function handshakeV1(config) {
+  const clientNonce = randomBytes(NONCE_LEN);
+  const { res, started, url } = await postHandshake(config, { clientNonce: toHex(clientNonce) });
+  if (res.status !== 200) throw await refusedHandshake(res, url);
+  const answer = await readAnswer(res);
+  if (answer.version !== 1) throw badAnswer(`has version ${JSON.stringify(answer.version)}, not 1`);
+  return sessionV1(config, answer, clientNonce, started);
+}
+
+/** Verifies a v2 answer's signature against the pinned keys; resolves to the signer. */
+async function verifySignature(config, answer, transcript) {
+  if (typeof answer.signature !== 'string') {
+    throw new ZeqE2EError('e2e_bad_signature',
+      'the handshake answer is not signed, and a server key is pinned (serverKey)', { status: 200 });
+  }
+  const pin = config.pins.find((p) => p.signer === answer.signer);
+  if (!pin) {
+    throw new ZeqE2EError('e2e_bad_signature', `the handshake answer is signed by ${JSON.stringify(answer.signer)}, ` +
+      `not by a pinned key (${config.pins.map((p) => p.signer).join(', ')})`, { status: 200 });
+  }
+  const signature = fromBase64url(answer.signature);
+  let ok = false;
+  if (signature && signature.length === SIGNATURE_LEN) {
+    ok = await subtle().verify({ name: 'ECDSA', hash: 'SHA-256' }, pin.key, signature, transcript);
+  }
+  if (!ok) {
+    throw new ZeqE2EError('e2e_bad_signature',
+      'the handshake answer\'s signature does not verify over this handshake under the pinned key', { status: 200 });
+  }
+  return pin.signer;
+}
+
+/**
+ * Protocol v2 (18.1 to 18.4): a fresh P-256 pair, {"version": 2,
+ * "clientNonce", "clientKey"[, "psk": true]}, Z = ECDH, the keys by HKDF.
+ * The private key is non-extractable and dropped once the keys are derived.
+ * With allowV1, a v1 answer (an older server) or a 400 e2e_version_unsupported
+ * (a server that offers only v1) gives a v1 session.
+ */
+async function handshakeV2(config) {
+  const s = subtle();
+  const clientNonce = randomBytes(NONCE_LEN);
+  let pair = await s.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits']);
+  const clientKey = new Uint8Array(await s.exportKey('raw', pair.publicKey));
+  const body = { version: 2, clientNonce: toHex(clientNonce), clientKey: toBase64url(clientKey) };
+  if (config.psk) body.psk = true;
+  const { res, started, url } = await postHandshake(config, body);
+  if (res.status !== 200) {
+    const err = await readModuleError(res);
+    if (err && err.code === 'e2e_version_unsupported' && config.allowV1) return handshakeV1(config);
+    throw await refusedHandshake(res, url, err);
+  }
+  const answer = await readAnswer(res);
+  if (answer.version === 1) {
+    if (config.allowV1) return sessionV1(config, answer, clientNonce, started);
+    throw new ZeqE2EError('e2e_downgrade', 'the server answered a version 2 handshake with version 1; ' +
+      'a version 1 session is accepted only with { allowV1: true, secret }', { status: 200 });
+  }
+  if (answer.version !== 2) throw badAnswer(`has version ${JSON.stringify(answer.version)}, not 2`);
+  checkCommonAnswer(answer);
+  const serverKey = fromBase64url(answer.serverKey);
+  if (!serverKey || serverKey.length !== POINT_LEN || serverKey[0] !== 0x04) {
+    throw badAnswer('has no valid serverKey (an uncompressed P-256 point in base64url)');
+  }
+  let serverPublic;
+  try {
+    serverPublic = await s.importKey('raw', serverKey, { name: 'ECDH', namedCurve: 'P-256' }, false, []);
+  } catch (e) {
+    throw badAnswer(`has a serverKey that is not a P-256 point (${e && e.message})`);
+  }
+  const serverNonce = fromHex(answer.serverNonce);
+  let signer = null;
+  if (config.pins) {
+    signer = await verifySignature(config, answer,
+      handshakeTranscript(clientNonce, serverNonce, clientKey, serverKey, answer.sessionId));
+  }
+  let z;
+  try {
+    z = new Uint8Array(await s.deriveBits({ name: 'ECDH', public: serverPublic }, pair.privateKey, 256));
+  } catch (e) {
+    throw badAnswer(`has a serverKey this client cannot agree a key with (${e && e.message})`);
+  } finally {
+    pair = null;
+  }
+  let keys;
+  try {
+    keys = await deriveDirectionKeys(z, config.psk, clientNonce, serverNonce);
+  } finally {
+    z.fill(0);
+  }
+  const ttlMs = answer.expiresIn * 1000;
+  return {
+    version: 2, id: answer.sessionId, c2s: keys.c2s, s2c: keys.s2c, seq: 0, expiresAt: started + ttlMs, ttlMs,
+    seals: 0, psk: Boolean(config.psk), signer,
+  };
+}
+
+/** One handshake against config; resolves to a new session object. */
+function performHandshake(config) {
+  return config.protocol === 1 ? handshakeV1(config) : handshakeV2(config);
 }
 
 /** How long before expiresAt a session is renewed. */
@@ -287,9 +667,13 @@ function renewMargin(session) {
   return Math.min(RENEW_MARGIN_MS, session.ttlMs / 5);
 }
 
+/** Whether a session may still seal (its key and numbers are not used up). */
+function sessionHasRoom(session) {
+  return session.seals < MAX_SEALS_PER_SESSION && (session.version !== 2 || session.seq < MAX_SEQ);
+}
+
 function sessionIsFresh(session) {
-  return session && session.seals < MAX_SEALS_PER_SESSION &&
-    Date.now() < session.expiresAt - renewMargin(session);
+  return session && sessionHasRoom(session) && Date.now() < session.expiresAt - renewMargin(session);
 }
 
 /**
@@ -324,43 +708,87 @@ async function getSession(signal) {
   try {
     return await abortable(renewSession(current), signal);
   } catch (e) {
-    if (current && Date.now() < current.expiresAt && !(signal && signal.aborted)) return current;
+    if (current && Date.now() < current.expiresAt && sessionHasRoom(current) && !(signal && signal.aborted)) {
+      return current;
+    }
     throw e;
   }
 }
 
+/** What zeqE2EHandshake and zeqE2ESession tell of a session. */
+function sessionInfo(session) {
+  return {
+    sessionId: session.id, expiresAt: session.expiresAt, version: session.version, psk: session.psk,
+    signer: session.signer,
+  };
+}
+
 /**
- * Performs the handshake with `origin`, derives the session key and keeps it
- * as the default session: from then on zeqE2EFetch encrypts the requests to
- * that origin. Resolves to { sessionId, expiresAt } (expiresAt in
- * milliseconds since the epoch, like Date.now()). Rejects with a
- * ZeqE2EError whose code is the server's (e2e_unavailable, ...) or the
- * library's (e2e_network, ...); the previous session, if any, stays.
+ * Performs the handshake with `origin`, derives the session keys and keeps
+ * them as the default session: from then on zeqE2EFetch seals the requests to
+ * that origin. Options:
+ *   protocol      2 (default) or 1
+ *   secret        v2: pre-shared key mode (the secret of ZeqE2ESecret, as a
+ *                 string's UTF-8 bytes or bytes); v1: the shared secret
+ *   serverKey     v2: the server's signing key(s) (SPKI base64url, PEM, or a
+ *                 JWK; one or a list): answers not signed by one are refused
+ *   allowV1       v2: accept a v1 session from a server that offers only v1
+ *                 (needs the secret, excludes serverKey)
+ *   handshakePath the handshake's path (ZeqE2EHandshakePath)
+ * Resolves to { sessionId, expiresAt, version, psk, signer } (expiresAt in
+ * milliseconds since the epoch, like Date.now()). Rejects with a ZeqE2EError
+ * whose code is the server's (e2e_unavailable, ...) or the library's
+ * (e2e_network, e2e_downgrade, e2e_bad_signature, ...), or a TypeError for
+ * options that do not fit together; the previous session, if any, stays.
  */
 export async function zeqE2EHandshake(origin, options = {}) {
   if (origin === undefined || origin === null) {
     if (!globalThis.location) throw new TypeError('zeqE2EHandshake: origin is required outside a page');
     origin = globalThis.location.origin;
   }
+  const opts = options === null || options === undefined ? {} : options;
+  const protocol = opts.protocol === undefined ? ZEQ_E2E_PROTOCOL : opts.protocol;
+  if (protocol !== 1 && protocol !== 2) {
+    throw new TypeError(`zeqE2EHandshake: options.protocol is 1 or 2, not ${JSON.stringify(protocol)}`);
+  }
+  const secret = opts.secret === undefined || opts.secret === null ? null : secretBytes(opts.secret);
+  const allowV1 = protocol === 2 && Boolean(opts.allowV1);
+  const pinned = opts.serverKey !== undefined && opts.serverKey !== null;
+  if (protocol === 1 && !secret) {
+    throw new TypeError('zeqE2EHandshake: protocol 1 needs options.secret (the key derives from it)');
+  }
+  if (allowV1 && !secret) {
+    throw new TypeError('zeqE2EHandshake: allowV1 needs options.secret: a version 1 session derives its key ' +
+      'from the shared secret');
+  }
+  if (pinned && (protocol === 1 || allowV1)) {
+    throw new TypeError('zeqE2EHandshake: serverKey cannot be combined with ' +
+      `${protocol === 1 ? 'protocol 1' : 'allowV1'}: version 1 handshakes are never signed`);
+  }
   const config = {
     origin: new URL(String(origin)).origin,
-    secret: secretBytes(options.secret),
-    handshakePath: options.handshakePath || DEFAULT_HANDSHAKE_PATH,
+    handshakePath: opts.handshakePath || DEFAULT_HANDSHAKE_PATH,
+    protocol,
+    allowV1,
+    // v1's key and v2's fallback derive from the secret; v2 keeps only the PSK.
+    secret: protocol === 1 || allowV1 ? secret : null,
+    psk: protocol === 2 && secret ? await derivePSK(secret) : null,
+    pins: pinned ? await importServerKeys(opts.serverKey) : null,
   };
   const session = await performHandshake(config);
   state.config = config;
   state.session = session;
   state.pending = null;
-  return { sessionId: session.id, expiresAt: session.expiresAt };
+  return sessionInfo(session);
 }
 
 /**
- * The default session: { sessionId, expiresAt, origin } or null before a
- * successful handshake.
+ * The default session: { sessionId, expiresAt, version, psk, signer, origin }
+ * or null before a successful handshake.
  */
 export function zeqE2ESession() {
   if (!state.config || !state.session) return null;
-  return { sessionId: state.session.id, expiresAt: state.session.expiresAt, origin: state.config.origin };
+  return { ...sessionInfo(state.session), origin: state.config.origin };
 }
 
 // ---------------------------------------------------------------------------
@@ -387,15 +815,56 @@ function resolveURL(input) {
   }
 }
 
-/** The body-less statuses (no envelope, nothing to authenticate). */
+/**
+ * The URL a v2 request is sent to: the fragment dropped, and no `?` without
+ * a query (browsers send `/p?` as is, Node.js's fetch as `/p`: without it,
+ * every client sends the same request-target).
+ */
+function wireURL(url) {
+  const u = new URL(url.href);
+  u.hash = '';
+  if (u.search === '') u.search = '';
+  return u;
+}
+
+/** The request-target (path and query) fetch sends for a URL of wireURL. */
+function requestTarget(u) {
+  return u.pathname + u.search;
+}
+
+/** The method as fetch sends it: the six standard ones uppercased, others as given. */
+function normalizeMethod(method) {
+  const upper = method.toUpperCase();
+  return ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT'].includes(upper) ? upper : method;
+}
+
+/**
+ * A Request for href: from the caller's Request (its settings kept) or a
+ * URL; init overrides as for fetch.
+ */
+function buildRequest(input, href, init) {
+  if (typeof Request !== 'undefined' && input instanceof Request) {
+    if (input.url.split('#')[0] === href) return new Request(input, init);
+    const base = {
+      method: input.method, headers: input.headers, credentials: input.credentials, cache: input.cache,
+      redirect: input.redirect, referrer: input.referrer, referrerPolicy: input.referrerPolicy,
+      integrity: input.integrity, keepalive: input.keepalive, signal: input.signal,
+    };
+    if (input.mode && input.mode !== 'navigate') base.mode = input.mode;
+    return new Request(href, { ...base, ...init });
+  }
+  return new Request(href, init);
+}
+
+/** The body-less statuses (no envelope, nothing to authenticate in v1). */
 function isNullBodyStatus(status) {
   return (status >= 100 && status < 200) || status === 204 || status === 205 || status === 304;
 }
 
-function withURL(response, original) {
+function withURL(response, original, redirected = false) {
   try {
     Object.defineProperty(response, 'url', { value: original.url, configurable: true });
-    Object.defineProperty(response, 'redirected', { value: original.redirected, configurable: true });
+    Object.defineProperty(response, 'redirected', { value: original.redirected || redirected, configurable: true });
   } catch { /* not essential */ }
   return response;
 }
@@ -414,18 +883,25 @@ async function decodeContent(bytes, coding) {
   return bytes;
 }
 
-/** Turns the answer to an encrypted request into what the app sees. */
-async function openResponse(res, session, method, signal) {
-  const isEnvelope = mediaType(res.headers.get('content-type')) === ZEQ_E2E_MEDIA_TYPE;
+/** The headers the page sees: the application's Content-Type, no X-E2E-*. */
+function innerHeaders(res) {
   const headers = new Headers(res.headers);
+  const innerType = res.headers.get(HDR_CONTENT_TYPE);
+  for (const h of [HDR_CONTENT_TYPE, HDR_CONTENT_ENCODING, HDR_SEAL, 'content-type', 'content-length']) headers.delete(h);
+  if (innerType) headers.set('content-type', innerType);
+  return headers;
+}
+
+function isSealedType(res) {
+  return mediaType(res.headers.get('content-type')) === ZEQ_E2E_MEDIA_TYPE;
+}
+
+/** Turns the answer to a v1 encrypted request into what the app sees. */
+async function openResponseV1(res, session, method, signal) {
+  const isEnvelope = isSealedType(res);
   if (isEnvelope) {
-    const innerType = res.headers.get(HDR_CONTENT_TYPE);
     const coding = res.headers.get(HDR_CONTENT_ENCODING);
-    headers.delete(HDR_CONTENT_TYPE);
-    headers.delete(HDR_CONTENT_ENCODING);
-    headers.delete('content-type');
-    headers.delete('content-length');
-    if (innerType) headers.set('content-type', innerType);
+    const headers = innerHeaders(res);
     const init = { status: res.status, statusText: res.statusText, headers };
     if (method === 'HEAD' || isNullBodyStatus(res.status)) {
       const outer = Number(res.headers.get('content-length'));
@@ -446,14 +922,25 @@ async function openResponse(res, session, method, signal) {
   if (res.status >= 300 && res.status < 400) {
     // redirect: 'manual' outside a browser; a redirect's body is never used.
     if (res.body) await res.body.cancel().catch(() => {});
+    const headers = new Headers(res.headers);
     headers.delete('content-length');
     return withURL(new Response(null, { status: res.status, statusText: res.statusText, headers }), res);
   }
+  return plaintextAnswer(res, method);
+}
+
+/**
+ * A plaintext answer with a body to a sealed request: a module error
+ * resolves as a Response with its `zeqE2EError` code, anything else rejects
+ * (e2e_downgrade).
+ */
+async function plaintextAnswer(res, method, redirected = false) {
   if (res.status >= 400) {
     const err = await readModuleError(res);
     if (err) {
       // A module error: plaintext by design, answered before the app ran.
-      const out = withURL(new Response(err.text, { status: res.status, statusText: res.statusText, headers }), res);
+      const out = withURL(new Response(err.text,
+        { status: res.status, statusText: res.statusText, headers: new Headers(res.headers) }), res, redirected);
       out.zeqE2EError = err.code;
       return out;
     }
@@ -461,24 +948,87 @@ async function openResponse(res, session, method, signal) {
     await res.body.cancel().catch(() => {});
   }
   throw new ZeqE2EError('e2e_downgrade',
-    `${method} ${res.url} was sent encrypted but answered ${res.status} in plaintext ` +
-    `(${res.headers.get('content-type') || 'no Content-Type'}); refusing an unauthenticated body`,
+    `${method} ${res.url} was sent sealed but answered ${res.status} without a seal ` +
+    `(${res.headers.get('content-type') || 'no Content-Type'}); refusing an unauthenticated answer`,
     { status: res.status });
 }
 
 /**
+ * Turns the answer to a v2 request into what the app sees (18.8): a sealed
+ * body opens under k_s2c bound to the request's number, the answer's status,
+ * X-E2E-Content-Type and X-E2E-Content-Encoding; an answer without a body
+ * must carry X-E2E-Seal, bound the same way.
+ */
+async function openResponseV2(res, session, seq, method, signal, redirected) {
+  if (res.type === 'opaqueredirect') return res; // redirect: 'manual' in a browser: nothing of it is visible
+  const innerType = res.headers.get(HDR_CONTENT_TYPE);
+  const coding = res.headers.get(HDR_CONTENT_ENCODING);
+  const seal = res.headers.get(HDR_SEAL);
+  const aad = () => responseAAD(session.id, seq, res.status, innerType === null ? '' : innerType,
+    coding === null ? '' : coding);
+  const init = () => ({ status: res.status, statusText: res.statusText, headers: innerHeaders(res) });
+  if (method === 'HEAD' || isNullBodyStatus(res.status)) {
+    if (res.body) await res.body.cancel().catch(() => {});
+    if (seal === null) {
+      // Module errors carry no seal, and to a HEAD no body either.
+      if (res.status >= 400 && !isNullBodyStatus(res.status) && !isSealedType(res)) return withURL(res, res, redirected);
+      throw new ZeqE2EError('e2e_bad_envelope',
+        `${method} ${res.url} was answered ${res.status} without a body and without ${HDR_SEAL}`, { status: res.status });
+    }
+    const sealed = fromBase64url(seal);
+    if (!sealed) throw new ZeqE2EError('e2e_bad_envelope', `the answer's ${HDR_SEAL} is not base64url`, { status: res.status });
+    const plain = await openMessage(session.s2c, aad(), sealed, `the answer's ${HDR_SEAL}`);
+    if (plain.length !== 0) {
+      throw new ZeqE2EError('e2e_bad_envelope', `the answer's ${HDR_SEAL} seals bytes, not the empty message`, { status: res.status });
+    }
+    const i = init();
+    const outer = Number(res.headers.get('content-length'));
+    if (isSealedType(res) && !coding && res.headers.get('content-length') !== null && plaintextLength(outer) >= 0) {
+      i.headers.set('content-length', String(plaintextLength(outer)));
+    }
+    return withURL(new Response(null, i), res, redirected);
+  }
+  if (isSealedType(res)) {
+    const sealed = new Uint8Array(await abortable(res.arrayBuffer(), signal));
+    let plain = await openMessage(session.s2c, aad(), sealed, 'the answer');
+    if (coding) plain = await decodeContent(plain, coding);
+    const i = init();
+    i.headers.set('content-length', String(plain.length));
+    return withURL(new Response(plain, i), res, redirected);
+  }
+  return plaintextAnswer(res, method, redirected);
+}
+
+/** The module error of an unsealed answer, without consuming it: { code } or null. */
+async function peekModuleError(res, method) {
+  if (isSealedType(res) || res.headers.get(HDR_SEAL) !== null || res.status < 400) return null;
+  // Module errors are JSON. (Nothing else is cloned: cancelling one branch of
+  // a clone waits for the other.)
+  if (!/json/i.test(res.headers.get('content-type') || '')) return null;
+  if (method === 'HEAD') {
+    // No body to read: an unsealed 401 in JSON can only be the module's.
+    return res.status === 401 ? { code: 'e2e_session_invalid' } : null;
+  }
+  return readModuleError(res.clone());
+}
+
+/**
  * fetch with end-to-end encryption: same signature and result as fetch.
- * Requests to the handshake's origin get their body sealed and ask for an
- * encrypted answer, which is opened into a genuine Response (original status,
- * statusText and headers, Content-Type = the application's). Other requests,
- * and all requests before a successful handshake, go to fetch untouched.
+ * Requests to the handshake's origin get their body sealed and ask for a
+ * sealed answer, which is verified and opened into a genuine Response
+ * (original status, statusText and headers, Content-Type = the
+ * application's). Other requests, and all requests before a successful
+ * handshake, go to fetch untouched.
  *
- * Rejects (fail closed) with ZeqE2EError e2e_downgrade when an encrypted
- * request gets a plaintext answer that is not a module error, and with
- * e2e_bad_envelope when the answer's envelope does not verify. Module errors
- * (plaintext JSON {"error": "e2e_..."}, status 4xx/5xx) resolve as a Response
- * with that status and body, and a `zeqE2EError` property naming the code;
- * 401 e2e_session_invalid is first handled by one new handshake and one retry.
+ * Rejects (fail closed) with ZeqE2EError e2e_downgrade when a sealed request
+ * gets an unsealed answer that is not a module error, and with
+ * e2e_bad_envelope when the answer's sealed body or seal does not verify.
+ * Module errors (plaintext JSON {"error": "e2e_..."}, status 4xx/5xx) resolve
+ * as a Response with that status and body, and a `zeqE2EError` property
+ * naming the code. v2: every request gets the next sequence number; 401
+ * e2e_session_invalid leads to one new handshake and one retry, 400
+ * e2e_replayed to one retry with a new number; a redirected GET or HEAD is
+ * sent again to where it was redirected.
  */
 export async function zeqE2EFetch(input, init) {
   const config = state.config;
@@ -501,6 +1051,7 @@ export async function zeqE2EFetch(input, init) {
     plainType = input.headers.get('content-type');
   }
   const baseHeaders = new Headers(init && init.headers !== undefined ? init.headers : (isRequest ? input.headers : undefined));
+  for (const h of [HDR_SESSION, HDR_SEQ, HDR_SEAL]) baseHeaders.delete(h);
   if (plain !== null) {
     if (baseHeaders.has('content-encoding')) {
       throw new ZeqE2EError('e2e_unsupported', 'an encrypted request cannot carry Content-Encoding');
@@ -514,34 +1065,80 @@ export async function zeqE2EFetch(input, init) {
   if (!accept || !accept.toLowerCase().includes(ZEQ_E2E_MEDIA_TYPE)) {
     baseHeaders.set('accept', `${accept || '*/*'}, ${ZEQ_E2E_MEDIA_TYPE}`);
   }
-  const method = (init && init.method ? String(init.method) : (isRequest ? input.method : 'GET')).toUpperCase();
+  const givenMethod = init && init.method ? String(init.method) : (isRequest ? input.method : 'GET');
+  const method = normalizeMethod(givenMethod);
+  const upper = method.toUpperCase();
 
-  for (let attempt = 0; ; attempt++) {
+  let target = wireURL(url);
+  let renewed = false;
+  let replayed = false;
+  let redirects = 0;
+  for (;;) {
     const session = await getSession(signal);
     const headers = new Headers(baseHeaders);
     headers.set(HDR_SESSION, session.id);
     const requestInit = { ...(init || {}), headers };
-    if (plain !== null) {
+    delete requestInit.body;
+    if ('duplex' in requestInit) delete requestInit.duplex;
+    let seq = -1;
+    if (session.version === 2) {
+      seq = session.seq++;
+      session.seals++;
+      headers.set(HDR_SEQ, String(seq));
+      const innerType = headers.get(HDR_CONTENT_TYPE);
+      const aad = requestAAD(session.id, seq, method, requestTarget(target), innerType === null ? '' : innerType);
+      if (plain !== null) {
+        requestInit.body = await sealMessage(session.c2s, aad, plain);
+      } else {
+        headers.set(HDR_SEAL, toBase64url(await sealMessage(session.c2s, aad, new Uint8Array(0))));
+      }
+    } else if (plain !== null) {
       session.seals++;
       requestInit.body = await sealEnvelope(session.key, plain);
-    } else {
-      delete requestInit.body;
     }
-    if ('duplex' in requestInit) delete requestInit.duplex;
-    const request = new Request(isRequest ? input : url.href, requestInit);
+    const request = buildRequest(input, session.version === 2 ? target.href : url.href, requestInit);
+    if (session.version === 2 && (request.method !== method || request.url.split('#')[0] !== target.href)) {
+      throw new ZeqE2EError('e2e_unsupported',
+        `fetch would send ${request.method} ${request.url}, not the ${method} ${target.href} that was sealed`);
+    }
     const res = await underlyingFetch(request);
-    if (res.status === 401 && attempt === 0 &&
-        mediaType(res.headers.get('content-type')) !== ZEQ_E2E_MEDIA_TYPE) {
-      const err = await readModuleError(res.clone());
-      if (err && err.code === 'e2e_session_invalid') {
-        if (res.body) await res.body.cancel().catch(() => {});
-        // Forget it so that the retry handshakes (shared with concurrent
-        // requests that got the same answer).
-        await abortable(renewSession(session), signal);
+    const err = await peekModuleError(res, upper);
+    if (err && err.code === 'e2e_session_invalid' && res.status === 401 && !renewed) {
+      // Forget it so that the retry handshakes (shared with concurrent
+      // requests that got the same answer).
+      renewed = true;
+      if (res.body) await res.body.cancel().catch(() => {});
+      await abortable(renewSession(session), signal);
+      continue;
+    }
+    if (session.version === 2 && err && res.redirected &&
+        (err.code === 'e2e_decrypt_failed' || err.code === 'e2e_replayed')) {
+      // The browser followed a redirect with this request's number and seal,
+      // which the server refused at the new target: that request did not
+      // run. A GET or HEAD is sent again there (a method and body that other
+      // redirects may change cannot be told apart here).
+      if (res.body) await res.body.cancel().catch(() => {});
+      let next = null;
+      try { next = new URL(res.url); } catch { /* refused below */ }
+      if ((upper === 'GET' || upper === 'HEAD') && next && next.origin === config.origin && redirects < MAX_REDIRECTS) {
+        redirects++;
+        target = wireURL(next);
         continue;
       }
+      throw new ZeqE2EError('e2e_redirect',
+        `${method} ${target.href} was redirected to ${res.url}, where the browser sent it again with the seal of ` +
+        `the original target (refused: ${err.code}); the application ran the original request; the library sends ` +
+        'only GET and HEAD again', { status: res.status });
     }
-    return openResponse(res, session, method, signal);
+    if (session.version === 2 && err && err.code === 'e2e_replayed' && res.status === 400 && !replayed) {
+      // Not executed: again, with a new number.
+      replayed = true;
+      if (res.body) await res.body.cancel().catch(() => {});
+      continue;
+    }
+    return session.version === 2
+      ? openResponseV2(res, session, seq, upper, signal, redirects > 0)
+      : openResponseV1(res, session, upper, signal);
   }
 }
 
@@ -563,15 +1160,20 @@ export function zeqE2EUnwrap() {
 }
 
 // ---------------------------------------------------------------------------
-// WebSockets (protocol section 16). The socket is opened with
-// ?e2e_session=<sessionId>; every data message, both ways, is one binary
-// frame carrying an envelope of type || message (0x01 text, 0x02 binary).
-// Sealing and opening are asynchronous (Web Crypto), so both directions run
-// through promise chains that keep the order of messages.
+// WebSockets (protocol sections 16 and 18.11). v2: the socket is opened
+// with ?e2e_session=<id>&e2e_seq=<n>&e2e_seal=<seal of the opening as a GET>;
+// every data message, both ways, is one binary frame carrying a sealed
+// message of type || message (0x01 text, 0x02 binary) bound to the socket,
+// its direction and its place (a counter per direction from 0). v1: only
+// e2e_session, and an envelope per frame. Sealing and opening are
+// asynchronous (Web Crypto), so both directions run through promise chains
+// that keep the order of messages.
 
 const WS_TYPE_TEXT = 0x01;
 const WS_TYPE_BINARY = 0x02;
 const WS_SESSION_PARAM = 'e2e_session';
+/** The query parameters of an opening (18.11), never passed on from the page. */
+const WS_PARAMS = [WS_SESSION_PARAM, 'e2e_seq', 'e2e_seal'];
 const WS_CONNECTING = 0;
 const WS_OPEN = 1;
 const WS_CLOSING = 2;
@@ -579,9 +1181,9 @@ const WS_CLOSED = 3;
 /**
  * The codes of the closes the library starts itself: 4000 + the RFC 6455
  * code, since close() only takes 1000 and 3000-4999 in browsers. 4008: a
- * server frame that is not a binary frame with a verifying envelope of a
- * known type (1008, policy violation); 4007: a text message that is not
- * UTF-8 (1007).
+ * server frame that is not a binary frame with a message that verifies (v2:
+ * under its expected counter) and has a known type (1008, policy
+ * violation); 4007: a text message that is not UTF-8 (1007).
  */
 export const ZEQ_E2E_WS_CLOSE_POLICY = 4008;
 export const ZEQ_E2E_WS_CLOSE_BAD_TEXT = 4007;
@@ -597,7 +1199,8 @@ function invalidState(message) {
 /**
  * The URL of a WebSocket to the session's origin: relative URLs resolve
  * against the page when the page is on that origin, else against the origin;
- * http(s) becomes ws(s), the fragment and any e2e_session parameter go.
+ * http(s) becomes ws(s), the fragment, empty query items and any
+ * e2e_session, e2e_seq or e2e_seal parameter (however spelt) go.
  * Throws SyntaxError as WebSocket does, ZeqE2EError e2e_cross_origin for
  * another origin (the session must not travel elsewhere).
  */
@@ -625,9 +1228,13 @@ function webSocketURL(input, origin) {
     throw new ZeqE2EError('e2e_cross_origin',
       `zeqE2EWebSocket: ${url.href} is not on the origin of the session (${origin})`);
   }
-  // Any e2e_session of the caller's is dropped: the library sets its own.
-  const params = url.search.slice(1).split('&')
-    .filter((p) => p !== '' && p.split('=')[0] !== WS_SESSION_PARAM);
+  // The caller's e2e_* parameters are dropped: the library sets its own.
+  const params = url.search.slice(1).split('&').filter((p) => {
+    if (p === '') return false;
+    let name = p.split('=')[0];
+    try { name = decodeURIComponent(name); } catch { /* not one of them */ }
+    return !WS_PARAMS.includes(name);
+  });
   url.search = params.length ? `?${params.join('&')}` : '';
   return url;
 }
@@ -657,6 +1264,19 @@ function outgoingMessage(data) {
   }
   // Anything else is sent as its string, like WebSocket.send does.
   return outgoingMessage(String(data));
+}
+
+/** Throws SyntaxError, as `new WebSocket` does, for a subprotocol list it would refuse. */
+function checkProtocols(protocols) {
+  if (protocols === undefined) return;
+  const list = typeof protocols === 'string' ? [protocols] : Array.from(protocols, String);
+  const seen = new Set();
+  for (const p of list) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(p) || seen.has(p)) {
+      throw new DOMException(`The subprotocol '${p}' is invalid or given twice.`, 'SyntaxError');
+    }
+    seen.add(p);
+  }
 }
 
 /** The bytes (or a promise of them) of a received binary frame; null for a text frame. */
@@ -700,6 +1320,10 @@ export class ZeqE2EWebSocket extends EventTarget {
   #protocols;
   #socket = null;
   #session = null;
+  /** v2: the opening's sequence number, and the next message's counter each way */
+  #upgradeSeq = -1;
+  #sent = 0;
+  #received = 0;
   #readyState = WS_CONNECTING;
   #binaryType = 'blob';
   /** bytes given to send() not yet handed to the socket (being sealed) */
@@ -733,17 +1357,15 @@ export class ZeqE2EWebSocket extends EventTarget {
     this.#url = target.href;
     this.#origin = target.origin;
     this.#protocols = protocols;
+    // As `new WebSocket` does, before any sealing makes opening asynchronous.
+    checkProtocols(protocols);
     if (sessionIsFresh(state.session)) {
-      // Errors of WebSocket's constructor (bad protocols, a blocked port)
-      // are thrown here, as by `new WebSocket`.
+      // Errors of WebSocket's constructor (a blocked port) are thrown here
+      // for a v1 session, as by `new WebSocket`.
       this.#connect(state.session);
     } else {
       // Close to its expiry: renewed first, as zeqE2EFetch does.
       getSession().then((session) => {
-        if (this.#readyState !== WS_CONNECTING) {
-          this.#abort(undefined);
-          return;
-        }
         try {
           this.#connect(session);
         } catch (e) {
@@ -753,10 +1375,41 @@ export class ZeqE2EWebSocket extends EventTarget {
     }
   }
 
-  /** Opens the underlying socket with the session's id in the query. */
+  /**
+   * Opens the underlying socket with the session's id in the query; v2 also
+   * its sequence number and the seal of the opening as a bodiless GET of the
+   * URL without the three parameters (as the server rebuilds it), which
+   * makes the opening asynchronous.
+   */
   #connect(session) {
+    if (session.version !== 2) {
+      if (this.#readyState !== WS_CONNECTING) {
+        this.#abort(undefined);
+        return;
+      }
+      this.#open(session, `${WS_SESSION_PARAM}=${encodeURIComponent(session.id)}`);
+      return;
+    }
+    const seq = session.seq++;
+    session.seals++;
+    const url = new URL(this.#url);
+    const aad = requestAAD(session.id, seq, 'GET', url.pathname + url.search, '');
+    sealMessage(session.c2s, aad, new Uint8Array(0)).then((seal) => {
+      if (this.#readyState !== WS_CONNECTING) {
+        // close() while the opening was being sealed.
+        this.#abort(undefined);
+        return;
+      }
+      this.#upgradeSeq = seq;
+      this.#open(session, `${WS_SESSION_PARAM}=${encodeURIComponent(session.id)}&e2e_seq=${seq}` +
+        `&e2e_seal=${toBase64url(seal)}`);
+    }).catch((e) => this.#abort(e));
+  }
+
+  /** Creates the underlying socket: this.#url with params appended to its query. */
+  #open(session, params) {
     const wire = new URL(this.#url);
-    wire.search = `${wire.search ? `${wire.search}&` : '?'}${WS_SESSION_PARAM}=${encodeURIComponent(session.id)}`;
+    wire.search = `${wire.search ? `${wire.search}&` : '?'}${params}`;
     const socket = this.#protocols === undefined
       ? new globalThis.WebSocket(wire.href)
       : new globalThis.WebSocket(wire.href, this.#protocols);
@@ -799,9 +1452,14 @@ export class ZeqE2EWebSocket extends EventTarget {
       });
       return;
     }
-    const key = this.#session.key;
+    const session = this.#session;
+    const counter = this.#received++;
+    const upgradeSeq = this.#upgradeSeq;
     // Opened now (in parallel), delivered in order.
-    const opened = Promise.resolve(bytes).then((env) => openEnvelope(key, env));
+    const opened = Promise.resolve(bytes).then((m) => (session.version === 2
+      ? openMessage(session.s2c, webSocketAAD(session.id, upgradeSeq, 's2c', counter), m,
+        `message ${counter} from the server`)
+      : openEnvelope(session.key, m)));
     opened.catch(() => {});
     this.#inOrder(async () => this.#deliver(await opened));
   }
@@ -881,13 +1539,18 @@ export class ZeqE2EWebSocket extends EventTarget {
     }
     const session = this.#session;
     session.seals++;
+    // v2: the counter of the call's order, which is the order of the frames.
+    const counter = this.#sent++;
+    const upgradeSeq = this.#upgradeSeq;
     this.#queued += message.size;
     const read = typeof message.bytes === 'function' ? message.bytes() : message.bytes;
     const sealed = Promise.resolve(read).then((bytes) => {
       const plain = new Uint8Array(1 + bytes.length);
       plain[0] = message.type;
       plain.set(bytes, 1);
-      return sealEnvelope(session.key, plain);
+      return session.version === 2
+        ? sealMessage(session.c2s, webSocketAAD(session.id, upgradeSeq, 'c2s', counter), plain)
+        : sealEnvelope(session.key, plain);
     });
     sealed.catch(() => {});
     this.#sending = this.#sending.then(async () => {
@@ -928,7 +1591,7 @@ export class ZeqE2EWebSocket extends EventTarget {
     this.#readyState = WS_CLOSING;
     this.#closeCalled = true;
     const socket = this.#socket;
-    if (!socket) return; // the session is being renewed: #abort follows
+    if (!socket) return; // the session is being renewed or the opening sealed: #abort follows
     if (wasConnecting) {
       socket.close(...args);
       return;
@@ -938,14 +1601,15 @@ export class ZeqE2EWebSocket extends EventTarget {
     });
   }
 
-  /** The URL, resolved, without e2e_session. */
+  /** The URL, resolved, without the e2e_* parameters. */
   get url() { return this.#url; }
   get readyState() { return this.#readyState; }
   get protocol() { return this.#socket ? this.#socket.protocol : ''; }
   get extensions() { return this.#socket ? this.#socket.extensions : ''; }
   /**
    * Bytes given to send() and not sent yet: those being sealed, plus the
-   * underlying socket's (envelopes, 29 bytes more per message).
+   * underlying socket's (sealed messages: v2 34 bytes more per message of
+   * up to 16 KiB, v1 envelopes 29).
    */
   get bufferedAmount() {
     return this.#queued + this.#discarded + (this.#socket ? this.#socket.bufferedAmount : 0);

@@ -129,6 +129,8 @@ static zeq_session_state zeq_gate_lookup(request_rec *r,
     }
     rv = zeq_session_lookup(r, sc, id, &ex->keys, NULL);
     if (rv == APR_SUCCESS) {
+        /* A copy: a WebSocket opening's id is in its caller's stack, and
+         * the seal is checked (its AAD built) after that caller returned. */
         ex->sid = apr_pstrdup(r->pool, id);
         ex->version = ex->keys.version;
         return ZEQ_SESSION_VALID;

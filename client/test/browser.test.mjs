@@ -1,18 +1,24 @@
 // The demo page in headless Chromium (Debian's chromium, driven by
-// playwright-core; no browser download): the bootstrap snippet runs, the page
-// shows the decrypted answers, and at the network level (the DevTools
-// protocol's view of each request and response, through Playwright) every
-// body was an envelope, which node:crypto opens with the key derived from the
-// handshake seen on the network. Its WebSocket panel shows the ticks of
-// /ws/pulse, and every frame on the network was an envelope of type ||
-// message, which node:crypto opens. On a host without a secret, the same page
-// keeps working in plaintext.
+// playwright-core; no browser download), on a virtual host without any
+// secret: the bootstrap snippet runs protocol v2 with no secret anywhere, the
+// page shows the handshake's public keys and the decrypted answers, and at
+// the network level (the DevTools protocol's view of each request and
+// response, through Playwright) every body and every seal was a v2 message
+// bound to its request or answer, which node:crypto opens with the keys it
+// derives from the handshake seen on the network and the page's ECDH private
+// key (captured where Web Crypto makes it: client/test/v2.mjs). Its
+// WebSocket panel shows the ticks of /ws/pulse, and every frame on the
+// network was a sealed message of type || message under its direction's key
+// and counter. On a host that offers no protocol v2, the same page keeps
+// working in plaintext.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { launchChromium } from './chromium.mjs';
-import { startServer, openNode, deriveKeyNode, TOP } from './server.mjs';
+import { startServer, TOP } from './server.mjs';
+import { checkV2Exchange } from './wire.mjs';
+import * as v2 from './v2.mjs';
 
 const ARTIFACTS = join(TOP, 'build', 'artifacts');
 const SAMPLE = readFileSync(join(TOP, 'demo', 'htdocs', 'sample.json'));
@@ -26,6 +32,7 @@ before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   browser = await launchChromium(server.dir, { viewport: { width: 1360, height: 900 } });
   context = browser.context;
+  await context.addInitScript(v2.clientKeyCaptureScript());
 });
 
 after(async () => {
@@ -57,13 +64,20 @@ async function runDemo(origin) {
       entry.status = response.status();
       entry.responseHeaders = await response.allHeaders();
       entry.responseBody = await response.body();
+      // The form client/test/wire.mjs judges.
+      entry.wire = {
+        method: entry.method, url: entry.url, requestHeaders: new Headers(entry.requestHeaders),
+        requestBody: entry.requestBody, status: entry.status, responseHeaders: new Headers(entry.responseHeaders),
+        responseBody: entry.responseBody,
+      };
     })().catch((e) => { entry.error = e; });
   });
   await page.goto(origin + '/');
   await page.waitForSelector('body[data-demo="done"]', { timeout: 30000 });
   await Promise.all(traffic.map((t) => t.done));
   const demo = await page.evaluate(() => JSON.parse(JSON.stringify(window.zeqDemo)));
-  return { page, traffic, sockets, demo, consoleErrors };
+  const captured = await page.evaluate(() => window.zeqTestKeys);
+  return { page, traffic, sockets, demo, consoleErrors, captured };
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -91,23 +105,53 @@ function onWire(traffic, path, method) {
 }
 
 describe('the demo page in Chromium', () => {
-  it('encrypts every fetch of the page where the host has a secret', async () => {
-    const { page, traffic, sockets, demo, consoleErrors } = await runDemo(server.urls.main);
+  it('runs protocol v2 with no secret anywhere, shows the ECDH handshake, and seals every fetch and frame', async () => {
+    const { page, traffic, sockets, demo, consoleErrors, captured } = await runDemo(server.urls.nosecret);
     try {
       assert.equal(demo.mode, 'encrypted', JSON.stringify(demo.error));
-      assert.match(await page.textContent('[data-testid="status"]'), /^Encrypted: session /);
+      assert.equal(demo.version, 2);
+      assert.match(await page.textContent('[data-testid="status"]'), /^Encrypted \(protocol 2\): session /);
+
+      // No secret anywhere: the host has none, the page fetched none, the
+      // handshake asked for no pre-shared key mode.
+      const paths = traffic.map((t) => new URL(t.url).pathname).sort();
+      assert.deepEqual([...new Set(paths)], ['/', '/api/e2e/handshake', '/cgi-bin/echo.cgi', '/demo.css', '/demo.js',
+        '/proxy/echo', '/sample.json', '/static/zeq-e2e-client.js'], 'nothing but the demo\'s own requests');
+      const html = onWire(traffic, '/', 'GET').responseBody.toString() + onWire(traffic, '/demo.js', 'GET').responseBody.toString();
+      assert.doesNotMatch(html, /secret\.cgi|\{ *secret|protocol: *1/, 'the page asks for no secret');
 
       // The script came from the module.
       const script = onWire(traffic, '/static/zeq-e2e-client.js', 'GET');
       assert.equal(script.status, 200);
       assert.match(script.responseHeaders['content-type'], /^text\/javascript/);
 
-      // The session key, derived with node:crypto from the handshake on the network.
+      // The handshake: a fresh P-256 key each side. node:crypto derives Z
+      // from the page's captured private key and the server's public key,
+      // and the keys from Z and the nonces.
       const hs = onWire(traffic, '/api/e2e/handshake', 'POST');
-      const { clientNonce } = JSON.parse(hs.requestBody.toString());
+      const request = JSON.parse(hs.requestBody.toString());
       const answer = JSON.parse(hs.responseBody.toString());
+      assert.deepEqual(Object.keys(request).sort(), ['clientKey', 'clientNonce', 'version']);
+      assert.equal(request.version, 2);
+      assert.equal(answer.version, 2);
       assert.equal(answer.sessionId, demo.session);
-      const key = deriveKeyNode(server.secret, clientNonce, answer.serverNonce);
+      const session = v2.keysFromHandshake(request, answer, captured);
+      assert.equal(captured.length, 1, 'one key pair');
+      assert.equal(captured[0].askedExtractable, false, 'asked non-extractable');
+
+      // What the page shows of the handshake: the public keys on the wire.
+      const shownRequest = await page.textContent('[data-testid="handshake-request"]');
+      const shownAnswer = await page.textContent('[data-testid="handshake-answer"]');
+      assert.ok(shownRequest.includes(request.clientKey), 'the page shows C');
+      assert.ok(shownAnswer.includes(answer.serverKey), 'the page shows S');
+      assert.match(await page.textContent('[data-testid="handshake-derived"]'),
+        /^Both sides derived the same keys: the server verified this page's first request \(sequence number 0/);
+      assert.equal(demo.keysAgree, true);
+      const security = await page.textContent('[data-testid="security"]');
+      assert.match(security, /learns nothing of any body/);
+      assert.match(security, /can still do everything/);
+      assert.match(security, /TLS/);
+      assert.match(security, /serverKey/);
 
       // What the page shows: the decrypted answers of the three applications.
       const staticAnswer = await page.textContent('[data-testid="static-app-answer"]');
@@ -115,6 +159,15 @@ describe('the demo page in Chromium', () => {
       assert.deepEqual(JSON.parse(staticAnswer.split('\n\n').slice(1).join('\n\n')), JSON.parse(SAMPLE));
       const results = Object.fromEntries(demo.results.map((r) => [r.id, r]));
       assert.equal(results.static.answer, SAMPLE.toString());
+
+      const seqs = [];
+      const w = onWire(traffic, '/sample.json', 'GET');
+      const s0 = checkV2Exchange(w.wire, session);
+      seqs.push(s0.seq);
+      assert.equal(w.requestBody, null);
+      assert.deepEqual(s0.response, SAMPLE);
+      assert.equal(w.responseBody.length, v2.sealedLength(SAMPLE.length));
+      assert.equal(w.responseBody.indexOf('static file'), -1);
 
       for (const [id, path, app] of [['cgi', '/cgi-bin/echo.cgi', 'cgi'], ['proxy', '/proxy/echo', null]]) {
         const r = results[id];
@@ -127,36 +180,26 @@ describe('the demo page in Chromium', () => {
         assert.equal(echo.contentType, 'application/json');
         assert.equal(Number(echo.contentLength), Buffer.byteLength(r.sent));
         if (app) assert.equal(echo.app, app);
+        const size = v2.sealedLength(Buffer.byteLength(r.sent));
         assert.match(await page.textContent(`[data-testid="${id}-wire-request"]`),
-          new RegExp(`envelope, ${Buffer.byteLength(r.sent) + 28} bytes`));
+          new RegExp(`sealed message, ${size} bytes = 13 \\+ 20 × 1 \\+ ${Buffer.byteLength(r.sent)}`));
 
-        // On the network: envelopes both ways, 28 bytes longer than the plaintext.
-        const w = onWire(traffic, path, 'POST');
-        assert.equal(w.requestHeaders['content-type'], 'application/x-zeq-e2e');
-        assert.equal(w.requestHeaders['x-e2e-content-type'], 'application/json');
-        assert.equal(w.requestHeaders['x-e2e-session'], answer.sessionId);
-        assert.equal(w.requestBody.length, Buffer.byteLength(r.sent) + 28);
-        assert.equal(w.requestBody.indexOf('Hello from the browser'), -1);
-        assert.equal(openNode(key, w.requestBody).toString(), r.sent);
-        assert.equal(w.responseHeaders['content-type'], 'application/x-zeq-e2e');
-        assert.equal(w.responseHeaders['x-e2e-content-type'], 'application/json');
-        assert.equal(w.responseBody.length, Buffer.byteLength(r.answer) + 28);
-        assert.equal(w.responseBody.indexOf('Hello from the browser'), -1);
-        assert.equal(openNode(key, w.responseBody).toString(), r.answer);
+        // On the network: sealed both ways, bound to this request and answer.
+        const e = onWire(traffic, path, 'POST');
+        assert.equal(e.requestHeaders['x-e2e-content-type'], 'application/json');
+        assert.equal(e.requestBody.indexOf('Hello from the browser'), -1);
+        assert.equal(e.responseBody.indexOf('Hello from the browser'), -1);
+        const x = checkV2Exchange(e.wire, session);
+        seqs.push(x.seq);
+        assert.equal(x.request.toString(), r.sent);
+        assert.equal(x.response.toString(), r.answer);
       }
-
-      const w = onWire(traffic, '/sample.json', 'GET');
-      assert.equal(w.requestHeaders['x-e2e-session'], answer.sessionId);
-      assert.match(w.requestHeaders.accept, /application\/x-zeq-e2e/);
-      assert.equal(w.responseHeaders['content-type'], 'application/x-zeq-e2e');
-      assert.equal(w.responseBody.length, SAMPLE.length + 28);
-      assert.equal(w.responseBody.indexOf('static file'), -1);
-      assert.deepEqual(openNode(key, w.responseBody), SAMPLE);
+      assert.deepEqual(seqs, [0, 1, 2], 'numbered from 0 in the order sent');
 
       // The page's own wire column shows the same bytes as the network.
       const shownWire = await page.textContent('[data-testid="proxy-wire-answer"]');
-      const hex = onWire(traffic, '/proxy/echo', 'POST').responseBody.subarray(0, 28).toString('hex');
-      assert.ok(shownWire.replace(/\s/g, '').includes(hex), 'iv and tag shown in the page');
+      const head = onWire(traffic, '/proxy/echo', 'POST').responseBody.subarray(0, 17).toString('hex');
+      assert.ok(shownWire.replace(/\s/g, '').includes(head), 'prefix and record header shown in the page');
 
       // The WebSocket panel: the echo of the page's message, then ticks.
       const ws = await threeTicks(page);
@@ -171,34 +214,39 @@ describe('the demo page in Chromium', () => {
       assert.ok((shownTicks.match(/\{"tick":\d+,"time":[\d.]+\}/g) || []).length >= 3, shownTicks);
       assert.match(await page.textContent('[data-testid="ws-app-request"]'), /^zeqE2EWebSocket\('\/ws\/pulse'\)\nopen\n/);
 
-      // On the network: binary frames of 29 + n bytes, the session's
-      // envelopes of 0x01 || the messages the page shows, never plaintext.
+      // On the network: the opening numbered 3 and sealed; binary frames,
+      // each a sealed message of 0x01 || the message under its direction's
+      // key and its place, never plaintext.
       assert.equal(sockets.length, 1);
       const socket = sockets[0];
       const wsURL = new URL(socket.url);
       assert.equal(wsURL.pathname, '/ws/pulse');
       assert.equal(wsURL.searchParams.get('e2e_session'), answer.sessionId);
+      assert.equal(wsURL.searchParams.get('e2e_seq'), '3');
+      assert.equal(v2.openMessage(session.c2s, v2.requestAAD(answer.sessionId, 3, 'GET', '/ws/pulse'),
+        v2.fromB64url(wsURL.searchParams.get('e2e_seal'))).length, 0, 'the opening\'s seal');
       assert.equal(socket.sent.length, 1);
       assert.ok(socket.received.length >= ws.count);
-      const open = (frame) => {
+      const open = (frame, direction, i) => {
         assert.ok(Buffer.isBuffer(frame), `a binary frame: ${String(frame).slice(0, 60)}`);
-        const plain = openNode(key, frame);
+        const plain = v2.openMessage(direction === 'c2s' ? session.c2s : session.s2c,
+          v2.wsAAD(answer.sessionId, 3, direction, i), frame);
         assert.equal(plain[0], 0x01, 'a text message');
-        assert.equal(frame.length, 29 + plain.length - 1);
+        assert.equal(frame.length, v2.sealedLength(plain.length));
         assert.equal(frame.indexOf(plain.subarray(1, 9)), -1, 'plaintext on the wire');
         return plain.subarray(1).toString();
       };
-      assert.equal(open(socket.sent[0]), ws.sent[0]);
+      assert.equal(open(socket.sent[0], 'c2s', 0), ws.sent[0]);
       assert.equal(socket.sent[0].indexOf('4111'), -1);
-      assert.deepEqual(socket.received.slice(0, ws.received.length).map(open), ws.received);
+      assert.deepEqual(socket.received.slice(0, ws.received.length).map((f, i) => open(f, 's2c', i)), ws.received);
       // The page's wire column shows frames as the network saw them.
       const shownFrames = await page.textContent('[data-testid="ws-wire-answer"]');
-      const networkHeads = socket.received.map((f) => f.subarray(0, 28).toString('hex'));
-      const shownHeads = [...shownFrames.matchAll(/^([0-9a-f]{24}) ([0-9a-f]{32}) [0-9a-f]+/gm)].map((m) => m[1] + m[2]);
+      const networkHeads = socket.received.map((f) => f.subarray(0, 13).toString('hex'));
+      const shownHeads = [...shownFrames.matchAll(/^(02[0-9a-f]{24}) [0-9a-f]{8} [0-9a-f]+/gm)].map((m) => m[1]);
       assert.ok(shownHeads.length >= 3, shownFrames);
       for (const h of shownHeads) assert.ok(networkHeads.includes(h), `shown frame ${h} was on the network`);
       assert.match(await page.textContent('[data-testid="ws-wire-request"]'),
-        /^GET \/ws\/pulse\?e2e_session=[\w-]{12}…\nUpgrade: websocket\n\n→ binary frame, \d+ bytes = 29 \+ \d+\n/);
+        /^GET \/ws\/pulse\?e2e_session=[\w-]{12}…&e2e_seq=3&e2e_seal=[\w-]{12}…\nUpgrade: websocket\n\n→ binary frame, \d+ bytes = 34 \+ \d+\n/);
       assert.equal(await page.textContent('#demo-ws .wire-tag'), 'encrypted');
 
       assert.deepEqual(consoleErrors, []);
@@ -209,9 +257,10 @@ describe('the demo page in Chromium', () => {
   });
 
   it('seals every body type, keeps Request objects and aborts, fails closed, retries after a restart', async () => {
-    const { page, demo } = await runDemo(server.urls.main);
+    const { page, demo } = await runDemo(server.urls.nosecret);
     try {
       assert.equal(demo.mode, 'encrypted');
+      assert.equal(demo.version, 2);
       const bodies = await page.evaluate(async () => {
         const echo = async (body, init = {}) => {
           const res = await fetch('/proxy/echo', { method: 'POST', body, ...init });
@@ -272,14 +321,17 @@ describe('the demo page in Chromium', () => {
     }
   });
 
-  it('keeps working in plaintext where the host has no secret', async () => {
-    const { page, traffic, sockets, demo, consoleErrors } = await runDemo(server.urls.nosecret);
+  it('keeps working in plaintext where the host offers no protocol v2 (and never falls back to v1)', async () => {
+    const { page, traffic, sockets, demo, consoleErrors } = await runDemo(server.urls.v1only);
     try {
       assert.equal(demo.mode, 'plaintext');
-      assert.equal(demo.errorCode, 'e2e_unavailable');
-      assert.match(await page.textContent('[data-testid="status"]'), /^Plaintext: .*e2e_unavailable/);
+      assert.equal(demo.errorCode, 'e2e_version_unsupported');
+      assert.match(await page.textContent('[data-testid="status"]'), /^Plaintext: .*e2e_version_unsupported/);
       const hs = onWire(traffic, '/api/e2e/handshake', 'POST');
-      assert.equal(hs.status, 503);
+      assert.equal(hs.status, 400);
+      assert.equal(JSON.parse(hs.requestBody.toString()).version, 2);
+      assert.equal(traffic.filter((t) => new URL(t.url).pathname === '/api/e2e/handshake').length, 1, 'no v1 handshake');
+      assert.match(await page.textContent('[data-testid="handshake-derived"]'), /^No session/);
 
       const results = Object.fromEntries(demo.results.map((r) => [r.id, r]));
       assert.equal(results.static.status, 200);
@@ -304,10 +356,116 @@ describe('the demo page in Chromium', () => {
       assert.equal(sockets[0].sent[0], ws.sent[0]);
       assert.ok(sockets[0].received.every((f) => typeof f === 'string'));
       assert.equal(await page.textContent('#demo-ws .wire-tag'), 'plaintext');
-      assert.deepEqual(consoleErrors.filter((e) => !/503/.test(e)), []);
+      assert.deepEqual(consoleErrors.filter((e) => !/status of 400/.test(e)), []);
       await page.screenshot({ path: join(ARTIFACTS, 'demo-plaintext.png'), fullPage: true });
     } finally {
       await page.close();
     }
   });
 });
+
+describe('protocol v2 in Chromium\'s Web Crypto: signed handshakes, pre-shared keys, downgrades', () => {
+  /** A blank page of a host, the library imported (a fresh copy per call of lib()). */
+  async function blankPage(origin) {
+    const page = await context.newPage();
+    const seen = [];
+    page.on('requestfinished', (r) => seen.push(r));
+    await page.goto(`${origin}/files/blank.html`);
+    return { page, seen };
+  }
+
+  /** Runs handshakes in the page: [{ ok, info | code, message }]. */
+  const handshakes = (page, list) => page.evaluate(async (list) => {
+    const out = [];
+    let n = 0;
+    for (const options of list) {
+      const lib = await import(`/static/zeq-e2e-client.js?copy=${++n}`);
+      try {
+        const info = await lib.zeqE2EHandshake(location.origin, options);
+        const res = await lib.zeqE2EFetch('/files/hello.txt');
+        out.push({ ok: true, info, status: res.status, text: await res.text() });
+      } catch (e) {
+        out.push({ ok: false, code: e.code || e.name, message: e.message, session: lib.zeqE2ESession() });
+      }
+    }
+    return out;
+  }, list);
+
+  it('verifies the server\'s signature with the pinned key (SPKI, JWK, a rotation list) and refuses others', async () => {
+    const [k0, k1] = server.serverKeys;
+    const { page } = await blankPage(server.urls.signed);
+    try {
+      const out = await handshakes(page, [{ serverKey: k0.spkiB64url }, { serverKey: k0.jwk },
+        { serverKey: [k1.spkiB64url, k0.spkiB64url] }, { serverKey: k1.spkiB64url }]);
+      for (const r of out.slice(0, 3)) {
+        assert.equal(r.ok, true, r.message);
+        assert.equal(r.info.signer, k0.signer);
+        assert.equal(r.text, 'hello from a static file\n');
+      }
+      assert.deepEqual([out[3].ok, out[3].code, out[3].session], [false, 'e2e_bad_signature', null]);
+      assert.match(out[3].message, /not by a pinned key/);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('refuses an unsigned answer, a flipped signature bit, and a v1 answer to a v2 handshake (page.route)', async () => {
+    const k0 = server.serverKeys[0];
+    const { page } = await blankPage(server.urls.signed);
+    try {
+      let edit = null;
+      await page.route('**/api/e2e/handshake', async (route) => {
+        const response = await route.fetch();
+        const answer = await response.json();
+        await route.fulfill({ response, json: edit(answer, route.request().postDataJSON()) });
+      });
+      edit = (a) => { delete a.signature; delete a.signer; return a; };
+      const [unsigned] = await handshakes(page, [{ serverKey: k0.spkiB64url }]);
+      edit = (a) => {
+        const sig = v2.fromB64url(a.signature);
+        sig[40] ^= 0x20;
+        return { ...a, signature: v2.b64url(sig) };
+      };
+      const [flipped] = await handshakes(page, [{ serverKey: k0.spkiB64url }]);
+      edit = (a, request) => ({ version: 1, sessionId: a.sessionId, serverNonce: a.serverNonce, expiresIn: 3600,
+        clientNonceWas: request.clientNonce });
+      const [downgraded, downgradedPinned] = await handshakes(page, [{}, { serverKey: k0.spkiB64url }]);
+      assert.deepEqual([unsigned.ok, unsigned.code], [false, 'e2e_bad_signature']);
+      assert.match(unsigned.message, /not signed/);
+      assert.deepEqual([flipped.ok, flipped.code], [false, 'e2e_bad_signature']);
+      assert.match(flipped.message, /does not verify/);
+      assert.deepEqual([downgraded.ok, downgraded.code, downgraded.session], [false, 'e2e_downgrade', null]);
+      assert.deepEqual([downgradedPinned.ok, downgradedPinned.code], [false, 'e2e_downgrade']);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('pre-shared key mode: "psk": true, keys that only the secret\'s holder derives', async () => {
+    const { page, seen } = await blankPage(server.urls.main);
+    try {
+      const [r] = await handshakes(page, [{ secret: server.secret }]);
+      assert.equal(r.ok, true, r.message);
+      assert.equal(r.info.psk, true);
+      assert.equal(r.text, 'hello from a static file\n');
+      const hs = seen.find((x) => new URL(x.url()).pathname === '/api/e2e/handshake');
+      const request = JSON.parse(hs.postDataBuffer().toString());
+      const answer = JSON.parse((await (await hs.response()).body()).toString());
+      assert.equal(request.psk, true);
+      const captured = await page.evaluate(() => window.zeqTestKeys);
+      const session = v2.keysFromHandshake(request, answer, captured, { secret: server.secret });
+      const get = seen.find((x) => new URL(x.url()).pathname === '/files/hello.txt');
+      const res = await get.response();
+      const entry = {
+        method: 'GET', url: get.url(), requestHeaders: new Headers(await get.allHeaders()), requestBody: null,
+        status: res.status(), responseHeaders: new Headers(await res.allHeaders()), responseBody: await res.body(),
+      };
+      assert.equal(checkV2Exchange(entry, session).response.toString(), 'hello from a static file\n');
+      const plain = { ...session, ...v2.sessionKeys(session.z, request.clientNonce, answer.serverNonce) };
+      assert.throws(() => checkV2Exchange(entry, plain), 'without the PSK the keys differ');
+    } finally {
+      await page.close();
+    }
+  });
+});
+

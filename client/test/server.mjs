@@ -8,13 +8,20 @@
 // `make` first), mod_cgid, mod_proxy_http to t/backend/echo.pl, and three
 // IP-based virtual hosts on free 127.0.0.1 ports:
 //
-//   main      ZeqE2E On, ZeqE2ESecret file:..., the default TTL
+//   main      ZeqE2E On, ZeqE2ESecret file:..., the default TTL: protocol
+//             v2 (plain and pre-shared key) and v1
 //   short     the same secret, ZeqE2ESessionTTL 2 (renewal tests)
-//   nosecret  ZeqE2E On and no secret: the handshake answers 503
+//   nosecret  ZeqE2E On and no secret: v2 only (v1 and PSK handshakes
+//             answer 503)
+//   signed    no secret, ZeqE2EServerKey with two P-256 keys generated
+//             with openssl for this run (the first signs): v2 only
+//   v1only    the secret and ZeqE2EProtocol 1: a v2 handshake answers
+//             400 e2e_version_unsupported
+//   psk       the secret and ZeqE2ERequirePSK On
 //
 // Every host serves the same URL space:
 //   /                     demo/htdocs (the demo page)
-//   /cgi-bin/             demo/cgi-bin (echo.cgi, secret.cgi)
+//   /cgi-bin/             demo/cgi-bin (echo.cgi)
 //   /t-cgi/               test CGIs written here (slow.cgi, redirect.cgi)
 //   /files/               static test files written here
 //   /proxy/               the echo backend (ProxyPass)
@@ -38,6 +45,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes, pbkdf2Sync, createDecipheriv } from 'node:crypto';
+import { signingKeyFromPem } from './v2.mjs';
 
 export const TOP = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLIENT_JS = join(TOP, 'client', 'zeq-e2e-client.js');
@@ -75,6 +83,7 @@ const MODULES = [
   ['dir_module', 'mod_dir.so'],
   ['alias_module', 'mod_alias.so'],
   ['env_module', 'mod_env.so'],
+  ['setenvif_module', 'mod_setenvif.so'],
   ['log_config_module', 'mod_log_config.so'],
   ['cgid_module', 'mod_cgid.so'],
   ['proxy_module', 'mod_proxy.so'],
@@ -145,9 +154,7 @@ ServerRoot "${dir}"
 PidFile "${dir}/httpd.pid"
 DefaultRuntimeDir "${dir}"
 ServerName 127.0.0.1
-Listen 127.0.0.1:${ports.main}
-Listen 127.0.0.1:${ports.short}
-Listen 127.0.0.1:${ports.nosecret}
+${Object.values(ports).map((p) => `Listen 127.0.0.1:${p}`).join('\n')}
 
 ${loadModules(modules)}
 LoadModule zeq_e2e_module "${MODULE_SO}"
@@ -169,6 +176,13 @@ ErrorLog "${dir}/error_log"
 LogLevel warn zeq_e2e:info
 LogFormat "%h %{local}p \\"%r\\" %>s %b %{Content-Type}o %{X-E2E-Content-Type}o" zeq
 CustomLog "${dir}/access_log" zeq
+# The request line as Apache read it, with the session and sequence number
+# it came with: what a v2 request's seal must be bound to. (Noted before the
+# module takes the headers away from the application.)
+SetEnvIf X-E2E-Session "^([A-Za-z0-9_-]+)$" zeq_wire_session=$1
+SetEnvIf X-E2E-Seq "^([0-9]+)$" zeq_wire_seq=$1
+LogFormat "%{zeq_wire_session}e %{zeq_wire_seq}e %>s \\"%r\\"" zeqwire
+CustomLog "${dir}/wire_log" zeqwire
 ScriptSock "${dir}/cgid.sock"
 TypesConfig /etc/mime.types
 AddType text/javascript .js .mjs
@@ -191,10 +205,6 @@ DirectoryIndex index.html
     Require all granted
 </Directory>
 
-# The demo's secret.cgi hands the secret to the page (protocol v1 shares
-# it with the browser).
-SetEnv ZEQ_DEMO_SECRET_FILE "${dir}/secret"
-
 <VirtualHost 127.0.0.1:${ports.main}>
     ZeqE2E On
     ZeqE2ESecret "file:${dir}/secret"
@@ -210,6 +220,27 @@ ${commonConf(dir, backend)}
 
 <VirtualHost 127.0.0.1:${ports.nosecret}>
     ZeqE2E On
+${commonConf(dir, backend)}
+</VirtualHost>
+
+<VirtualHost 127.0.0.1:${ports.signed}>
+    ZeqE2E On
+    ZeqE2EServerKey "file:${dir}/server-key-1.pem"
+    ZeqE2EServerKey "file:${dir}/server-key-2.pem"
+${commonConf(dir, backend)}
+</VirtualHost>
+
+<VirtualHost 127.0.0.1:${ports.v1only}>
+    ZeqE2E On
+    ZeqE2ESecret "file:${dir}/secret"
+    ZeqE2EProtocol 1
+${commonConf(dir, backend)}
+</VirtualHost>
+
+<VirtualHost 127.0.0.1:${ports.psk}>
+    ZeqE2E On
+    ZeqE2ESecret "file:${dir}/secret"
+    ZeqE2ERequirePSK On
 ${commonConf(dir, backend)}
 </VirtualHost>
 `;
@@ -231,13 +262,17 @@ export const FILES = {
 };
 
 const SLOW_CGI = `#!/bin/sh
-# Answers after a pause (abort tests).
+# Answers after a pause (abort tests), its body read first (see redirect.cgi).
+cat > /dev/null
 sleep "\${QUERY_STRING:-2}"
 printf 'Content-Type: text/plain\\r\\n\\r\\nslow\\n'
 `;
 
 const REDIRECT_CGI = `#!/bin/sh
-# A redirect to a static file (redirect tests).
+# A redirect to a static file (redirect tests). Reads its body first: under
+# mod_cgid, a script that exits with its body unread resets the connection
+# its answer travels on.
+cat > /dev/null
 printf 'Status: 302 Found\\r\\nLocation: /files/hello.txt\\r\\nContent-Type: text/plain\\r\\n\\r\\nmoved\\n'
 `;
 
@@ -267,11 +302,15 @@ function errorLogLines(file) {
   return readFileSync(file, 'utf8').split('\n').filter(Boolean);
 }
 
+/** The virtual hosts, each on its own port (see the top of this file). */
+const HOSTS = ['main', 'short', 'nosecret', 'signed', 'v1only', 'psk'];
+
 const LEVEL_RE = /^\[[^\]]*\] \[(?:[\w.-]+:)?(emerg|alert|crit|error|warn)\]/;
 
 /**
  * Starts Apache and the echo backend; resolves to an object with urls
- * (main, short, nosecret), secret (string), restart(), stop(), and
+ * (main, short, nosecret, signed, v1only, psk), secret (string),
+ * serverKeys, restart(), stop(), and
  * unexpectedLogLines(allowed regexps).
  */
 export async function startServer(name = 'client') {
@@ -320,7 +359,15 @@ export async function startServer(name = 'client') {
     throw new Error('t/backend/echo.pl did not start');
   }
 
-  const ports = { main: await freePort(), short: await freePort(), nosecret: await freePort() };
+  // The signing keys of the signed host, made for this run (never committed).
+  for (const n of [1, 2]) {
+    execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout',
+      '-out', join(dir, `server-key-${n}.pem`)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  const serverKeys = [1, 2].map((n) => signingKeyFromPem(readFileSync(join(dir, `server-key-${n}.pem`))));
+
+  const ports = {};
+  for (const name of HOSTS) ports[name] = await freePort();
   const conf = join(dir, 'httpd.conf');
   writeFileSync(conf, config({ dir, ports, backend, root }));
   const httpd = join(apxs('SBINDIR'), apxs('TARGET'));
@@ -339,7 +386,9 @@ export async function startServer(name = 'client') {
   const ready = async () => {
     for (let i = 0; i < 200; i++) {
       if (exited) break;
-      if (await canConnect(ports.main) && await canConnect(ports.short) && await canConnect(ports.nosecret)) return;
+      let all = true;
+      for (const p of Object.values(ports)) all = all && await canConnect(p);
+      if (all) return;
       await sleep(50);
     }
     const log = existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '';
@@ -361,7 +410,9 @@ export async function startServer(name = 'client') {
     secret,
     backend,
     ports,
-    urls: { main: url(ports.main), short: url(ports.short), nosecret: url(ports.nosecret) },
+    urls: Object.fromEntries(HOSTS.map((h) => [h, url(ports[h])])),
+    /** The signed host's keys (node:crypto KeyObjects, SPKI, JWK, signer); the first signs. */
+    serverKeys,
     errorLog,
 
     /** Graceful restart: shmcb starts empty, so every session is gone. */
@@ -414,6 +465,19 @@ export async function startServer(name = 'client') {
       return existsSync(file) ? readFileSync(file, 'utf8') : '';
     },
 
+    /**
+     * The requests Apache logged with their X-E2E-Session and X-E2E-Seq
+     * ("-" when absent): [{ session, seq, status, method, target }].
+     */
+    requestLines() {
+      const file = join(dir, 'wire_log');
+      if (!existsSync(file)) return [];
+      return readFileSync(file, 'latin1').split('\n').filter(Boolean).map((l) => {
+        const m = /^(\S+) (\S+) (\d+) "(\S+) (\S+) [^"]*"$/.exec(l);
+        return m ? { session: m[1], seq: m[2], status: Number(m[3]), method: m[4], target: m[5] } : { line: l };
+      });
+    },
+
     /** The events the backend logged for the WebSockets opened with ?conn=id. */
     backendWebSocketEvents(id) {
       const file = join(backendDir, `ws-${id}.jsonl`);
@@ -440,46 +504,4 @@ export function openNode(key, envelope) {
   const d = createDecipheriv('aes-256-gcm', key, env.subarray(0, 12));
   d.setAuthTag(env.subarray(12, 28));
   return Buffer.concat([d.update(env.subarray(28)), d.final()]);
-}
-
-/**
- * Records every request that reaches the network through globalThis.fetch:
- * install it before zeqE2EWrap (the library then sends through it). Entries:
- * { method, url, requestHeaders, requestBody (Buffer|null), status,
- *   responseHeaders, responseBody (Buffer) }.
- */
-export function installWireTap() {
-  const previous = globalThis.fetch;
-  const log = [];
-  const tap = async (input, init) => {
-    const req = new Request(input, init);
-    const requestBody = req.body ? Buffer.from(await req.clone().arrayBuffer()) : null;
-    const entry = {
-      method: req.method, url: req.url, requestHeaders: new Headers(req.headers), requestBody,
-    };
-    log.push(entry);
-    const res = await previous.call(globalThis, req);
-    entry.status = res.status;
-    entry.responseHeaders = new Headers(res.headers);
-    entry.responseBody = Buffer.from(await res.clone().arrayBuffer());
-    return res;
-  };
-  globalThis.fetch = tap;
-  return {
-    log,
-    tap,
-    restore() { if (globalThis.fetch === tap) globalThis.fetch = previous; },
-    /** The session keys of the handshakes seen so far, by sessionId (node:crypto). */
-    keys(secret) {
-      const keys = new Map();
-      for (const e of log) {
-        if (e.status === 200 && /\/api\/e2e\/handshake$/.test(new URL(e.url).pathname)) {
-          const cn = JSON.parse(e.requestBody.toString('utf8')).clientNonce;
-          const ans = JSON.parse(e.responseBody.toString('utf8'));
-          keys.set(ans.sessionId, deriveKeyNode(secret, cn, ans.serverNonce));
-        }
-      }
-      return keys;
-    },
-  };
 }

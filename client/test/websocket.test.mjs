@@ -1,26 +1,32 @@
-// zeqE2EWebSocket (protocol section 16).
+// zeqE2EWebSocket (protocol sections 16 and 18.11).
 //
-// In headless Chromium (Debian's chromium driven by playwright-core), against
-// the real Apache and the echo backend's WebSockets (t/backend/echo.pl):
-// text and binary messages of every kind, sizes up to 1 MiB, order, close
-// codes (1009 from the module included), mod_proxy_http and
-// mod_proxy_wstunnel, and session renewal. Every frame is checked at the
-// network level (the DevTools protocol's view, through Playwright): a binary
-// frame of 29 + n bytes without the plaintext, which node:crypto opens with
-// the key derived from the handshake seen on the network. The backend's own
-// log says what the application received (plaintext, types kept).
-// Server frames that must be refused (altered, plaintext, unknown type,
-// ...) are injected with Playwright's routeWebSocket, which also alters a
-// page frame on its way to the module (1008).
+// In headless Chromium (Debian's chromium driven by playwright-core), once in
+// protocol v2 (the default) and once in v1, each against its own real Apache
+// and the echo backend's WebSockets (t/backend/echo.pl): text and binary
+// messages of every kind, sizes up to 1 MiB, order, close codes (1009 from
+// the module included), mod_proxy_http and mod_proxy_wstunnel, and session
+// renewal. Every frame is checked at the network level (the DevTools
+// protocol's view, through Playwright): a binary frame without the
+// plaintext, which node:crypto opens with the keys derived from the
+// handshake seen on the network (v2: the page's ECDH private key is captured
+// where Web Crypto makes it, client/test/v2.mjs; the opening's e2e_seal and
+// every message's counter per direction are checked too). The backend's own
+// log says what the application received (plaintext, types kept). Server
+// frames that must be refused (altered, plaintext, unknown type; v2:
+// reordered, replayed, dropped, reflected, of another socket) are injected
+// with Playwright's routeWebSocket, which also alters and reorders page
+// frames on their way to the module (1008).
 //
-// In Node.js, with a stand-in WebSocket class and fetch (no server): URL
-// handling, the order of sends whose bytes come late and of large and small
-// messages opened in parallel, and the error without a WebSocket.
+// In Node.js, with a stand-in WebSocket class and fetch (no server, the test
+// plays it with node:crypto), in v2 and v1: URL handling, the order of sends
+// whose bytes come late and of large and small messages opened in parallel,
+// and the error without a WebSocket.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { launchChromium } from './chromium.mjs';
 import { startServer, openNode, deriveKeyNode } from './server.mjs';
+import * as v2 from './v2.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const sha256 = (b) => createHash('sha256').update(b).digest('hex');
@@ -53,7 +59,7 @@ async function until(what, check, ms = 10000) {
 // ---------------------------------------------------------------------------
 // In the page: window.wsT opens sockets and records their events.
 
-function installHelpers() {
+function installSocketRecorder() {
   const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
   const sha = async (bytes) => hex(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)));
   const pattern = (n, seed = 0) => {
@@ -127,11 +133,16 @@ let server;
 let browser;
 let context;
 let page;
+/** the protocol of the suite running: { version, options } */
+let mode;
 /** every WebSocket of every page, as the network saw it */
-const sockets = [];
-/** session keys by sessionId, derived with node:crypto from the handshakes on the network */
-const keys = new Map();
-const consoleErrors = [];
+let sockets = [];
+/** sessions by sessionId, their keys derived with node:crypto from the handshakes on the network */
+let sessions = new Map();
+let consoleErrors = [];
+
+/** The length on the wire of a message of n bytes (its type byte added). */
+const frameSize = (n) => (mode.version === 2 ? v2.sealedLength(1 + n) : 29 + n);
 
 /** Records the network's view of a page: handshakes (keys) and WebSocket frames. */
 function watch(p) {
@@ -141,9 +152,15 @@ function watch(p) {
     if (new URL(request.url()).pathname !== '/api/e2e/handshake') return;
     const response = await request.response();
     if (!response || response.status() !== 200) return;
-    const { clientNonce } = JSON.parse(request.postDataBuffer().toString());
+    const hs = JSON.parse(request.postDataBuffer().toString());
     const answer = JSON.parse((await response.body()).toString());
-    keys.set(answer.sessionId, deriveKeyNode(server.secret, clientNonce, answer.serverNonce));
+    if (answer.version === 2) {
+      // The page's ECDH private key, as the capture script recorded it.
+      const captured = await p.evaluate(() => window.zeqTestKeys);
+      sessions.set(answer.sessionId, { version: 2, ...v2.keysFromHandshake(hs, answer, captured) });
+    } else {
+      sessions.set(answer.sessionId, { version: 1, key: deriveKeyNode(server.secret, hs.clientNonce, answer.serverNonce) });
+    }
   });
   p.on('websocket', (ws) => {
     const entry = { url: ws.url(), sent: [], received: [], closed: false, error: null };
@@ -159,11 +176,13 @@ async function newPage(origin = server.urls.main, { handshake = true } = {}) {
   const p = await context.newPage();
   watch(p);
   await p.goto(`${origin}/files/blank.html`);
-  await p.evaluate(installHelpers);
-  await p.evaluate(async ({ secret, handshake }) => {
+  await p.evaluate(installSocketRecorder);
+  const sid = await p.evaluate(async ({ options, handshake }) => {
     window.zeqLib = await import('/static/zeq-e2e-client.js');
-    if (handshake) await window.zeqLib.zeqE2EHandshake(location.origin, { secret });
-  }, { secret: server.secret, handshake });
+    if (handshake) return (await window.zeqLib.zeqE2EHandshake(location.origin, options)).sessionId;
+    return null;
+  }, { options: mode.options(), handshake });
+  if (sid) await keyOnWire(sid);
   return p;
 }
 
@@ -173,7 +192,7 @@ async function newPage(origin = server.urls.main, { handshake = true } = {}) {
  * page has already opened its socket: wait for it.
  */
 async function keyOnWire(sid) {
-  return until(`the handshake of session ${sid} on the network`, () => keys.get(sid));
+  return until(`the handshake of session ${sid} on the network`, () => sessions.get(sid));
 }
 
 /** The network's record of the socket opened with ?conn=id (waits for it). */
@@ -184,10 +203,29 @@ async function onWire(id) {
 }
 
 /**
- * Asserts that every frame of a socket was a binary frame with an envelope
- * of type || message (29 + n bytes) and returns the opened messages
- * { sent: [{ type, body }], received: [...] }, waiting for at least the
- * counts given.
+ * v2: the opening's number and the target its e2e_seal is bound to (the
+ * URL without the three parameters); asserts that the seal verifies.
+ */
+function checkOpening(url, session) {
+  const names = ['e2e_session', 'e2e_seq', 'e2e_seal'];
+  const items = url.search.slice(1).split('&');
+  for (const n of names) assert.equal(items.filter((i) => i.split('=')[0] === n).length, 1, `${n} once in ${url.href}`);
+  const kept = items.filter((i) => !names.includes(i.split('=')[0]));
+  const target = url.pathname + (kept.length ? `?${kept.join('&')}` : '');
+  const seq = url.searchParams.get('e2e_seq');
+  assert.match(seq, /^(0|[1-9][0-9]*)$/);
+  const seal = v2.fromB64url(url.searchParams.get('e2e_seal'));
+  assert.equal(v2.openMessage(session.c2s, v2.requestAAD(session.sessionId, seq, 'GET', target), seal).length, 0,
+    'e2e_seal seals the opening as a GET of the URL without the three parameters');
+  return { seq: Number(seq), target };
+}
+
+/**
+ * Asserts that every frame of a socket was a binary frame with a sealed
+ * message (v2: under the direction's key, bound to the socket and to its
+ * number in its direction; v1: an envelope, 29 + n bytes) of type ||
+ * message and returns the opened messages { url, seq, target, sent: [{ type,
+ * body, length }], received: [...] }, waiting for at least the counts given.
  */
 async function openedOnWire(id, { sent = 0, received = 0 } = {}) {
   const entry = await onWire(id);
@@ -196,17 +234,23 @@ async function openedOnWire(id, { sent = 0, received = 0 } = {}) {
   const url = new URL(entry.url);
   const sid = url.searchParams.get('e2e_session');
   assert.ok(sid, `e2e_session in ${entry.url}`);
-  const key = await keyOnWire(sid);
-  const open = (frames) => frames.map((f) => {
+  const session = await keyOnWire(sid);
+  let opening = { seq: null, target: null };
+  if (session.version === 2) opening = checkOpening(url, session);
+  else assert.equal(url.searchParams.get('e2e_seq'), null, 'no e2e_seq in v1');
+  const open = (frames, direction) => frames.map((f, i) => {
     assert.ok(Buffer.isBuffer(f), `a binary frame, not ${typeof f} ${String(f).slice(0, 40)}`);
-    const plain = openNode(key, f);
-    assert.equal(f.length, 28 + plain.length);
+    const plain = session.version === 2
+      ? v2.openMessage(direction === 'c2s' ? session.c2s : session.s2c,
+        v2.wsAAD(sid, opening.seq, direction, i), f)
+      : openNode(session.key, f);
+    assert.equal(f.length, frameSize(plain.length - 1));
     assert.ok(plain.length >= 1 && (plain[0] === 1 || plain[0] === 2), `type byte ${plain[0]}`);
     const body = plain.subarray(1);
     if (body.length >= 8) assert.equal(f.indexOf(body), -1, 'plaintext on the wire');
     return { type: plain[0] === 1 ? 'text' : 'binary', body, length: f.length };
   });
-  return { url, sent: open(entry.sent), received: open(entry.received) };
+  return { url, ...opening, sent: open(entry.sent, 'c2s'), received: open(entry.received, 's2c') };
 }
 
 /** What the backend received on the socket opened with ?conn=id. */
@@ -214,28 +258,43 @@ function backendMessages(id) {
   return server.backendWebSocketEvents(id).filter((e) => e.ev === 'message');
 }
 
-before(async () => {
-  server = await startServer('websocket');
-  browser = await launchChromium(server.dir);
-  context = browser.context;
-  page = await newPage();
-});
+const MODES = [
+  { name: 'protocol 2', version: 2, options: () => ({}) },
+  { name: 'protocol 1', version: 1, options: () => ({ protocol: 1, secret: server.secret }) },
+];
 
-after(async () => {
-  if (browser) await browser.close();
-  if (server) assert.deepEqual(await server.stopChecked(), [], 'unexpected error-log lines');
-});
+for (const m of MODES) {
+  describe(`zeqE2EWebSocket in Chromium, ${m.name}`, () => chromiumSuite(m));
+}
 
-describe('zeqE2EWebSocket in Chromium', () => {
+function chromiumSuite(suiteMode) {
+  before(async () => {
+    mode = suiteMode;
+    sockets = [];
+    sessions = new Map();
+    consoleErrors = [];
+    server = await startServer(`websocket-v${mode.version}`);
+    browser = await launchChromium(server.dir);
+    context = browser.context;
+    // Records the ECDH private key of every v2 handshake (v2.mjs).
+    await context.addInitScript(v2.clientKeyCaptureScript());
+    page = await newPage();
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (server) assert.deepEqual(await server.stopChecked(), [], 'unexpected error-log lines');
+  });
+
   it('needs a session and the session\'s origin; resolves URLs; has the WebSocket interface', async () => {
     const p = await newPage(server.urls.main, { handshake: false });
     try {
-      const out = await p.evaluate(async ({ origin, secret }) => {
+      const out = await p.evaluate(async ({ origin, options }) => {
         const lib = window.zeqLib;
         const attempt = (f) => { try { f(); return 'no error'; } catch (e) { return `${e.name}:${e.code}`; } };
         const r = {};
         r.noSession = attempt(() => lib.zeqE2EWebSocket('/ws/echo'));
-        await lib.zeqE2EHandshake(location.origin, { secret });
+        await lib.zeqE2EHandshake(location.origin, options);
         r.scheme = attempt(() => lib.zeqE2EWebSocket('ftp://127.0.0.1/ws/echo'));
         r.crossOrigin = attempt(() => lib.zeqE2EWebSocket(origin.replace('127.0.0.1', 'localhost') + '/ws/echo'));
         r.otherScheme = attempt(() => lib.zeqE2EWebSocket(origin.replace('http:', 'https:') + '/ws/echo'));
@@ -247,7 +306,8 @@ describe('zeqE2EWebSocket in Chromium', () => {
           ws.close();
         }
         // This one goes on the network.
-        const name = window.wsT.open(origin.replace('http:', 'ws:') + '/ws/echo?a=1&e2e_session=mine&b=2&conn=url-4');
+        const name = window.wsT.open(origin.replace('http:', 'ws:') +
+          '/ws/echo?a=1&e2e_session=mine&b=2&e2e%5Fseq=7&&e2e_seal=x&c=%41&conn=url-4');
         urls.push(window.wsT.ws(name).url);
         await window.wsT.opened(name);
         window.wsT.ws(name).close();
@@ -279,7 +339,7 @@ describe('zeqE2EWebSocket in Chromium', () => {
         await new Promise((res) => { ws.onclose = res; });
         r.closed = ws.readyState;
         return r;
-      }, { origin: server.urls.main, secret: server.secret });
+      }, { origin: server.urls.main, options: mode.options() });
       assert.equal(out.noSession, 'ZeqE2EError:e2e_no_session');
       assert.equal(out.scheme, 'SyntaxError:12');
       assert.equal(out.crossOrigin, 'ZeqE2EError:e2e_cross_origin');
@@ -287,11 +347,18 @@ describe('zeqE2EWebSocket in Chromium', () => {
       assert.equal(out.badProtocol, 'SyntaxError:12');
       const ws = server.urls.main.replace('http:', 'ws:');
       assert.deepEqual(out.urls, [`${ws}/ws/echo?conn=url-1`, `${ws}/files/ws/echo?conn=url-2`,
-        `${ws}/ws/echo?conn=url-3`, `${ws}/ws/echo?a=1&b=2&conn=url-4`]);
-      // On the wire: the library's e2e_session, after the page's parameters.
+        `${ws}/ws/echo?conn=url-3`, `${ws}/ws/echo?a=1&b=2&c=%41&conn=url-4`]);
+      // On the wire: the library's parameters, after the page's.
       const wire = await onWire('url-4');
-      assert.match(wire.url, new RegExp(`^${ws}/ws/echo\\?a=1&b=2&conn=url-4&e2e_session=[A-Za-z0-9_-]+$`));
-      await keyOnWire(new URL(wire.url).searchParams.get('e2e_session'));
+      assert.match(wire.url, new RegExp(`^${ws}/ws/echo\\?a=1&b=2&c=%41&conn=url-4&e2e_session=[A-Za-z0-9_-]+` +
+        (mode.version === 2 ? '&e2e_seq=\\d+&e2e_seal=[A-Za-z0-9_-]+$' : '$')));
+      const session = await keyOnWire(new URL(wire.url).searchParams.get('e2e_session'));
+      if (mode.version === 2) {
+        assert.equal(checkOpening(new URL(wire.url), session).target, '/ws/echo?a=1&b=2&c=%41&conn=url-4');
+        // The backend got exactly that target.
+        const opened = await until('the backend\'s open', () => server.backendWebSocketEvents('url-4').find((e) => e.ev === 'open'));
+        assert.equal(opened.target, '/ws/echo?a=1&b=2&c=%41&conn=url-4');
+      }
       assert.equal(out.instance, true);
       assert.deepEqual(out.constants, [0, 1, 2, 3, 1]);
       assert.deepEqual(out.initial, { readyState: 0, binaryType: 'blob', bufferedAmount: 0, protocol: '', extensions: '' });
@@ -422,7 +489,7 @@ describe('zeqE2EWebSocket in Chromium', () => {
     const wire = await openedOnWire('sizes', { sent: 2 * sizes.length, received: 2 * sizes.length });
     for (const dir of ['sent', 'received']) {
       assert.deepEqual(wire[dir].map((m) => [m.type, m.length]),
-        sizes.flatMap((n) => [['binary', 29 + n], ['text', 29 + n]]), dir);
+        sizes.flatMap((n) => [['binary', frameSize(n)], ['text', frameSize(n)]]), dir);
     }
     assert.deepEqual(backendMessages('sizes').map((m) => [m.type, m.len]),
       sizes.flatMap((n) => [['binary', n], ['text', n]]));
@@ -559,7 +626,7 @@ describe('zeqE2EWebSocket in Chromium', () => {
     assert.equal(typeof wasClean, 'boolean');
     assert.deepEqual(backendClose, { type: 'close', code: 1009, reason: '', isCloseEvent: true });
     const wire = await openedOnWire('small-client', { sent: 2, received: 1 });
-    assert.deepEqual(wire.sent.map((m) => m.length), [4096 + 29, 4097 + 29]);
+    assert.deepEqual(wire.sent.map((m) => m.length), [frameSize(4096), frameSize(4097)]);
     assert.match(server.logText(), /WebSocket closed with 1009: a client message is over ZeqE2EMaxMessage/);
     assert.match(server.logText(), /WebSocket closed with 1009: a backend message is over ZeqE2EMaxMessage/);
   });
@@ -583,7 +650,7 @@ describe('zeqE2EWebSocket in Chromium', () => {
       [[4008, 'e2e_bad_envelope']]);
   });
 
-  it('refuses server frames that are altered, plaintext, of an unknown type or not UTF-8; shows the module\'s 1008 (routeWebSocket)', async () => {
+  (suiteMode.version === 1 ? it : () => {})('refuses server frames that are altered, plaintext, of an unknown type or not UTF-8; shows the module\'s 1008 (routeWebSocket)', async () => {
     const p = await context.newPage();
     watch(p);
     // Each socket's ?conn= says what the route sends the page instead of
@@ -591,7 +658,7 @@ describe('zeqE2EWebSocket in Chromium', () => {
     // node:crypto seals with the session key derived from the handshake on
     // the network. conn=tamper-toserver alters the page's frame instead.
     let pageSession = null;
-    const key = () => keys.get(pageSession);
+    const key = () => sessions.get(pageSession).key;
     const cases = {
       altered: (m) => { const b = Buffer.from(m); b[b.length - 1] ^= 0x01; return [b]; },
       plaintext: () => ['{"tick":1}'],
@@ -629,10 +696,10 @@ describe('zeqE2EWebSocket in Chromium', () => {
     });
     try {
       await p.goto(`${server.urls.main}/files/blank.html`);
-      await p.evaluate(installHelpers);
+      await p.evaluate(installSocketRecorder);
       const out = await p.evaluate(async ({ secret, cases }) => {
         window.zeqLib = await import('/static/zeq-e2e-client.js');
-        await window.zeqLib.zeqE2EHandshake(location.origin, { secret });
+        await window.zeqLib.zeqE2EHandshake(location.origin, { protocol: 1, secret });
         const { wsT } = window;
         const r = {};
         for (const c of cases) {
@@ -673,6 +740,131 @@ describe('zeqE2EWebSocket in Chromium', () => {
       assert.equal(out.toserver[1].code, 1008);
       assert.deepEqual(server.backendWebSocketEvents('tamper-toserver').filter((e) => e.ev === 'message'), []);
       assert.match(server.logText(), /WebSocket closed with 1008: a client frame does not verify under the session key/);
+    } finally {
+      await p.close();
+    }
+  });
+
+  (suiteMode.version === 2 ? it : () => {})('refuses server messages that are altered, out of their place, reflected or of another socket; the module refuses the page\'s (routeWebSocket)', async () => {
+    const p = await context.newPage();
+    watch(p);
+    // Each socket's ?conn= says what the route sends the page instead of
+    // the backend's first two messages (the echoes of the page's two), with
+    // node:crypto sealing under the page's k_s2c; conn=tamper-toserver-*
+    // alter or reorder the page's frames on their way to the module.
+    const seal = (sock, counter, plain, upgradeSeq = sock.seq) => v2.sealMessage(sock.session.s2c,
+      v2.wsAAD(sock.session.sessionId, upgradeSeq, 's2c', counter), Buffer.from(plain));
+    const cases = {
+      altered: (s, [a, b]) => { const x = Buffer.from(a); x[x.length - 1] ^= 0x01; return [x, b]; },
+      plaintext: () => ['{"tick":1}'],
+      unknown: (s) => [seal(s, 0, [0x03, 0x68, 0x69])],
+      empty: (s) => [seal(s, 0, [])],
+      short: () => [randomBytes(20)],
+      utf8: (s) => [seal(s, 0, [0x01, 0x61, 0xff, 0xfe])],
+      reordered: (s, [a, b]) => [b, a],
+      replayed: (s, [a, b]) => [a, a, b],
+      dropped: (s, [, b]) => [b],
+      reflected: (s) => [s.fromPage[0]],
+      othersocket: (s) => [seal(s, 0, Buffer.from('\x01for another socket'), s.seq + 1)],
+      mixed: (s, [a]) => [seal(s, 0, Buffer.from('\x01sealed by node:crypto')),
+        seal(s, 1, Buffer.concat([Buffer.from([0x02]), pattern(33, 4)])), a,
+        seal(s, 3, Buffer.from('\x01never delivered'))],
+    };
+    const routed = {};
+    await p.routeWebSocket(/\/ws\/echo\?/, (route) => {
+      const u = new URL(route.url());
+      const which = u.searchParams.get('conn').replace(/^tamper-/, '');
+      const sock = { session: sessions.get(u.searchParams.get('e2e_session')), seq: Number(u.searchParams.get('e2e_seq')),
+        fromPage: [], fromBackend: [] };
+      routed[which] = sock;
+      const backend = route.connectToServer();
+      route.onMessage((m) => {
+        const b = Buffer.from(m);
+        sock.fromPage.push(b);
+        if (which === 'toserver-altered') b[b.length - 1] ^= 0x01;
+        if (which === 'toserver-reordered') {
+          if (sock.fromPage.length === 2) { backend.send(sock.fromPage[1]); backend.send(sock.fromPage[0]); }
+          return;
+        }
+        backend.send(b);
+      });
+      backend.onMessage((m) => {
+        sock.fromBackend.push(Buffer.from(m));
+        if (!cases[which]) { route.send(m); return; }
+        if (sock.fromBackend.length === 2) for (const f of cases[which](sock, sock.fromBackend)) route.send(f);
+      });
+      route.onClose((code, reason) => backend.close({ code, reason }));
+      backend.onClose((code, reason) => route.close({ code, reason }));
+    });
+    try {
+      await p.goto(`${server.urls.main}/files/blank.html`);
+      await p.evaluate(installSocketRecorder);
+      const sid = await p.evaluate(async () => {
+        window.zeqLib = await import('/static/zeq-e2e-client.js');
+        return (await window.zeqLib.zeqE2EHandshake(location.origin)).sessionId;
+      });
+      // node:crypto holds the keys before the first socket opens.
+      await keyOnWire(sid);
+      const all = [...Object.keys(cases), 'toserver-altered', 'toserver-reordered'];
+      const out = await p.evaluate(async (all) => {
+        const { wsT } = window;
+        const r = {};
+        for (const c of all) {
+          const name = wsT.open(`/ws/echo?conn=tamper-${c}`, { binaryType: 'arraybuffer' });
+          await wsT.opened(name);
+          wsT.ws(name).send(`the first of this ${c} pair`);
+          wsT.ws(name).send(`the second of this ${c} pair`);
+          await wsT.closed(name);
+          r[c] = await wsT.report(name);
+        }
+        return r;
+      }, all);
+      const refused = {
+        altered: /message 0 from the server did not verify/,
+        plaintext: /text frame/,
+        unknown: /unknown type byte 0x03/,
+        empty: /no type byte/,
+        short: /shorter than 33/,
+        utf8: /not UTF-8/,
+        reordered: /message 0 from the server did not verify/,
+        dropped: /message 0 from the server did not verify/,
+        reflected: /message 0 from the server did not verify/,
+        othersocket: /message 0 from the server did not verify/,
+      };
+      for (const [c, why] of Object.entries(refused)) {
+        const events = out[c];
+        assert.deepEqual(events.map((e) => e.type), ['open', 'error', 'close'], `${c}: nothing delivered`);
+        assert.equal(events[1].code, 'e2e_bad_envelope', c);
+        assert.match(events[1].message, why, c);
+        const code = c === 'utf8' ? 4007 : 4008;
+        assert.deepEqual(events[2], { type: 'close', code, reason: 'e2e_bad_envelope', wasClean: false, isCloseEvent: true }, c);
+        // The library's close reached the backend.
+        assert.deepEqual(server.backendWebSocketEvents(`tamper-${c}`).filter((e) => e.ev === 'close').map((e) => e.code),
+          [code], c);
+      }
+      // A replayed message: the first delivered once, its copy refused.
+      assert.deepEqual(out.replayed.map((e) => e.type), ['open', 'message', 'error', 'close']);
+      assert.deepEqual(out.replayed[1], { kind: 'text', text: 'the first of this replayed pair', type: 'message' });
+      assert.match(out.replayed[2].message, /message 1 from the server did not verify/);
+      // What came before the bad message is delivered, in order; nothing after it.
+      const mixed = out.mixed;
+      assert.deepEqual(mixed.map((e) => e.type), ['open', 'message', 'message', 'error', 'close']);
+      assert.deepEqual(mixed[1], { kind: 'text', text: 'sealed by node:crypto', type: 'message' });
+      assert.deepEqual([mixed[2].kind, mixed[2].length, mixed[2].sha], ['arraybuffer', 33, sha256(pattern(33, 4))]);
+      assert.match(mixed[3].message, /message 2 from the server did not verify/, 'the backend\'s message 0 in place 2');
+      // The page's frames altered or reordered: the module closes with 1008
+      // and nothing (after the last good one) reaches the backend.
+      for (const c of ['toserver-altered', 'toserver-reordered']) {
+        assert.deepEqual(out[c].map((e) => e.type), ['open', 'close'], c);
+        assert.equal(out[c][1].code, 1008, c);
+        assert.deepEqual(server.backendWebSocketEvents(`tamper-${c}`).filter((e) => e.ev === 'message'), [], c);
+      }
+      // The route saw sealed messages of the page, which node:crypto opens
+      // under k_c2s with their counters.
+      const s = routed.reordered;
+      assert.equal(v2.openMessage(s.session.c2s, v2.wsAAD(sid, s.seq, 'c2s', 1), s.fromPage[1]).toString(),
+        '\x01the second of this reordered pair');
+      assert.equal((server.logText().match(/WebSocket closed with 1008: a client message does not verify \(key, socket, direction or order\)/g) || []).length, 2);
     } finally {
       await p.close();
     }
@@ -725,7 +917,9 @@ describe('zeqE2EWebSocket in Chromium', () => {
     // The request line in the access log (%r) carries no session id: the
     // module takes e2e_session out of it where it is on (not under /off/).
     const log = server.accessLogText();
-    assert.match(log, /"GET \/ws\/echo\?conn=forgotten HTTP\/1\.1" 401 /);
+    // (v2: the server leaves e2e_seq and e2e_seal in the request line of an
+    // opening it refuses for its session; neither is a secret.)
+    assert.match(log, /"GET \/ws\/echo\?conn=forgotten(&e2e_seq=\d+&e2e_seal=[\w-]+)? HTTP\/1\.1" 401 /);
     assert.doesNotMatch(log, /"GET \/(?:ws|wst)\/[^"]*e2e_session/);
     assert.deepEqual(server.backendWebSocketEvents('forgotten'), []);
     assert.deepEqual(out.again.slice(0, 2).map((e) => e.type), ['open', 'message']);
@@ -742,16 +936,21 @@ describe('zeqE2EWebSocket in Chromium', () => {
     ];
     assert.deepEqual(consoleErrors.filter((e) => !expected.some((re) => re.test(e))), []);
   });
-});
+}
 
 // ---------------------------------------------------------------------------
 // In Node.js, without a server: a stand-in WebSocket and a stand-in fetch.
 
-describe('zeqE2EWebSocket in Node.js (stand-in socket)', () => {
+for (const version of [2, 1]) {
+  describe(`zeqE2EWebSocket in Node.js (stand-in socket), protocol ${version}`, () => standInSuite(version));
+}
+
+function standInSuite(version) {
   const SECRET = 'node-stand-in-secret';
   const ORIGIN = 'https://app.example:8443';
   let lib;
-  let key;
+  /** The stand-in server's session: v1 { key }, v2 { c2s, s2c } (node:crypto). */
+  let session;
   let savedFetch;
   let savedWebSocket;
   const created = [];
@@ -769,6 +968,7 @@ describe('zeqE2EWebSocket in Node.js (stand-in socket)', () => {
       this.extensions = '';
       this.sent = [];
       this.closedWith = null;
+      this.toClient = 0;
       created.push(this);
     }
 
@@ -790,7 +990,35 @@ describe('zeqE2EWebSocket in Node.js (stand-in socket)', () => {
       Object.assign(ev, { code, reason, wasClean: true });
       this.dispatchEvent(ev);
     }
+
+    /** v2: the opening's number, its seal checked as the server would. */
+    get upgradeSeq() {
+      const u = new URL(this.url);
+      const seq = u.searchParams.get('e2e_seq');
+      const kept = u.search.slice(1).split('&').filter((x) => !/^e2e_(session|seq|seal)=/.test(x));
+      const target = u.pathname + (kept.length ? `?${kept.join('&')}` : '');
+      assert.equal(v2.openMessage(session.c2s, v2.requestAAD(session.sessionId, seq, 'GET', target),
+        v2.fromB64url(u.searchParams.get('e2e_seal'))).length, 0, 'the opening\'s seal verifies');
+      return seq;
+    }
+
+    /** A server message of type || message, sealed as the server would (the next counter). */
+    seal(plain, counter = this.toClient++) {
+      return version === 2
+        ? v2.sealMessage(session.s2c, v2.wsAAD(session.sessionId, this.upgradeSeq, 's2c', counter), plain)
+        : sealNode(session.key, plain);
+    }
+
+    /** The client's message number i, opened as the server would. */
+    open(i) {
+      return version === 2
+        ? v2.openMessage(session.c2s, v2.wsAAD(session.sessionId, this.upgradeSeq, 'c2s', i), this.sent[i])
+        : openNode(session.key, this.sent[i]);
+    }
   }
+
+  /** The stand-in socket the library opens next (a v2 opening waits for its seal). */
+  const nextSocket = (before) => until('the underlying socket', () => created.length > before && created.at(-1));
 
   const events = (ws) => {
     const log = [];
@@ -807,13 +1035,20 @@ describe('zeqE2EWebSocket in Node.js (stand-in socket)', () => {
     globalThis.fetch = async (input, init) => {
       const req = new Request(input, init);
       assert.equal(req.url, `${ORIGIN}/api/e2e/handshake`);
-      const { clientNonce } = await req.json();
-      key = deriveKeyNode(SECRET, clientNonce, serverNonce);
+      const hs = await req.json();
+      if (version === 2) {
+        assert.equal(hs.version, 2);
+        const e = v2.ecdh();
+        session = { sessionId: 'node-session', ...v2.sessionKeys(e.computeSecret(v2.fromB64url(hs.clientKey)), hs.clientNonce, serverNonce) };
+        return new Response(JSON.stringify({ version: 2, sessionId: 'node-session', serverNonce,
+          serverKey: v2.b64url(e.getPublicKey()), expiresIn: 3600 }), { headers: { 'Content-Type': 'application/json' } });
+      }
+      session = { sessionId: 'node-session', key: deriveKeyNode(SECRET, hs.clientNonce, serverNonce) };
       return new Response(JSON.stringify({ version: 1, sessionId: 'node-session', serverNonce, expiresIn: 3600 }),
         { headers: { 'Content-Type': 'application/json' } });
     };
-    lib = await import('../zeq-e2e-client.js?websocket-stand-in');
-    await lib.zeqE2EHandshake(ORIGIN, { secret: SECRET });
+    lib = await import(`../zeq-e2e-client.js?websocket-stand-in-${version}`);
+    await lib.zeqE2EHandshake(ORIGIN, version === 2 ? {} : { protocol: 1, secret: SECRET });
   });
 
   after(() => {
@@ -827,25 +1062,69 @@ describe('zeqE2EWebSocket in Node.js (stand-in socket)', () => {
     assert.throws(() => lib.zeqE2EWebSocket('/ws/echo'), (e) => e.code === 'e2e_unsupported' && /WebSocket/.test(e.message));
   });
 
-  it('maps https to wss and puts its e2e_session last', () => {
+  it('maps https to wss and puts its parameters last', async () => {
     globalThis.WebSocket = StandInWebSocket;
-    const ws = lib.zeqE2EWebSocket(`${ORIGIN}/ws/x?e2e_session=old&q=a%20b#top`, 'chat');
-    const under = created.at(-1);
-    assert.equal(under.url, 'wss://app.example:8443/ws/x?q=a%20b&e2e_session=node-session');
+    const n = created.length;
+    const ws = lib.zeqE2EWebSocket(`${ORIGIN}/ws/x?e2e_session=old&q=a%20b&e2e_seq=9#top`, 'chat');
+    const under = await nextSocket(n);
+    if (version === 2) {
+      assert.match(under.url, /^wss:\/\/app\.example:8443\/ws\/x\?q=a%20b&e2e_session=node-session&e2e_seq=\d+&e2e_seal=[\w-]+$/);
+      assert.match(under.upgradeSeq, /^\d+$/);
+    } else {
+      assert.equal(under.url, 'wss://app.example:8443/ws/x?q=a%20b&e2e_session=node-session');
+    }
     assert.equal(under.protocols, 'chat');
     assert.equal(under.binaryType, 'arraybuffer');
     assert.equal(ws.url, 'wss://app.example:8443/ws/x?q=a%20b');
     assert.equal(lib.zeqE2EWebSocket('wss://app.example:8443/').url, 'wss://app.example:8443/');
     assert.throws(() => lib.zeqE2EWebSocket('ws://app.example:8443/'), (e) => e.code === 'e2e_cross_origin');
     assert.throws(() => lib.zeqE2EWebSocket('wss://app.example/'), (e) => e.code === 'e2e_cross_origin');
+    assert.throws(() => lib.zeqE2EWebSocket('/ws/x', ['a', 'a']), (e) => e.name === 'SyntaxError', 'at once, as WebSocket does');
   });
+
+  if (version === 2) {
+    it('gives every opening its own number of the session, sealed for its target', async () => {
+      globalThis.WebSocket = StandInWebSocket;
+      const n = created.length;
+      lib.zeqE2EWebSocket('/ws/a?x=1');
+      lib.zeqE2EWebSocket('/ws/b');
+      await until('two sockets', () => created.length >= n + 2);
+      const [a, b] = created.slice(n);
+      assert.notEqual(a.upgradeSeq, b.upgradeSeq);
+      assert.equal(Number(b.upgradeSeq), Number(a.upgradeSeq) + 1);
+    });
+
+    it('closes with 4008 on a message out of its place: replayed, or sealed for the other direction', async () => {
+      globalThis.WebSocket = StandInWebSocket;
+      for (const bad of ['replayed', 'reflected', 'skipped']) {
+        const n = created.length;
+        const ws = lib.zeqE2EWebSocket('/ws/echo');
+        const log = events(ws);
+        const under = await nextSocket(n);
+        under.serverOpen();
+        await until('open', () => log.includes('open'));
+        ws.send('from the page');
+        await until('the send', () => under.sent.length === 1);
+        assert.equal(under.open(0).toString(), '\x01from the page');
+        const first = under.seal(Buffer.from('\x01first'));
+        under.serverSend(new Uint8Array(first).buffer);
+        if (bad === 'replayed') under.serverSend(new Uint8Array(first).buffer);
+        if (bad === 'reflected') under.serverSend(new Uint8Array(under.sent[0]).buffer);
+        if (bad === 'skipped') under.serverSend(new Uint8Array(under.seal(Buffer.from('\x01third'), 2)).buffer);
+        await until('the close', () => log.includes('close 4008'));
+        assert.deepEqual(log, ['open', 'first', 'error', 'close 4008'], bad);
+        assert.deepEqual(under.closedWith, [4008, 'e2e_bad_envelope']);
+      }
+    });
+  }
 
   it('sends in call order even when a Blob is slow, and closes after the queue', async () => {
     globalThis.WebSocket = StandInWebSocket;
+    const n = created.length;
     const ws = lib.zeqE2EWebSocket('/ws/echo');
-    const under = created.at(-1);
+    const under = await nextSocket(n);
     under.serverOpen();
-    await sleep(0);
+    await until('open', () => ws.readyState === 1);
     class SlowBlob extends Blob {
       async arrayBuffer() { await sleep(50); return super.arrayBuffer(); }
     }
@@ -857,25 +1136,26 @@ describe('zeqE2EWebSocket in Node.js (stand-in socket)', () => {
     assert.equal(under.sent.length, 0);
     assert.equal(under.closedWith, null, 'close() waits for the queue');
     await until('three sends', () => under.closedWith);
-    assert.deepEqual(under.sent.map((f) => openNode(key, f).toString('hex')),
-      ['\x02first, slow', '\x01second', '\x02\x03'].map((s) => Buffer.from(s, 'latin1').toString('hex')));
+    assert.deepEqual(under.sent.map((f, i) => under.open(i).toString('hex')),
+      ['\x02first, slow', '\x01second', '\x02\x03'].map((t) => Buffer.from(t, 'latin1').toString('hex')));
     assert.deepEqual(under.closedWith, [1000]);
   });
 
   it('delivers in arrival order however long each takes to open, and stops at a bad one', async () => {
     globalThis.WebSocket = StandInWebSocket;
+    const n = created.length;
     const ws = lib.zeqE2EWebSocket('/ws/echo');
     ws.binaryType = 'arraybuffer';
     const log = events(ws);
-    const under = created.at(-1);
+    const under = await nextSocket(n);
     under.serverOpen();
     const big = pattern(4 << 20, 5);
-    under.serverSend(new Uint8Array(sealNode(key, Buffer.concat([Buffer.from([2]), big]))).buffer);
-    under.serverSend(new Uint8Array(sealNode(key, Buffer.from('\x01small'))).buffer);
-    const bad = sealNode(key, Buffer.from('\x01altered'));
+    under.serverSend(new Uint8Array(under.seal(Buffer.concat([Buffer.from([2]), big]))).buffer);
+    under.serverSend(new Uint8Array(under.seal(Buffer.from('\x01small'))).buffer);
+    const bad = under.seal(Buffer.from('\x01altered'));
     bad[13] ^= 1;
     under.serverSend(new Uint8Array(bad).buffer);
-    under.serverSend(new Uint8Array(sealNode(key, Buffer.from('\x01after'))).buffer);
+    under.serverSend(new Uint8Array(under.seal(Buffer.from('\x01after'))).buffer);
     await until('the close', () => log.includes('close 4008'));
     assert.equal(log.length, 5);
     assert.equal(log[0], 'open');
@@ -885,4 +1165,4 @@ describe('zeqE2EWebSocket in Node.js (stand-in socket)', () => {
     assert.deepEqual(under.closedWith, [4008, 'e2e_bad_envelope']);
     assert.equal(ws.readyState, 3);
   });
-});
+}

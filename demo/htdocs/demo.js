@@ -1,6 +1,7 @@
-// The demo page of mod_zeq_e2e: runs the bootstrap snippet, then three
-// requests and a WebSocket, and shows for each what the application received
-// and answered (plaintext) beside what crossed the wire (envelopes).
+// The demo page of mod_zeq_e2e: runs the bootstrap snippet (protocol v2, no
+// secret), shows the handshake's public keys, then three requests and a
+// WebSocket, and shows for each what the application received and answered
+// (plaintext) beside what crossed the wire (sealed messages).
 import { zeqE2EHandshake, zeqE2EWrap, zeqE2ESession, zeqE2EWebSocket } from '/static/zeq-e2e-client.js';
 
 // --- The wire tap (demo only) ----------------------------------------------
@@ -60,28 +61,6 @@ function setStatus(cls, text) {
   el.textContent = text;
 }
 
-/** The demo's secret: from /cgi-bin/secret.cgi, else typed in (or none). */
-async function loadSecret() {
-  try {
-    const res = await fetch('/cgi-bin/secret.cgi', { cache: 'no-store' });
-    if (res.ok) {
-      const { secret } = await res.json();
-      if (typeof secret === 'string' && secret) return secret;
-    }
-  } catch { /* fall through to the form */ }
-  const form = $('#secret-form');
-  form.hidden = false;
-  setStatus('pending', 'Waiting for the secret…');
-  return new Promise((resolve) => {
-    form.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      form.hidden = true;
-      resolve($('#secret-input').value.replace(/\r?\n$/, ''));
-    });
-    $('#secret-skip').addEventListener('click', () => { form.hidden = true; resolve(null); });
-  });
-}
-
 // --- Rendering -----------------------------------------------------------------
 
 function hexSpan(cls, bytes) {
@@ -92,20 +71,42 @@ function hexSpan(cls, bytes) {
 }
 
 const SHOW_CT = 24;
+const RECORD = 16384;
 
-/** A body as it crossed the wire: an envelope in colours, or plaintext. */
+/** The plaintext length of a sealed message of n bytes in 16 KiB records. */
+function plainLength(n) {
+  const x = n - 13;
+  const records = Math.max(1, Math.ceil(x / (RECORD + 20)));
+  return x - 20 * records;
+}
+
+/**
+ * A sealed message in colours: 0x02 || nonce_base, then its first record
+ * (header, ciphertext, and its tag when it is the only record).
+ */
+function appendSealed(box, bytes) {
+  const n = plainLength(bytes.length);
+  const records = Math.max(1, Math.ceil(n / RECORD));
+  const first = Math.min(n, RECORD);
+  box.append(hexSpan('iv', bytes.subarray(0, 13)), ' ', hexSpan('rh', bytes.subarray(13, 17)), ' ',
+    hexSpan('ct', bytes.subarray(17, 17 + Math.min(first, SHOW_CT))));
+  if (first > SHOW_CT) box.append('…');
+  if (records === 1) box.append(' ', hexSpan('tag16', bytes.subarray(17 + first, 17 + first + 16)));
+  else box.append(` (${records - 1} more records)`);
+}
+
+/** A body as it crossed the wire: a sealed message in colours, or plaintext. */
 function renderWireBody(box, headers, bytes) {
   const type = (headers.get('content-type') || '').split(';')[0].trim();
   if (!bytes || (bytes.length === 0 && type !== 'application/x-zeq-e2e')) {
-    box.append('(no body)');
+    box.append(headers.get('x-e2e-seal') ? '(no body: X-E2E-Seal seals the empty message)' : '(no body)');
     return;
   }
-  if (type === 'application/x-zeq-e2e' && bytes.length >= 28) {
-    box.append(`envelope, ${bytes.length} bytes = 28 + ${bytes.length - 28}\n`);
-    box.append(hexSpan('iv', bytes.subarray(0, 12)), ' ',
-      hexSpan('tag16', bytes.subarray(12, 28)), ' ',
-      hexSpan('ct', bytes.subarray(28, 28 + SHOW_CT)));
-    if (bytes.length > 28 + SHOW_CT) box.append('…');
+  if (type === 'application/x-zeq-e2e' && bytes.length >= 33 && bytes[0] === 0x02) {
+    const n = plainLength(bytes.length);
+    const records = Math.max(1, Math.ceil(n / RECORD));
+    box.append(`sealed message, ${bytes.length} bytes = 13 + 20 × ${records} + ${n}\n`);
+    appendSealed(box, bytes);
     return;
   }
   const text = decoder.decode(bytes.subarray(0, 400));
@@ -187,13 +188,15 @@ async function runDemo({ id, title, what, method, path, body, type }) {
 
   const wreq = $('.wire-request', panel);
   wreq.append(`${entry.method} ${new URL(entry.url).pathname}\n`);
-  const reqHeaders = headerLines(entry.requestHeaders, ['content-type', 'x-e2e-content-type', 'x-e2e-session', 'accept']);
+  const reqHeaders = headerLines(entry.requestHeaders,
+    ['content-type', 'x-e2e-content-type', 'x-e2e-session', 'x-e2e-seq', 'x-e2e-seal', 'accept']);
   if (reqHeaders) {
     const h = document.createElement('span');
     h.className = 'hdr';
     h.textContent = reqHeaders.replace(/(x-e2e-session: .{12}).*/, '$1…') + '\n\n';
     wreq.append(h);
   }
+  result.wire.seq = entry.requestHeaders.get('x-e2e-seq');
   renderWireBody(wreq, entry.requestHeaders, entry.requestBody);
 
   const wres = $('.wire-answer', panel);
@@ -201,7 +204,7 @@ async function runDemo({ id, title, what, method, path, body, type }) {
   const h = document.createElement('span');
   h.className = 'hdr';
   h.textContent = headerLines(entry.responseHeaders,
-    ['content-type', 'x-e2e-content-type', 'x-e2e-content-encoding', 'content-length']) + '\n\n';
+    ['content-type', 'x-e2e-content-type', 'x-e2e-content-encoding', 'x-e2e-seal', 'content-length']) + '\n\n';
   wres.append(h);
   renderWireBody(wres, entry.responseHeaders, entry.responseBody);
 }
@@ -211,17 +214,16 @@ async function runDemo({ id, title, what, method, path, body, type }) {
 const SHOW_MESSAGES = 6;
 const SHOW_FRAMES = 4;
 
-/** One frame as it crossed the wire: an envelope in colours, or a text frame. */
+/** One frame as it crossed the wire: a sealed message in colours, or a text frame. */
 function renderFrame(box, arrow, frame) {
   if (typeof frame === 'string') {
     box.append(`${arrow} text frame, ${new TextEncoder().encode(frame).length} bytes\n${frame}\n`);
     return;
   }
-  box.append(`${arrow} binary frame, ${frame.length} bytes = 29 + ${frame.length - 29}\n`);
-  box.append(hexSpan('iv', frame.subarray(0, 12)), ' ',
-    hexSpan('tag16', frame.subarray(12, 28)), ' ',
-    hexSpan('ct', frame.subarray(28, 28 + SHOW_CT)));
-  box.append(frame.length > 28 + SHOW_CT ? '…\n' : '\n');
+  const n = plainLength(frame.length) - 1;
+  box.append(`${arrow} binary frame, ${frame.length} bytes = 34 + ${n}\n`);
+  appendSealed(box, frame);
+  box.append('\n');
 }
 
 /**
@@ -232,8 +234,9 @@ function renderFrame(box, arrow, frame) {
 function runWebSocketDemo(encrypted) {
   const panel = addPanel('ws', 'A WebSocket to a proxied app',
     "zeqE2EWebSocket('/ws/pulse'): mod_proxy_http tunnels the socket to the backend, which sends a tick " +
-    'every 100 ms and echoes what the page sends. The module seals each of the backend\'s messages into one ' +
-    'binary frame and opens the page\'s: the backend exchanges ordinary text messages.',
+    'every 100 ms and echoes what the page sends. The opening carries its sequence number and seal; the ' +
+    'module seals each of the backend\'s messages into one binary frame, numbered in its direction, and ' +
+    'opens the page\'s: the backend exchanges ordinary text messages.',
     ['Sent', 'Received', 'Frames sent', 'Frames received (the last ones)']);
   panel.classList.add('ws-demo');
   $('.app h3', panel).firstChild.textContent = 'What the page and the application exchanged ';
@@ -263,8 +266,8 @@ function runWebSocketDemo(encrypted) {
     wireRequest.textContent = '';
     if (wsWire.url) {
       const u = new URL(wsWire.url);
-      wireRequest.append(`GET ${u.pathname}${u.search.replace(/(e2e_session=.{12}).*/, '$1…')}\n` +
-        'Upgrade: websocket\n\n');
+      const search = u.search.replace(/(e2e_session=.{12})[^&]*/, '$1…').replace(/(e2e_seal=.{12})[^&]*/, '$1…');
+      wireRequest.append(`GET ${u.pathname}${search}\n` + 'Upgrade: websocket\n\n');
     }
     for (const f of wsWire.sent.slice(-2)) renderFrame(wireRequest, '→', f);
     wireAnswer.textContent = `${wsWire.receivedCount} frames\n\n`;
@@ -336,23 +339,49 @@ function runWebSocketDemo(encrypted) {
 
 // --- The page ------------------------------------------------------------------
 
-const secret = await loadSecret();
-
 // The bootstrap snippet, unchanged.
-try { await zeqE2EHandshake(window.location.origin, { secret }); zeqE2EWrap(); }
+try { await zeqE2EHandshake(window.location.origin); zeqE2EWrap(); }
 catch (e) { /* plaintext continues to work */ state.error = e; }
+
+/** The handshake as it crossed the wire (public values only). */
+function showHandshake() {
+  const entry = wireLog.find((e) => new URL(e.url).pathname === '/api/e2e/handshake');
+  const req = $('[data-testid="handshake-request"]');
+  const ans = $('[data-testid="handshake-answer"]');
+  if (!entry) return;
+  let request = null;
+  let answer = null;
+  try { request = JSON.parse(decoder.decode(entry.requestBody)); } catch { /* shown as text */ }
+  try { answer = JSON.parse(decoder.decode(entry.responseBody)); } catch { /* shown as text */ }
+  state.handshake = { request, answer, status: entry.status };
+  const line = (k, v) => `${k}: ${v}\n`;
+  req.textContent = request
+    ? line('version', request.version) + line('clientNonce', request.clientNonce) +
+      line('clientKey (C, the browser\'s public key)', request.clientKey) +
+      (request.psk ? line('psk', true) : '')
+    : decoder.decode(entry.requestBody);
+  ans.textContent = `${entry.status}\n` + (answer && entry.status === 200
+    ? line('version', answer.version) + line('sessionId', answer.sessionId) + line('serverNonce', answer.serverNonce) +
+      line('serverKey (S, the server\'s public key)', answer.serverKey) + line('expiresIn', answer.expiresIn) +
+      (answer.signature ? line('signature', answer.signature) + line('signer', answer.signer) : '')
+    : decoder.decode(entry.responseBody));
+}
+showHandshake();
 
 const session = zeqE2ESession();
 if (session) {
   state.mode = 'encrypted';
   state.session = session.sessionId;
-  setStatus('encrypted', `Encrypted: session ${session.sessionId.slice(0, 10)}…, ` +
+  state.version = session.version;
+  setStatus('encrypted', `Encrypted (protocol ${session.version}): session ${session.sessionId.slice(0, 10)}…, ` +
     `expires ${new Date(session.expiresAt).toLocaleTimeString()} (renewed before that)`);
 } else {
   state.mode = 'plaintext';
-  const why = state.error ? (state.error.code || state.error.message) : 'no secret';
+  const why = state.error ? (state.error.code || state.error.message) : 'no session';
   state.errorCode = state.error && state.error.code;
   setStatus('plaintext', `Plaintext: no encryption here (${why}); the page keeps working`);
+  $('[data-testid="handshake-derived"]').textContent =
+    `No session: the server answered ${why}, so no keys were derived and the page sends plaintext.`;
 }
 
 const message = {
@@ -363,10 +392,24 @@ const message = {
 await runDemo({
   id: 'static',
   title: 'GET a static file',
-  what: 'GET /sample.json: Apache\'s static file handler answers, the module seals the file.',
+  what: 'GET /sample.json: no body, so the request carries the seal of the empty message (X-E2E-Seal); ' +
+    'Apache\'s static file handler answers, the module seals the file.',
   method: 'GET',
   path: '/sample.json',
 });
+if (session) {
+  const first = state.results[0];
+  const derived = $('[data-testid="handshake-derived"]');
+  if (first && first.status === 200 && !first.error) {
+    state.keysAgree = true;
+    derived.textContent = `Both sides derived the same keys: the server verified this page's first request ` +
+      `(sequence number ${first.wire && first.wire.seq}, sealed under k_c2s) and this page opened the server's ` +
+      'answer (sealed under k_s2c). Neither Z nor the keys ever crossed the wire.';
+  } else {
+    state.keysAgree = false;
+    derived.textContent = `The first sealed request did not come back verified: ${first && (first.error || first.status)}.`;
+  }
+}
 await runDemo({
   id: 'cgi',
   title: 'POST to a CGI app',
