@@ -1171,6 +1171,8 @@ export function zeqE2EUnwrap() {
 
 const WS_TYPE_TEXT = 0x01;
 const WS_TYPE_BINARY = 0x02;
+/** v2: the sealed end of one side's messages, before its close frame (PROTOCOL.md 18.11). */
+const WS_TYPE_END = 0x03;
 const WS_SESSION_PARAM = 'e2e_session';
 /** The query parameters of an opening (18.11), never passed on from the page. */
 const WS_PARAMS = [WS_SESSION_PARAM, 'e2e_seq', 'e2e_seal'];
@@ -1324,6 +1326,8 @@ export class ZeqE2EWebSocket extends EventTarget {
   #upgradeSeq = -1;
   #sent = 0;
   #received = 0;
+  /** v2: the server's end message came (its close is then clean). */
+  #serverEnded = false;
   #readyState = WS_CONNECTING;
   #binaryType = 'blob';
   /** bytes given to send() not yet handed to the socket (being sealed) */
@@ -1466,7 +1470,15 @@ export class ZeqE2EWebSocket extends EventTarget {
 
   /** Delivers type || message as a MessageEvent; throws for a bad one. */
   #deliver(plain) {
-    if (this.#failed || this.#closeCalled) return;
+    if (this.#failed) return;
+    if (this.#serverEnded) {
+      throw new ZeqE2EError('e2e_bad_envelope', 'a message from the server after its end message');
+    }
+    if (this.#session.version === 2 && plain.length === 1 && plain[0] === WS_TYPE_END) {
+      this.#serverEnded = true;
+      return;
+    }
+    if (this.#closeCalled) return;
     let data;
     if (plain.length >= 1 && plain[0] === WS_TYPE_TEXT) {
       try {
@@ -1497,7 +1509,13 @@ export class ZeqE2EWebSocket extends EventTarget {
     const { code, reason, wasClean } = ev;
     this.#inOrder(() => {
       this.#readyState = WS_CLOSED;
-      this.dispatchEvent(closeEvent(code, reason, wasClean && !this.#failed));
+      // v2: a close the server began without its end message may have
+      // lost the last messages (PROTOCOL.md 18.11). After close() the
+      // underlying socket delivers nothing more, the server's end message
+      // included: a close the page began is judged by the handshake alone.
+      const ended = this.#session === null || this.#session.version !== 2 || this.#serverEnded
+        || this.#closeCalled;
+      this.dispatchEvent(closeEvent(code, reason, wasClean && !this.#failed && ended));
     });
   }
 

@@ -32,6 +32,8 @@ after(async () => {
     const unexpected = await server.stopChecked([
       // the module-error tests provoke these on purpose
       /ZEQ50001: response not sent: the body is over ZeqE2EMaxResponseBody/,
+      // ... and the nph- script refused in an encrypted exchange
+      /ZEQ40013: refusing nph- CGI script \S*\/t-cgi\/nph-x\.cgi /,
     ]);
     assert.deepEqual(unexpected, [], 'unexpected error-log lines');
   }
@@ -536,13 +538,29 @@ function suite(mode) {
     });
 
     it('resolve as a Response with the status and the code (500 e2e_encrypt_failed)', async () => {
-      const res = await lib.zeqE2EFetch(o() + '/limits/files/bytes.bin');
+      // An nph- script would write its plaintext straight to the client.
+      const res = await lib.zeqE2EFetch(o() + '/t-cgi/nph-x.cgi');
       assert.equal(res.status, 500);
       assert.equal(res.zeqE2EError, 'e2e_encrypt_failed');
       // never the plaintext
       const body = await res.text();
-      assert.ok(body.length < 1000);
+      assert.equal(body.indexOf('NPH-PLAINTEXT'), -1);
     });
+
+    if (mode.version === 1) {
+      it('v1: an answer over ZeqE2EMaxResponseBody is 500 e2e_encrypt_failed, never its plaintext', async () => {
+        const res = await lib.zeqE2EFetch(o() + '/limits/files/bytes.bin');
+        assert.equal(res.status, 500);
+        assert.equal(res.zeqE2EError, 'e2e_encrypt_failed');
+        assert.ok((await res.text()).length < 1000);
+      });
+    } else {
+      it('v2: ZeqE2EMaxResponseBody does not limit a streamed answer', async () => {
+        const res = await lib.zeqE2EFetch(o() + '/limits/files/bytes.bin');
+        assert.equal(res.status, 200);
+        assert.deepEqual(Buffer.from(await res.arrayBuffer()), FILES['bytes.bin']);
+      });
+    }
 
     it('ZeqE2ERequire On: plain fetch gets 403, zeqE2EFetch gets through', async () => {
       const plain = await wire.tap(o() + '/required/cgi-bin/echo.cgi', { method: 'POST', body: 'x' });

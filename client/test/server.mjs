@@ -22,7 +22,7 @@
 // Every host serves the same URL space:
 //   /                     demo/htdocs (the demo page)
 //   /cgi-bin/             demo/cgi-bin (echo.cgi)
-//   /t-cgi/               test CGIs written here (slow.cgi, redirect.cgi)
+//   /t-cgi/               test CGIs written here (slow.cgi, redirect.cgi, nph-x.cgi)
 //   /files/               static test files written here
 //   /proxy/               the echo backend (ProxyPass)
 //   /ws/                  the backend's WebSockets (/ws/echo, /ws/pulse)
@@ -276,6 +276,13 @@ cat > /dev/null
 printf 'Status: 302 Found\\r\\nLocation: /files/hello.txt\\r\\nContent-Type: text/plain\\r\\n\\r\\nmoved\\n'
 `;
 
+const NPH_CGI = `#!/bin/sh
+# An nph- script writes its own status line straight to the client: the
+# module refuses it in an encrypted exchange (500 e2e_encrypt_failed).
+cat > /dev/null
+printf 'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\nNPH-PLAINTEXT\\n'
+`;
+
 /** True when every directory from p up to / lets others through (o+x). */
 function reachableByOthers(p) {
   for (let d = resolve(p); ; d = dirname(d)) {
@@ -337,7 +344,7 @@ export async function startServer(name = 'client') {
   mkdirSync(join(dir, 'files'));
   for (const [f, b] of Object.entries(FILES)) writeFileSync(join(dir, 'files', f), b);
   mkdirSync(join(dir, 't-cgi'));
-  for (const [f, text] of [['slow.cgi', SLOW_CGI], ['redirect.cgi', REDIRECT_CGI]]) {
+  for (const [f, text] of [['slow.cgi', SLOW_CGI], ['redirect.cgi', REDIRECT_CGI], ['nph-x.cgi', NPH_CGI]]) {
     writeFileSync(join(dir, 't-cgi', f), text);
   }
   makeReadable(dir);
