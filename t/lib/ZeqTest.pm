@@ -68,6 +68,8 @@ sub det_bytes { ZeqTest::Fixtures::det_bytes(@_) }
 
 sub hostport {
     my ($vhost) = @_;
+    # A server of its own (t/lib/ZeqTest/Cluster.pm): HOST:PORT.
+    return $vhost if defined $vhost && $vhost =~ /^[\w.-]+:\d+$/;
     my $cfg = Apache::Test::config();
     return Apache::TestRequest::hostport($cfg) if !$vhost || $vhost eq 'main';
     my $v = $cfg->{vhosts}{$vhost} or die "no virtual host '$vhost' in the test config\n";
