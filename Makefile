@@ -16,6 +16,8 @@ SOURCES := mod_zeq_e2e.c src/zeq_config.c src/zeq_envelope.c src/zeq_proto.c \
            src/zeq_gate.c src/zeq_exchange.c src/zeq_spool.c src/zeq_body.c \
            src/zeq_kex.c \
            src/zeq_record.c src/zeq_replay.c src/zeq_sessrec.c \
+           src/zeq_remote.c src/zeq_redis.c src/zeq_memcache.c \
+           src/zeq_store.c src/zeq_stats.c src/zeq_status.c \
            src/zeq_session.c src/zeq_handshake.c src/zeq_request.c \
            src/zeq_response.c src/zeq_error.c src/zeq_client.c \
            src/zeq_frame.c src/zeq_ws.c
@@ -28,10 +30,10 @@ PURE    := src/zeq_envelope.c src/zeq_proto.c src/zeq_frame.c src/zeq_kex.c \
 UNIT    := $(patsubst t/unit/%.c,$(BUILD)/%,$(wildcard t/unit/test_*.c))
 
 # Debian packages: to build, to test, to run the demo.
-DEPS_BUILD := apache2 apache2-dev libssl-dev libcjson-dev gcc make
+DEPS_BUILD := apache2 apache2-dev libssl-dev libcjson-dev libhiredis-dev gcc make
 DEPS_TEST  := $(DEPS_BUILD) libapache2-mod-perl2 libcryptx-perl libwww-perl \
               libjson-pp-perl libapache2-mod-php \
-              curl openssl
+              curl openssl redis-server memcached
 DEPS_RUN   := $(DEPS_BUILD) openssl
 DEPS_DEB   := $(DEPS_BUILD) debhelper dpkg-dev
 DEPS_TEST_DEB := $(DEPS_DEB) lintian libapache2-mod-perl2 libcryptx-perl \
@@ -65,7 +67,7 @@ $(MODULE): $(SOURCES) $(HEADERS) Makefile src/exports.map $(BUILD)/zeq_client_js
 	@$(APXS) -c -n zeq_e2e -Iinclude -Isrc -I$(BUILD) \
 	  $(addprefix -Wc$(comma),$(WARN)) \
 	  -Wl,-Wl$(comma)--version-script=src/exports.map \
-	  $(SOURCES) -lcrypto -lcjson > $(BUILD)/apxs.log 2>&1 \
+	  $(SOURCES) -lcrypto -lcjson -lhiredis > $(BUILD)/apxs.log 2>&1 \
 	  || { grep -a -E ': (error|warning|note):' $(BUILD)/apxs.log || cat $(BUILD)/apxs.log; exit 1; }
 
 comma := ,

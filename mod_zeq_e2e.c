@@ -3,13 +3,17 @@
  *
  * This file is the glue: the module record, the directive table and hook
  * registration. Each part lives in src/ with its own header: zeq_config
- * (directives, merges, startup checks), zeq_session (socache store),
+ * (directives, merges, startup checks), zeq_store (where sessions live:
+ * socache, redis through zeq_redis, memcached through zeq_memcache, their
+ * servers in zeq_remote), zeq_session (the session policy), zeq_stats
+ * (counters in shared memory), zeq_status (the mod_status section),
  * zeq_handshake, zeq_client (the embedded browser library), zeq_gate (what
  * each exchange is and whether policy allows it), zeq_exchange (its
  * state), zeq_request (the body reader), zeq_response (the sealer),
  * zeq_spool (a sealed body until its tag is known), zeq_ws (WebSocket
  * frames), zeq_error (JSON errors); pure parts without httpd: zeq_envelope
- * (AES-256-GCM, PBKDF2), zeq_proto (parsers), zeq_frame (RFC 6455). */
+ * (AES-256-GCM, PBKDF2), zeq_proto (parsers), zeq_frame (RFC 6455),
+ * zeq_sessrec (sealed session records). */
 #define ZEQ_MODULE_GLUE
 #include "zeq_private.h"
 #include "zeq_client.h"
@@ -19,6 +23,9 @@
 #include "zeq_request.h"
 #include "zeq_response.h"
 #include "zeq_session.h"
+#include "zeq_stats.h"
+#include "zeq_status.h"
+#include "zeq_store.h"
 #include "zeq_ws.h"
 static const command_rec zeq_e2e_cmds[] = {
     AP_INIT_FLAG("ZeqE2E", ap_set_flag_slot,
@@ -49,8 +56,18 @@ static const command_rec zeq_e2e_cmds[] = {
                   "ZEQ_HITE_SECRET)"),
     AP_INIT_TAKE1("ZeqE2ESessionCache", zeq_config_set_cache, NULL,
                   RSRC_CONF,
-                  "socache provider for sessions, PROVIDER[:ARGS] "
-                  "(default shmcb, 16 MB; global only)"),
+                  "where sessions live: a socache PROVIDER[:ARGS], "
+                  "redis:HOST:PORT[,...] or memcache:HOST:PORT[,...] "
+                  "(default shmcb, 40 MB; global only)"),
+    AP_INIT_TAKE1("ZeqE2ESessionCacheTimeout", zeq_config_set_cache_timeout,
+                  NULL, RSRC_CONF,
+                  "how long a call to redis or memcached may wait, e.g. 2s "
+                  "or 500ms (default 2s; global only)"),
+    AP_INIT_TAKE1("ZeqE2ERecordKey", zeq_config_set_record_key, NULL,
+                  RSRC_CONF,
+                  "file:PATH of the key session records are sealed with, "
+                  "the same on every server sharing a store (default: one "
+                  "generated in the runtime directory; global only)"),
     AP_INIT_TAKE1("ZeqE2ESessionTTL", zeq_config_set_ttl, NULL, RSRC_CONF,
                   "session lifetime in seconds (default 3600)"),
     AP_INIT_TAKE12("ZeqE2EProtocol", zeq_config_set_protocol, NULL,
@@ -88,7 +105,10 @@ static const command_rec zeq_e2e_cmds[] = {
 static void zeq_e2e_register_hooks(apr_pool_t *p)
 {
     zeq_config_register_hooks(p);
+    zeq_stats_register_hooks(p);
+    zeq_store_register_hooks(p);
     zeq_session_register_hooks(p);
+    zeq_status_register_hooks(p);
     zeq_handshake_register_hooks(p);
     zeq_client_register_hooks(p);
     zeq_gate_register_hooks(p);

@@ -3,8 +3,9 @@
 #include "zeq_config.h"
 #include "zeq_envelope.h"
 #include "zeq_kex.h"
+#include "zeq_sessrec.h"
+#include "zeq_store.h"
 
-#include "ap_provider.h"
 #include "http_core.h"
 #include "apr_file_io.h"
 #include "apr_strings.h"
@@ -85,7 +86,6 @@ void *zeq_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->client_path = add->client_path ? add->client_path : base->client_path;
     /* Global only: a virtual host always shares the main server's. */
     c->cleanup_interval = base->cleanup_interval;
-    c->cache = base->cache;
     return c;
 }
 
@@ -328,67 +328,82 @@ const char *zeq_config_set_secret(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-/* The main server's cache record, created on first use. */
-static zeq_session_cache *zeq_config_cache(cmd_parms *cmd)
-{
-    zeq_srv_conf *c = zeq_config_srv(cmd->server);
-
-    if (c->cache == NULL) {
-        c->cache = apr_pcalloc(cmd->pool, sizeof(*c->cache));
-    }
-    return c->cache;
-}
-
 const char *zeq_config_set_cache(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    zeq_session_cache *cache;
-    const char *sep, *name, *args;
-    const ap_socache_provider_t *provider;
+
+    (void)dc;
+    if (err == NULL) {
+        err = zeq_store_configure(cmd->pool, cmd->temp_pool, arg);
+        if (err != NULL) {
+            err = apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+        }
+    }
+    return err;
+}
+
+const char *zeq_config_set_cache_timeout(cmd_parms *cmd, void *dc,
+                                         const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_interval_time_t t;
 
     (void)dc;
     if (err != NULL) {
         return err;
     }
-    sep = ap_strchr_c(arg, ':');
-    if (sep != NULL) {
-        name = apr_pstrmemdup(cmd->pool, arg, (apr_size_t)(sep - arg));
-        args = sep + 1;
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS
+        || t < apr_time_from_msec(10) || t > apr_time_from_sec(60)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a time from 10ms to "
+                            "60s (2, 2s, 500ms)", cmd->cmd->name, arg);
     }
-    else {
-        name = arg;
-        args = NULL;
-    }
-    provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
-                                  AP_SOCACHE_PROVIDER_VERSION);
-    if (provider == NULL) {
-        apr_array_header_t *names = ap_list_provider_names(
-            cmd->pool, AP_SOCACHE_PROVIDER_GROUP,
-            AP_SOCACHE_PROVIDER_VERSION);
-        return apr_psprintf(cmd->pool, "%s: unknown session cache provider "
-                            "'%s'; loaded providers: %s (load the "
-                            "mod_socache_* module of the one you want)",
-                            cmd->cmd->name, name,
-                            names->nelts ? apr_array_pstrcat(cmd->pool,
-                                                             names, ',')
-                                         : "none");
-    }
-    cache = zeq_config_cache(cmd);
-    cache->provider = provider;
-    cache->name = name;
-    cache->args = args;
-    cache->instance = NULL;
-    if (args == NULL && strcmp(name, "shmcb") == 0) {
-        /* A bare shmcb gets the module's default size and place, set up
-         * in post_config (see zeq_session.c). */
-        return NULL;
-    }
-    err = provider->create(&cache->instance, args ? args : "",
-                           cmd->temp_pool, cmd->pool);
+    zeq_store_timeout_set(t);
+    return NULL;
+}
+
+const char *zeq_config_set_record_key(cmd_parms *cmd, void *dc,
+                                      const char *arg)
+{
+    zeq_srv_conf *c = zeq_config_srv(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *fpath;
+    zeq_secret *buf = NULL;
+    apr_size_t len;
+
+    (void)dc;
     if (err != NULL) {
-        return apr_psprintf(cmd->pool, "%s: %s: %s", cmd->cmd->name, name,
-                            err);
+        return err;
     }
+    if (strncmp(arg, "file:", 5) != 0 || arg[5] == '\0'
+        || (fpath = ap_server_root_relative(cmd->temp_pool, arg + 5)) == NULL) {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be file:PATH of a "
+                            "file of at least %d random bytes (openssl rand "
+                            "-hex 32)", cmd->cmd->name, arg,
+                            ZEQ_SESSREC_MIN_IKM);
+    }
+    err = zeq_config_read_file(cmd, fpath, "record key", &buf);
+    if (err != NULL) {
+        return err;
+    }
+    len = buf->len;
+    if (len > 0 && buf->bytes[len - 1] == '\n') {
+        len--;
+    }
+    if (len < ZEQ_SESSREC_MIN_IKM) {
+        zeq_config_secret_cleanse(buf);
+        return apr_psprintf(cmd->pool, "%s: the record key file '%s' holds "
+                            "%" APR_SIZE_T_FMT " bytes, fewer than %d "
+                            "(openssl rand -hex 32 > FILE)", cmd->cmd->name,
+                            fpath, len, ZEQ_SESSREC_MIN_IKM);
+    }
+    if (c->record_key != NULL) {
+        apr_pool_cleanup_kill(cmd->pool, c->record_key,
+                              zeq_config_secret_cleanse);
+        zeq_config_secret_cleanse(c->record_key);
+    }
+    c->record_key = zeq_config_secret_new(cmd->pool, (const char *)buf->bytes,
+                                          len);
+    zeq_config_secret_cleanse(buf);
     return NULL;
 }
 

@@ -5,8 +5,6 @@
 #define ZEQ_CONFIG_H
 
 #include "zeq_private.h"
-#include "ap_socache.h"
-#include "apr_global_mutex.h"
 
 #define ZEQ_UNSET (-1)
 #define ZEQ_DEFAULT_TTL 3600
@@ -14,14 +12,11 @@
 #define ZEQ_DEFAULT_MAX_RESPONSE ((apr_off_t)64 * 1024 * 1024)
 #define ZEQ_DEFAULT_MAX_MESSAGE  ((apr_off_t)1024 * 1024)
 #define ZEQ_MAX_MESSAGE_LIMIT    ((apr_off_t)256 * 1024 * 1024)
-#define ZEQ_DEFAULT_CACHE_SIZE 16777216   /* >= 100,000 sessions in shmcb */
 #define ZEQ_MAX_TTL (86400 * 30)
 #define ZEQ_SCOPE_ID_LEN 16
 #define ZEQ_HANDSHAKE_HANDLER "zeq-e2e-handshake"
 #define ZEQ_CLIENT_HANDLER "zeq-e2e-client"
 #define ZEQ_DEFAULT_CLIENT_PATH "/static/zeq-e2e-client.js"
-#define ZEQ_MUTEX_TYPE "zeq-e2e-cache"
-#define ZEQ_REPLAY_MUTEX_TYPE "zeq-e2e-replay"
 
 /* Per-directory configuration; every field has an unset marker. */
 typedef struct {
@@ -31,18 +26,6 @@ typedef struct {
     apr_off_t max_response; /* ZeqE2EMaxResponseBody, ZEQ_UNSET */
     apr_off_t max_message;  /* ZeqE2EMaxMessage (WebSocket), ZEQ_UNSET */
 } zeq_dir_conf;
-
-/* The session cache: one per server tree, configured globally (the
- * module-wide record, as mod_ssl's SSLModConfigRec). */
-typedef struct {
-    const ap_socache_provider_t *provider;
-    ap_socache_instance_t *instance;
-    const char *name;        /* provider name as configured */
-    const char *args;        /* its arguments (NULL: the module's default) */
-    apr_global_mutex_t *mutex;   /* only for providers not MP-safe */
-    apr_global_mutex_t *replay_mutex; /* for the others: replay windows */
-    server_rec *server;      /* the main server, for destroy */
-} zeq_session_cache;
 
 /* A copy of the secret's bytes, zeroed when its pool is cleared, and the
  * v2 pre-shared key derived from it once (post_config). */
@@ -77,7 +60,7 @@ typedef struct {
     apr_array_header_t *signers; /* ZeqE2EServerKey: zeq_kex_signer *, the
                                   * first signs; NULL unset */
     int cleanup_interval;        /* obsolete ZeqE2ECleanupInterval, ZEQ_UNSET */
-    zeq_session_cache *cache;    /* global only: the main server's, shared */
+    zeq_secret *record_key;      /* ZeqE2ERecordKey (main server only) */
 } zeq_srv_conf;
 
 void *zeq_config_create_dir(apr_pool_t *p, char *dir);
@@ -88,6 +71,12 @@ const char *zeq_config_set_secret(cmd_parms *cmd, void *dc, const char *arg);
 const char *zeq_config_set_cache(cmd_parms *cmd, void *dc, const char *arg);
 const char *zeq_config_set_ttl(cmd_parms *cmd, void *dc, const char *arg);
 const char *zeq_config_set_cleanup(cmd_parms *cmd, void *dc, const char *arg);
+/* ZeqE2ERecordKey file:PATH (global only). */
+const char *zeq_config_set_record_key(cmd_parms *cmd, void *dc,
+                                      const char *arg);
+/* ZeqE2ESessionCacheTimeout DURATION (global only; 2s, 500ms). */
+const char *zeq_config_set_cache_timeout(cmd_parms *cmd, void *dc,
+                                         const char *arg);
 /* ZeqE2EHandshakePath, ZeqE2EClientScriptPath: cmd->info is the
  * APR_OFFSETOF slot in zeq_srv_conf. */
 const char *zeq_config_set_path(cmd_parms *cmd, void *dc, const char *arg);

@@ -1,8 +1,13 @@
 /* The module's own errors: plaintext JSON answered before the application
  * runs. They are never encrypted: the client may hold no key. */
 #include "zeq_error.h"
+#include "zeq_stats.h"
 
 #include "apr_strings.h"
+
+/* How long clients are told to wait when the session store fails: a
+ * little more than a shared store's hold-down (zeq_remote.h). */
+#define ZEQ_ERROR_RETRY_AFTER 2
 
 /* Escapes a message for a JSON string (the messages are the module's own
  * ASCII texts; anything else is replaced). */
@@ -33,6 +38,7 @@ int zeq_error_send(request_rec *r, int status, const char *code,
 {
     const char *body;
 
+    zeq_stats_refused(code);
     /* An unread body is discarded after the answer the usual way, and
      * httpd closes the connection instead for 400, 413, 500 and 503. */
     r->status = status;
@@ -57,4 +63,12 @@ int zeq_error_unconfigured(request_rec *r)
     return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE, ZEQ_E2E_ERR_UNAVAILABLE,
                           "end-to-end encryption is not configured on this "
                           "server");
+}
+
+int zeq_error_store_unavailable(request_rec *r)
+{
+    apr_table_setn(r->err_headers_out, "Retry-After",
+                   APR_STRINGIFY(ZEQ_ERROR_RETRY_AFTER));
+    return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE, ZEQ_E2E_ERR_UNAVAILABLE,
+                          "the session store is unavailable; retry later");
 }

@@ -11,5 +11,8 @@ int zeq_error_send(request_rec *r, int status, const char *code,
                    const char *message);
 /* 503 e2e_unavailable for a server without a secret (logged at info). */
 int zeq_error_unconfigured(request_rec *r);
+/* 503 e2e_unavailable with Retry-After: the session store failed, the
+ * session may well exist (not 401). */
+int zeq_error_store_unavailable(request_rec *r);
 
 #endif

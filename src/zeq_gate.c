@@ -25,6 +25,7 @@
 #include "zeq_request.h"
 #include "zeq_response.h"
 #include "zeq_session.h"
+#include "zeq_stats.h"
 #include "zeq_ws.h"
 
 #include "apr_strings.h"
@@ -547,9 +548,7 @@ static int zeq_gate_session_error(request_rec *r, const zeq_exchange *ex)
     case ZEQ_SESSION_UNCONFIGURED:
         return zeq_error_unconfigured(r);
     case ZEQ_SESSION_UNAVAILABLE:
-        return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE,
-                              ZEQ_E2E_ERR_UNAVAILABLE,
-                              "the session store is unavailable");
+        return zeq_error_store_unavailable(r);
     case ZEQ_SESSION_VALID:
         return OK;
     default:
@@ -637,8 +636,7 @@ static int zeq_gate_accept_seq(request_rec *r, const zeq_srv_conf *sc,
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ZEQLOG(70005)
                   "session cache update failed");
-    return zeq_error_send(r, HTTP_SERVICE_UNAVAILABLE, ZEQ_E2E_ERR_UNAVAILABLE,
-                          "the session store is unavailable");
+    return zeq_error_store_unavailable(r);
 }
 
 static int zeq_gate_opening(request_rec *r, zeq_exchange *ex,
@@ -792,6 +790,7 @@ static int zeq_gate_initial(request_rec *r, zeq_exchange *ex,
      * requests are answered over HTTP/1.1 like any other. */
     apr_table_unset(r->headers_in, ZEQ_E2E_HDR_SESSION);
     apr_table_unset(r->headers_in, "Upgrade");
+    zeq_stats_opened(ex->decrypted ? ex->plain_len : 0);
     if (APLOGrdebug(r)) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ZEQLOG(40012)
                       "session request: body %s, response %s",

@@ -11,6 +11,7 @@
 #include "zeq_kex.h"
 #include "zeq_proto.h"
 #include "zeq_session.h"
+#include "zeq_stats.h"
 
 #include "apr_strings.h"
 
@@ -200,7 +201,9 @@ static int zeq_handshake_handler(request_rec *r)
     rv = zeq_session_create(r, sc, &keys, &sid, NULL);
     zeq_keys_cleanse(&keys);
     if (rv != APR_SUCCESS) {
-        return zeq_handshake_failed(r, rv, "cannot store the session");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ZEQLOG(30003)
+                      "handshake failed: cannot store the session");
+        return zeq_error_store_unavailable(r);
     }
     a.version = hs.version;
     a.session_id = sid;
@@ -223,9 +226,13 @@ static int zeq_handshake_handler(request_rec *r)
     }
     answer = apr_pstrcat(r->pool, json, "\n", NULL);
     zeq_proto_free(json);
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ZEQLOG(30005)
-                  "handshake: new version %d session%s%s, expires in %ds",
-                  hs.version, hs.psk && hs.version == 2 ? " (PSK)" : "",
+    zeq_stats_add(hs.version == 1 ? ZEQ_STAT_HANDSHAKES_V1
+                                  : ZEQ_STAT_HANDSHAKES_V2, 1);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(30005)
+                  "handshake from %s: version %d session %s%s%s, expires in "
+                  "%ds", r->useragent_ip, hs.version,
+                  zeq_session_tag(r->pool, sid),
+                  hs.psk && hs.version == 2 ? " (PSK)" : "",
                   a.signature ? ", signed" : "", zeq_config_ttl(sc));
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     ap_set_content_type(r, "application/json");

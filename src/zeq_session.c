@@ -1,140 +1,125 @@
-/* Session store: session records in Apache's shared object cache (socache),
- * under a hash of the session id, guarded by a registered global mutex when
- * the provider is not MP-safe. Records are stored with their own expiry:
- * the provider drops them itself (shmcb and dbm when they next store,
- * memcache and redis by their TTL); a lookup checks the record's expiry
- * too. */
+/* The session policy (see zeq_session.h).
+ *
+ * A session is stored under SHA-256 of its id, so the store never holds
+ * ids, as a record sealed with the record key (zeq_sessrec.h), so it holds
+ * no usable key either. Records carry their own expiry: the store drops
+ * them itself (shmcb and dbm when they next store, redis and memcached by
+ * their TTL), and a lookup checks it too.
+ *
+ * Replays: on a socache store (one server) the window travels in the
+ * record and is updated under the store's mutex (zeq_store_update). A
+ * shared store (redis, memcached) has no compare-and-set through which
+ * servers could update one window: each number is claimed instead with an
+ * atomic add of an entry of its own (hash of the id || the number), which
+ * lives as long as the session can (the host's TTL from now). The first
+ * server to add it accepts the request, every other gets APR_EEXIST. */
 #include "zeq_session.h"
 #include "zeq_proto.h"
 #include "zeq_replay.h"
 #include "zeq_sessrec.h"
+#include "zeq_stats.h"
+#include "zeq_store.h"
 
 #include "http_core.h"
-#include "util_mutex.h"
+#include "apr_file_io.h"
 #include "apr_strings.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#define ZEQ_SESSION_ID_HASH_LEN 32
+#define ZEQ_SESSION_ID_HASH_LEN ZEQ_SESSREC_ID_HASH_LEN
+#define ZEQ_SESSION_KEY_FILE "zeq_e2e-record.key"
 
-/* The cache keys: SHA-256 of the session id, so the cache never holds
- * ids; the replay window of a v2 session under SHA-256 of a label and the
- * id. */
-static int zeq_session_hash(const char *label, const char *id,
+/* The module-wide sealing key of this configuration generation. */
+static zeq_sessrec_key zeq_session_key;
+static int zeq_session_key_ready;
+
+static int zeq_session_hash(const char *id,
                             unsigned char out[ZEQ_SESSION_ID_HASH_LEN])
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned int n = 0;
-    int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
-             && (label == NULL
-                 || EVP_DigestUpdate(md, label, strlen(label) + 1) == 1)
-             && EVP_DigestUpdate(md, id, strlen(id)) == 1
-             && EVP_DigestFinal_ex(md, out, &n) == 1
-             && n == ZEQ_SESSION_ID_HASH_LEN;
 
-    EVP_MD_CTX_free(md);
-    return ok;
+    return EVP_Digest(id, strlen(id), out, &n, EVP_sha256(), NULL) == 1
+           && n == ZEQ_SESSION_ID_HASH_LEN;
 }
 
-static apr_status_t zeq_session_lock(apr_global_mutex_t *mutex, server_rec *s)
+const char *zeq_session_tag(apr_pool_t *p, const char *id)
 {
-    apr_status_t rv;
+    unsigned char hash[ZEQ_SESSION_ID_HASH_LEN];
+    char *hex = apr_palloc(p, 13);
 
-    if (mutex == NULL) {
-        return APR_SUCCESS;
+    if (id == NULL || !zeq_session_hash(id, hash)) {
+        return "-";
     }
-    rv = apr_global_mutex_lock(mutex);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ZEQLOG(20001)
-                     "cannot lock a session cache mutex");
+    ap_bin2hex(hash, 6, hex);
+    return hex;
+}
+
+/* Seals rec into buf for the record under hash: its length, 0 on failure. */
+static size_t zeq_session_seal(const zeq_sessrec *rec,
+                               const unsigned char *hash,
+                               unsigned char buf[ZEQ_SESSREC_MAX_LEN])
+{
+    unsigned char nonce[ZEQ_SESSREC_NONCE_LEN];
+
+    if (!zeq_session_key_ready || RAND_bytes(nonce, sizeof(nonce)) != 1) {
+        return 0;
     }
-    return rv;
+    return zeq_sessrec_seal(&zeq_session_key, rec, hash, nonce, buf);
 }
 
-static void zeq_session_unlock(apr_global_mutex_t *mutex, server_rec *s)
+/* Opens a stored record and checks it serves this host now: APR_SUCCESS or
+ * APR_NOTFOUND. A record that does not open is logged once, at info. */
+static apr_status_t zeq_session_open(request_rec *r, const zeq_srv_conf *sc,
+                                     const unsigned char *hash,
+                                     const unsigned char *data, apr_size_t len,
+                                     zeq_sessrec *rec)
 {
-    apr_status_t rv;
+    int rv = zeq_session_key_ready
+             ? zeq_sessrec_open(&zeq_session_key, data, len, hash, rec)
+             : ZEQ_ERR_CRYPTO;
 
-    if (mutex != NULL && (rv = apr_global_mutex_unlock(mutex)) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ZEQLOG(20002)
-                     "cannot unlock a session cache mutex");
+    if (rv != ZEQ_OK) {
+        char tag[13];
+        ap_bin2hex(hash, 6, tag);
+        zeq_stats_add(ZEQ_STAT_RECORDS_UNREADABLE, 1);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(20010)
+                      "the record of session %s does not open (%s): it counts "
+                      "as unknown", tag,
+                      rv == ZEQ_ERR_KEY ? "sealed under another record key"
+                      : rv == ZEQ_ERR_VERSION ? "a record version this "
+                                                "server does not read"
+                      : rv == ZEQ_ERR_AUTH ? "it does not verify"
+                      : rv == ZEQ_ERR_BAD ? "malformed" : "libcrypto failed");
+        return APR_NOTFOUND;
     }
-}
-
-/* shmcb and dbm say NOTFOUND, memcache and redis ENOMEM or ENOSPC for a
- * record that does not fit: all mean "nothing usable". */
-static apr_status_t zeq_session_missing(apr_status_t rv)
-{
-    return (rv == APR_NOTFOUND || APR_STATUS_IS_ENOSPC(rv)
-            || APR_STATUS_IS_ENOMEM(rv)) ? APR_NOTFOUND : rv;
-}
-
-/* Reads the record of id into rec (under the caller's lock): APR_SUCCESS,
- * APR_NOTFOUND when missing, unreadable, of another scope or expired. */
-static apr_status_t zeq_session_get(request_rec *r, const zeq_srv_conf *sc,
-                                    const unsigned char *hash, zeq_sessrec *rec)
-{
-    zeq_session_cache *cache = sc->cache;
-    /* Room for a larger record than ours, so a future version is read and
-     * rejected instead of failing as a too-small buffer. */
-    unsigned char data[2 * ZEQ_SESSREC_MAX_LEN];
-    unsigned int len = sizeof(data);
-    apr_status_t rv;
-
-    rv = cache->provider->retrieve(cache->instance, r->server, hash,
-                                   ZEQ_SESSION_ID_HASH_LEN, data, &len,
-                                   r->pool);
-    if (rv == APR_SUCCESS) {
-        rv = APR_NOTFOUND;
-        if (zeq_sessrec_decode(data, len, rec) == ZEQ_OK
-            && CRYPTO_memcmp(rec->scope, sc->scope_id, ZEQ_SCOPE_ID_LEN) == 0
-            && rec->expires > apr_time_sec(apr_time_now())) {
-            rv = APR_SUCCESS;
-        }
+    if (CRYPTO_memcmp(rec->scope, sc->scope_id, ZEQ_SCOPE_ID_LEN) != 0
+        || rec->expires <= apr_time_sec(apr_time_now())) {
+        OPENSSL_cleanse(rec, sizeof(*rec));
+        return APR_NOTFOUND;
     }
-    OPENSSL_cleanse(data, sizeof(data));
-    return zeq_session_missing(rv);
-}
-
-static apr_status_t zeq_session_put(request_rec *r, const zeq_srv_conf *sc,
-                                    const unsigned char *hash,
-                                    const zeq_sessrec *rec)
-{
-    zeq_session_cache *cache = sc->cache;
-    unsigned char data[ZEQ_SESSREC_MAX_LEN];
-    size_t len = zeq_sessrec_encode(rec, data);
-    apr_status_t rv;
-
-    rv = cache->provider->store(cache->instance, r->server, hash,
-                                ZEQ_SESSION_ID_HASH_LEN,
-                                apr_time_from_sec(rec->expires), data,
-                                (unsigned int)len, r->pool);
-    OPENSSL_cleanse(data, sizeof(data));
-    return rv;
+    return APR_SUCCESS;
 }
 
 apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
                                 const zeq_keys *keys, const char **id,
                                 apr_int64_t *expires)
 {
-    zeq_session_cache *cache = sc->cache;
     unsigned char raw[ZEQ_PROTO_SESSION_ID_BYTES];
     unsigned char hash[ZEQ_SESSION_ID_HASH_LEN];
+    unsigned char data[ZEQ_SESSREC_MAX_LEN];
     zeq_sessrec rec;
+    size_t len;
     char *sid;
     apr_status_t rv;
 
-    if (cache == NULL || cache->instance == NULL) {
-        return APR_EINIT;
-    }
     if (RAND_bytes(raw, sizeof(raw)) != 1) {
         return APR_EGENERAL;
     }
     sid = apr_palloc(r->pool, zeq_proto_b64url_len(sizeof(raw)) + 1);
     zeq_proto_b64url_encode(raw, sizeof(raw), sid);
-    if (!zeq_session_hash(NULL, sid, hash)) {
+    if (!zeq_session_hash(sid, hash)) {
         return APR_EGENERAL;
     }
     memset(&rec, 0, sizeof(rec));
@@ -142,17 +127,17 @@ apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
     rec.created = apr_time_sec(r->request_time);
     rec.expires = rec.created + zeq_config_ttl(sc);
     rec.keys = *keys;
+    rec.has_window = keys->version == 2 && !zeq_store_shared();
     zeq_replay_init(&rec.window);
-
-    rv = zeq_session_lock(cache->mutex, r->server);
-    if (rv == APR_SUCCESS) {
-        rv = zeq_session_put(r, sc, hash, &rec);
-        zeq_session_unlock(cache->mutex, r->server);
-    }
+    len = zeq_session_seal(&rec, hash, data);
+    rv = len == 0 ? APR_EGENERAL
+         : zeq_store_put(r->server, hash, sizeof(hash),
+                         apr_time_from_sec(rec.expires), data, len, r->pool);
     if (expires != NULL) {
         *expires = rec.expires;
     }
     OPENSSL_cleanse(&rec, sizeof(rec));
+    OPENSSL_cleanse(data, sizeof(data));
     if (rv == APR_SUCCESS) {
         *id = sid;
     }
@@ -163,31 +148,67 @@ apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
                                 const char *id, zeq_keys *keys,
                                 apr_int64_t *expires)
 {
-    zeq_session_cache *cache = sc->cache;
     unsigned char hash[ZEQ_SESSION_ID_HASH_LEN];
+    /* Room for a larger record than ours, so that a future version is read
+     * and refused instead of failing as a too-small buffer. */
+    unsigned char data[2 * ZEQ_SESSREC_MAX_LEN];
+    apr_size_t len = sizeof(data);
     zeq_sessrec rec;
     apr_status_t rv;
 
-    if (cache == NULL || cache->instance == NULL) {
-        return APR_EINIT;
-    }
     if (!zeq_proto_session_id_valid(id)) {
         return APR_NOTFOUND;
     }
-    if (!zeq_session_hash(NULL, id, hash)) {
+    if (!zeq_session_hash(id, hash)) {
         return APR_EGENERAL;
     }
-    rv = zeq_session_lock(cache->mutex, r->server);
-    if (rv != APR_SUCCESS) {
-        return rv;
+    rv = zeq_store_get(r->server, hash, sizeof(hash), data, &len, r->pool);
+    if (rv == APR_SUCCESS) {
+        rv = zeq_session_open(r, sc, hash, data, len, &rec);
     }
-    rv = zeq_session_get(r, sc, hash, &rec);
-    zeq_session_unlock(cache->mutex, r->server);
+    OPENSSL_cleanse(data, sizeof(data));
     if (rv == APR_SUCCESS) {
         *keys = rec.keys;
         if (expires != NULL) {
             *expires = rec.expires;
         }
+        OPENSSL_cleanse(&rec, sizeof(rec));
+    }
+    return rv;
+}
+
+typedef struct {
+    request_rec *r;
+    const zeq_srv_conf *sc;
+    const unsigned char *hash;
+    apr_uint64_t seq;
+} zeq_session_accept_ctx;
+
+/* The update of a record's window (under the store's mutex). */
+static apr_status_t zeq_session_accept_one(void *baton, unsigned char *data,
+                                           apr_size_t *len, apr_size_t cap,
+                                           apr_time_t *expiry)
+{
+    zeq_session_accept_ctx *ctx = baton;
+    zeq_sessrec rec;
+    size_t n = 0;
+    apr_status_t rv;
+
+    rv = zeq_session_open(ctx->r, ctx->sc, ctx->hash, data, *len, &rec);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (rec.keys.version != 2 || !rec.has_window
+        || zeq_replay_accept(&rec.window, ctx->seq) != ZEQ_OK) {
+        rv = APR_EEXIST;
+    }
+    else if (cap < zeq_sessrec_len(&rec)
+             || (n = zeq_session_seal(&rec, ctx->hash, data)) == 0) {
+        rv = APR_EGENERAL;
+    }
+    else {
+        *len = n;
+        *expiry = apr_time_from_sec(rec.expires);
     }
     OPENSSL_cleanse(&rec, sizeof(rec));
     return rv;
@@ -196,186 +217,153 @@ apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
 apr_status_t zeq_session_accept_seq(request_rec *r, const zeq_srv_conf *sc,
                                     const char *id, apr_uint64_t seq)
 {
-    zeq_session_cache *cache = sc->cache;
-    apr_global_mutex_t *mutex;
-    unsigned char hash[ZEQ_SESSION_ID_HASH_LEN];
-    zeq_sessrec rec;
-    apr_status_t rv;
+    unsigned char hash[ZEQ_SESSION_ID_HASH_LEN], claim[ZEQ_SESSION_ID_HASH_LEN + 8];
+    zeq_session_accept_ctx ctx;
+    int i;
 
-    if (cache == NULL || cache->instance == NULL) {
-        return APR_EINIT;
-    }
-    if (!zeq_session_hash(NULL, id, hash)) {
+    if (!zeq_session_hash(id, hash)) {
         return APR_EGENERAL;
     }
-    /* One read-modify-write at a time in this server: the provider's own
-     * mutex where it needs one (its calls are made under it), else the
-     * replay mutex. */
-    mutex = cache->mutex ? cache->mutex : cache->replay_mutex;
-    rv = zeq_session_lock(mutex, r->server);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    rv = zeq_session_get(r, sc, hash, &rec);
-    if (rv == APR_SUCCESS) {
-        if (rec.keys.version != 2 || zeq_replay_accept(&rec.window, seq) != ZEQ_OK) {
-            rv = APR_EEXIST;
+    if (zeq_store_shared()) {
+        if (seq > ZEQ_SEQ_MAX) {
+            return APR_EEXIST;
         }
-        else {
-            rv = zeq_session_put(r, sc, hash, &rec);
+        memcpy(claim, hash, sizeof(hash));
+        for (i = 0; i < 8; i++) {
+            claim[sizeof(hash) + i] = (unsigned char)(seq >> (56 - 8 * i));
         }
+        return zeq_store_add(r->server, claim, sizeof(claim),
+                             apr_time_now()
+                             + apr_time_from_sec(zeq_config_ttl(sc)),
+                             r->pool);
     }
-    zeq_session_unlock(mutex, r->server);
-    OPENSSL_cleanse(&rec, sizeof(rec));
-    return rv;
+    ctx.r = r;
+    ctx.sc = sc;
+    ctx.hash = hash;
+    ctx.seq = seq;
+    return zeq_store_update(r->server, hash, sizeof(hash), ZEQ_SESSREC_MAX_LEN,
+                            zeq_session_accept_one, &ctx, r->pool);
 }
 
-static int zeq_session_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
-                                  apr_pool_t *ptemp)
+/* --- the record key --------------------------------------------------------- */
+
+/* Reads the generated record key of the runtime directory, creating it
+ * first (32 random bytes in hex, readable by root only) when there is
+ * none. Returns its bytes in p, or NULL (logged). */
+static unsigned char *zeq_session_generated_key(apr_pool_t *p, server_rec *s,
+                                                apr_size_t *len)
 {
-    (void)plog;
-    (void)ptemp;
-    apr_status_t rv = ap_mutex_register(pconf, ZEQ_MUTEX_TYPE, NULL,
-                                        APR_LOCK_DEFAULT, 0);
-    if (rv == APR_SUCCESS) {
-        rv = ap_mutex_register(pconf, ZEQ_REPLAY_MUTEX_TYPE, NULL,
-                               APR_LOCK_DEFAULT, 0);
+    const char *path = ap_runtime_dir_relative(p, ZEQ_SESSION_KEY_FILE);
+    unsigned char raw[32], *buf = apr_palloc(p, 2 * sizeof(raw) + 2);
+    apr_file_t *f;
+    apr_size_t n = 0;
+    apr_status_t rv;
+
+    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                       APR_OS_DEFAULT, p);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        if (RAND_bytes(raw, sizeof(raw)) != 1) {
+            return NULL;
+        }
+        ap_bin2hex(raw, sizeof(raw), (char *)buf);
+        OPENSSL_cleanse(raw, sizeof(raw));
+        buf[2 * sizeof(raw)] = '\n';
+        rv = apr_file_open(&f, path, APR_FOPEN_WRITE | APR_FOPEN_CREATE
+                           | APR_FOPEN_EXCL | APR_FOPEN_BINARY,
+                           APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_write_full(f, buf, 2 * sizeof(raw) + 1, NULL);
+            apr_file_close(f);
+        }
+        if (rv != APR_SUCCESS) {
+            OPENSSL_cleanse(buf, 2 * sizeof(raw) + 2);
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ZEQLOG(20011)
+                         "cannot write the session record key %s (set "
+                         "ZeqE2ERecordKey)", path);
+            return NULL;
+        }
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ZEQLOG(20012)
+                     "generated a session record key in %s", path);
+        *len = 2 * sizeof(raw);
+        return buf;
     }
-    return rv;
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_read_full(f, buf, 2 * sizeof(raw) + 1, &n);
+        apr_file_close(f);
+        if (rv == APR_EOF) {
+            rv = APR_SUCCESS;
+        }
+    }
+    if (n > 0 && buf[n - 1] == '\n') {
+        n--;
+    }
+    if (rv != APR_SUCCESS || n < ZEQ_SESSREC_MIN_IKM) {
+        OPENSSL_cleanse(buf, 2 * sizeof(raw) + 2);
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ZEQLOG(20013)
+                     "cannot read the session record key %s (at least %d "
+                     "bytes; remove it to have a new one made)", path,
+                     ZEQ_SESSREC_MIN_IKM);
+        return NULL;
+    }
+    *len = n;
+    return buf;
 }
 
-static apr_status_t zeq_session_destroy(void *data)
+static apr_status_t zeq_session_key_cleanse(void *data)
 {
-    zeq_session_cache *cache = data;
-
-    if (cache->instance != NULL) {
-        /* The server, as mod_ssl passes it: providers may log with it. */
-        cache->provider->destroy(cache->instance, cache->server);
-        cache->instance = NULL;
-    }
+    (void)data;
+    zeq_sessrec_key_cleanse(&zeq_session_key);
+    zeq_session_key_ready = 0;
     return APR_SUCCESS;
 }
 
 static int zeq_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                    apr_pool_t *ptemp, server_rec *s)
 {
-    zeq_srv_conf *mc = zeq_config_srv(s);
-    zeq_session_cache *cache = mc->cache;
-    struct ap_socache_hints hints;
-    apr_status_t rv;
-    server_rec *vs;
-    const char *err;
+    const zeq_secret *rk = zeq_config_srv(s)->record_key;
+    const unsigned char *ikm;
+    unsigned char *generated = NULL;
+    apr_size_t len = 0;
+    int rv;
 
     (void)plog;
-    /* The first pass of startup only checks the configuration. */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
-    if (cache == NULL) {
-        cache = mc->cache = apr_pcalloc(pconf, sizeof(*cache));
-    }
-    cache->server = s;
-    if (cache->provider == NULL) {
-        cache->name = "shmcb";
-        cache->provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP,
-                                             "shmcb",
-                                             AP_SOCACHE_PROVIDER_VERSION);
-        if (cache->provider == NULL) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ZEQLOG(20003)
-                         "ZeqE2ESessionCache is not set and the default "
-                         "provider shmcb is not loaded: load "
-                         "mod_socache_shmcb or set ZeqE2ESessionCache");
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-    if (cache->instance == NULL) {
-        /* No directive, or a bare "shmcb": shmcb in the runtime directory,
-         * sized for at least 100,000 sessions (the runtime directory is
-         * known only now). */
-        cache->args = apr_psprintf(pconf, "%s(%d)",
-                                   ap_runtime_dir_relative(ptemp,
-                                                           "zeq_e2e-sessions"),
-                                   ZEQ_DEFAULT_CACHE_SIZE);
-        err = cache->provider->create(&cache->instance, cache->args, ptemp,
-                                      pconf);
-        if (err != NULL) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ZEQLOG(20004)
-                         "default session cache: %s", err);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-    for (vs = s->next; vs != NULL; vs = vs->next) {
-        zeq_config_srv(vs)->cache = cache;
-    }
-
-    if (cache->provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
-        rv = ap_global_mutex_create(&cache->mutex, NULL, ZEQ_MUTEX_TYPE,
-                                    NULL, s, pconf, 0);
+    if (rk != NULL) {
+        ikm = rk->bytes;
+        len = rk->len;
     }
     else {
-        /* The provider serializes its own calls, not a read-modify-write
-         * of a replay window. */
-        rv = ap_global_mutex_create(&cache->replay_mutex, NULL,
-                                    ZEQ_REPLAY_MUTEX_TYPE, NULL, s, pconf, 0);
+        ikm = generated = zeq_session_generated_key(ptemp, s, &len);
+        if (generated == NULL) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        if (zeq_store_shared()) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ZEQLOG(20014)
+                         "ZeqE2ESessionCache %s is meant to be shared, but "
+                         "ZeqE2ERecordKey is not set: this server's records "
+                         "open only here (give every server the same "
+                         "ZeqE2ERecordKey file)", zeq_store_describe(ptemp));
+        }
     }
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ZEQLOG(20005)
-                     "cannot create the session cache mutex");
+    rv = zeq_sessrec_key_derive(ikm, len, &zeq_session_key);
+    if (generated != NULL) {
+        OPENSSL_cleanse(generated, len);
+    }
+    if (rv != ZEQ_OK) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ZEQLOG(20015)
+                     "cannot derive the session record key");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    memset(&hints, 0, sizeof(hints));
-    hints.avg_id_len = ZEQ_SESSION_ID_HASH_LEN;
-    hints.avg_obj_size = ZEQ_SESSREC_MAX_LEN;
-    hints.expiry_interval = apr_time_from_sec(60);
-    rv = cache->provider->init(cache->instance, "zeq_e2e", &hints, s, pconf);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ZEQLOG(20006)
-                     "cannot initialise the session cache (%s)",
-                     cache->name);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    apr_pool_cleanup_register(pconf, cache, zeq_session_destroy,
+    zeq_session_key_ready = 1;
+    apr_pool_cleanup_register(pconf, NULL, zeq_session_key_cleanse,
                               apr_pool_cleanup_null);
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, ZEQLOG(20007)
-                 "session cache %s%s%s ready, %s",
-                 cache->name, cache->args ? ":" : "",
-                 cache->args ? cache->args : "",
-                 cache->mutex ? "with a global mutex" : "MP-safe");
     return OK;
-}
-
-static void zeq_session_child_init(apr_pool_t *p, server_rec *s)
-{
-    zeq_session_cache *cache = zeq_config_srv(s)->cache;
-    apr_status_t rv;
-
-    apr_global_mutex_t **m[2];
-    int i;
-
-    if (cache == NULL) {
-        return;
-    }
-    m[0] = &cache->mutex;
-    m[1] = &cache->replay_mutex;
-    for (i = 0; i < 2; i++) {
-        if (*m[i] == NULL) {
-            continue;
-        }
-        rv = apr_global_mutex_child_init(m[i], apr_global_mutex_lockfile(*m[i]),
-                                         p);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ZEQLOG(20008)
-                         "cannot attach a session cache mutex in a child");
-        }
-    }
 }
 
 void zeq_session_register_hooks(apr_pool_t *p)
 {
     (void)p;
-    ap_hook_pre_config(zeq_session_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
-    /* After the providers (mod_socache_*) have set themselves up. */
-    ap_hook_post_config(zeq_session_post_config, NULL, NULL,
-                        APR_HOOK_MIDDLE);
-    ap_hook_child_init(zeq_session_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(zeq_session_post_config, NULL, NULL, APR_HOOK_MIDDLE);
 }

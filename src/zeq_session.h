@@ -1,5 +1,9 @@
-/* Sessions of mod_zeq_e2e in Apache's shared object cache (socache): the
- * record codec, the cache's set-up, and lookups. */
+/* The session policy: what a session is (its sealed record, zeq_sessrec),
+ * under which id it is stored (a hash of its id), which virtual host it
+ * serves (its scope), how long it lives, and how each v2 sequence number is
+ * accepted once; the store (zeq_store) keeps the records. Also the record
+ * key that seals them (ZeqE2ERecordKey, or one generated into the runtime
+ * directory). */
 #ifndef ZEQ_SESSION_H
 #define ZEQ_SESSION_H
 
@@ -10,22 +14,26 @@ void zeq_session_register_hooks(apr_pool_t *p);
 /* Creates a session with keys (of their version), bound to r's virtual
  * host (its scope and TTL); returns APR_SUCCESS, the id (base64url, in
  * r->pool) and its expiry (seconds since the epoch; expires may be
- * NULL). */
+ * NULL). Another status: the store failed. */
 apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
                                 const zeq_keys *keys, const char **id,
                                 apr_int64_t *expires);
 /* Finds a live session of this virtual host's scope: APR_SUCCESS with its
- * keys and expiry, APR_NOTFOUND when unknown, malformed, expired or of
- * another scope, other values on a cache failure. */
+ * keys and expiry, APR_NOTFOUND when unknown, malformed, expired, of
+ * another scope or stored in a record that does not open (logged at
+ * info), other values on a store failure. */
 apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
                                 const char *id, zeq_keys *keys,
                                 apr_int64_t *expires);
-/* Accepts sequence number seq of a v2 session at most once (in every
- * child and thread of this server): APR_SUCCESS, APR_EEXIST when it was
- * seen or is too old, APR_NOTFOUND when the session is gone, other values
- * on a cache failure. The window lives in the session's record. Call it
- * only after the request verified. */
+/* Accepts sequence number seq of a v2 session at most once, in every child
+ * and thread of this server and, on a shared store, of every server that
+ * shares it: APR_SUCCESS; APR_EEXIST when it was seen (or, in a window, is
+ * too old); APR_NOTFOUND when the session is gone; other values on a store
+ * failure. Call it only after the request verified. */
 apr_status_t zeq_session_accept_seq(request_rec *r, const zeq_srv_conf *sc,
                                     const char *id, apr_uint64_t seq);
+/* A short tag of a session for logs: the first 12 hex digits of the hash
+ * it is stored under (never the id itself), in p. */
+const char *zeq_session_tag(apr_pool_t *p, const char *id);
 
 #endif

@@ -1,20 +1,23 @@
-/* The session record codec: the bytes a session is stored as in the
- * session cache (its version, scope, times and keys). Pure C11, no
- * library: unit-tested and fuzzed alone.
+/* The session record codec: the sealed bytes a session is stored as in the
+ * session store (docs/PROTOCOL.md section 19). Pure C11 + OpenSSL
+ * libcrypto (HKDF, AES-256-GCM through zeq_kex and zeq_envelope): no httpd
+ * or APR header, unit-tested and fuzzed alone.
  *
- * Version 1 (protocol v1 sessions; all integers big-endian):
- *   0 version (1), 1 flags (0), 2 reserved (2 bytes, 0),
- *   4 scope (16 bytes: the virtual host and secret it belongs to),
- *   20 created, 28 expires (seconds since the epoch, 8 bytes each),
- *   36 key (32 bytes)                                           68 bytes
- * Version 2 (protocol v2 sessions): the same up to 36, then
- *   36 k_c2s (32 bytes), 68 k_s2c (32 bytes),
- *   100 the replay window (zeq_replay.h, 138 bytes)             238 bytes
- * The window lives in the record, so that a cache that evicts a session
- * evicts its window with it: a session is never found without the numbers
- * it has seen.
- * Readers reject versions and lengths they do not know, which costs the
- * client one new handshake. */
+ * A record (all integers big-endian):
+ *   0 record version (3), 1 protocol version (1 or 2),
+ *   2 flags (bit 0: a replay window follows the keys), 3 reserved (0),
+ *   4 key id (4 bytes: which record key sealed it),
+ *   8 nonce (12 bytes), 20 ciphertext, then the GCM tag (16 bytes).
+ * The ciphertext holds: scope (16), created (8), expires (8), k_c2s (32),
+ * for v2 k_s2c (32), with the flag the replay window (zeq_replay.h, 138).
+ *   v1: 100 bytes; v2: 132 bytes, 270 with its window.
+ * AES-256-GCM under HKDF-SHA256(master, salt "", info "zeq-e2e record"
+ * 0x00 || id hash, 32), where master comes from the record key (see
+ * zeq_sessrec_key_derive) and the id hash is the store key of the record
+ * (SHA-256 of the session id); the additional data is the record's first
+ * 8 bytes || the id hash. So the store holds no usable key, no session id,
+ * and a record moved to another id does not open.
+ * Versions 1 and 2 were the clear records of earlier releases: refused. */
 #ifndef ZEQ_SESSREC_H
 #define ZEQ_SESSREC_H
 
@@ -24,24 +27,59 @@
 #include "zeq_kex.h"
 #include "zeq_replay.h"
 
+#define ZEQ_SESSREC_VERSION 3
 #define ZEQ_SESSREC_SCOPE_LEN 16
-#define ZEQ_SESSREC_V1_LEN 68
-#define ZEQ_SESSREC_V2_LEN (100 + ZEQ_REPLAY_ENCODED_LEN)
-#define ZEQ_SESSREC_MAX_LEN ZEQ_SESSREC_V2_LEN
+#define ZEQ_SESSREC_ID_HASH_LEN 32
+#define ZEQ_SESSREC_KEY_ID_LEN 4
+#define ZEQ_SESSREC_NONCE_LEN 12
+#define ZEQ_SESSREC_HEAD_LEN 20          /* up to the ciphertext */
+#define ZEQ_SESSREC_TAG_LEN 16
+#define ZEQ_SESSREC_FLAG_WINDOW 0x01
+#define ZEQ_SESSREC_V1_LEN (ZEQ_SESSREC_HEAD_LEN + 64 + ZEQ_SESSREC_TAG_LEN)
+#define ZEQ_SESSREC_V2_LEN (ZEQ_SESSREC_V1_LEN + ZEQ_KEX_KEY_LEN)
+#define ZEQ_SESSREC_MAX_LEN (ZEQ_SESSREC_V2_LEN + ZEQ_REPLAY_ENCODED_LEN)
+/* The shortest record key (file) accepted. */
+#define ZEQ_SESSREC_MIN_IKM 32
 
 typedef struct {
     unsigned char scope[ZEQ_SESSREC_SCOPE_LEN];
     int64_t created;
     int64_t expires;
     zeq_keys keys;                 /* keys.version is the record's */
-    zeq_replay window;             /* v2: the sequence numbers seen */
+    int has_window;                /* v2: the window travels in the record */
+    zeq_replay window;             /* with has_window: the numbers seen */
 } zeq_sessrec;
 
-/* Writes the record (of rec->keys.version) to out; returns its length. */
-size_t zeq_sessrec_encode(const zeq_sessrec *rec,
-                          unsigned char out[ZEQ_SESSREC_MAX_LEN]);
-/* ZEQ_OK, or ZEQ_ERR_BAD for bytes that are no record of a known version
- * (rec is then zeroed). */
-int zeq_sessrec_decode(const unsigned char *in, size_t len, zeq_sessrec *rec);
+/* The key records are sealed with, derived from the record key's bytes. */
+typedef struct {
+    unsigned char master[32];      /* HKDF(ikm, "", "zeq-e2e record key") */
+    unsigned char id[ZEQ_SESSREC_KEY_ID_LEN]; /* HKDF(ikm, "", "zeq-e2e
+                                               * record key id", 4) */
+} zeq_sessrec_key;
+
+/* Derives the sealing key from a record key of at least
+ * ZEQ_SESSREC_MIN_IKM bytes: ZEQ_OK, ZEQ_ERR_SHORT, ZEQ_ERR_CRYPTO. */
+int zeq_sessrec_key_derive(const unsigned char *ikm, size_t ikmlen,
+                           zeq_sessrec_key *key);
+void zeq_sessrec_key_cleanse(zeq_sessrec_key *key);
+
+/* The length of rec's record. */
+size_t zeq_sessrec_len(const zeq_sessrec *rec);
+/* Seals rec for the record stored under id_hash, with the given fresh
+ * random nonce, into out (zeq_sessrec_len(rec) bytes): returns that
+ * length, 0 on a libcrypto failure. */
+size_t zeq_sessrec_seal(const zeq_sessrec_key *key, const zeq_sessrec *rec,
+                        const unsigned char id_hash[ZEQ_SESSREC_ID_HASH_LEN],
+                        const unsigned char nonce[ZEQ_SESSREC_NONCE_LEN],
+                        unsigned char out[ZEQ_SESSREC_MAX_LEN]);
+/* Opens a record found under id_hash into rec: ZEQ_OK; ZEQ_ERR_VERSION for
+ * another record version; ZEQ_ERR_BAD for a malformed one (its length, its
+ * flags, its window); ZEQ_ERR_KEY when another record key sealed it;
+ * ZEQ_ERR_AUTH when it does not verify (altered, or moved from another
+ * id); ZEQ_ERR_CRYPTO. rec is zeroed unless ZEQ_OK. */
+int zeq_sessrec_open(const zeq_sessrec_key *key, const unsigned char *in,
+                     size_t len,
+                     const unsigned char id_hash[ZEQ_SESSREC_ID_HASH_LEN],
+                     zeq_sessrec *rec);
 
 #endif

@@ -28,6 +28,15 @@ my $p384 = catfile($work, 'p384.pem');
 system('openssl', 'genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384',
        '-out', $p384) == 0 or die "openssl genpkey P-384 failed\n";
 
+# Record keys for ZeqE2ERecordKey: one of 64 hex digits, one too short.
+my $record_key = catfile($work, 'record.key');
+my $short_key = catfile($work, 'short.key');
+for ([$record_key, ('ab' x 32) . "\n"], [$short_key, "0123456789\n"]) {
+    open my $fh, '>', $_->[0] or die "$_->[0]: $!";
+    print {$fh} $_->[1];
+    close $fh;
+}
+
 # [name, configuration body, expected outcome, regexes the output must match]
 my @cases = (
     ['every directive where it may stand', <<"EOC", 'ok', [qr/Syntax OK/]],
@@ -62,7 +71,32 @@ EOC
     ['a literal secret and the defaults', qq{ZeqE2E On\nZeqE2ESecret "some literal secret"\n},
      'ok', [qr/Syntax OK/]],
     ['ZeqE2ESessionCache nosuch', "ZeqE2ESessionCache nosuch\n", 'fail',
-     [qr/ZeqE2ESessionCache/, qr/\bshmcb\b/]],
+     [qr/ZeqE2ESessionCache/, qr/\bshmcb\b/, qr/\bredis\b.*\bmemcache\b/]],
+    ['the shared-store directives where they may stand',
+     "ZeqE2ESessionCache redis:127.0.0.1:6379,[::1]:6380\nZeqE2ESessionCacheTimeout 500ms\n"
+     . qq{ZeqE2ERecordKey "file:$record_key"\n}, 'ok', [qr/Syntax OK/]],
+    ['ZeqE2ESessionCache memcache: with the default port', "ZeqE2ESessionCache memcache:127.0.0.1\n"
+     . "ZeqE2ESessionCacheTimeout 2\n", 'ok', [qr/Syntax OK/]],
+    ['ZeqE2ESessionCache redis: without a server', "ZeqE2ESessionCache redis:\n", 'fail',
+     [qr/ZeqE2ESessionCache/, qr/no server given/]],
+    ['ZeqE2ESessionCache redis: with a port that is none', "ZeqE2ESessionCache redis:127.0.0.1:port\n", 'fail',
+     [qr/ZeqE2ESessionCache/, qr/'127\.0\.0\.1:port' is not HOST:PORT/]],
+    ['ZeqE2ERecordKey that cannot be read', "ZeqE2ERecordKey file:/nonexistent/zeq-e2e/record.key\n", 'fail',
+     [qr/ZeqE2ERecordKey/, qr/cannot read the record key file/]],
+    ['ZeqE2ERecordKey of fewer than 32 bytes', qq{ZeqE2ERecordKey "file:$short_key"\n}, 'fail',
+     [qr/ZeqE2ERecordKey/, qr/fewer than 32/]],
+    ['ZeqE2ERecordKey without file:', "ZeqE2ERecordKey /etc/zeq.key\n", 'fail',
+     [qr/ZeqE2ERecordKey/, qr/file:PATH/]],
+    ['ZeqE2ERecordKey inside <VirtualHost>',
+     qq{<VirtualHost 127.0.0.1:8>\n    ZeqE2ERecordKey "file:$record_key"\n</VirtualHost>\n}, 'fail',
+     [qr/ZeqE2ERecordKey/]],
+    ['ZeqE2ESessionCacheTimeout 0', "ZeqE2ESessionCacheTimeout 0\n", 'fail',
+     [qr/ZeqE2ESessionCacheTimeout/, qr/from 10ms to 60s/]],
+    ['ZeqE2ESessionCacheTimeout soon', "ZeqE2ESessionCacheTimeout soon\n", 'fail',
+     [qr/ZeqE2ESessionCacheTimeout/]],
+    ['ZeqE2ESessionCacheTimeout inside <VirtualHost>',
+     "<VirtualHost 127.0.0.1:8>\n    ZeqE2ESessionCacheTimeout 1\n</VirtualHost>\n", 'fail',
+     [qr/ZeqE2ESessionCacheTimeout/]],
     ['ZeqE2ESecret file: that cannot be read',
      "ZeqE2ESecret file:/nonexistent/zeq-e2e/secret\n", 'fail', [qr/ZeqE2ESecret/]],
     ['ZeqE2ESessionTTL 0', "ZeqE2ESessionTTL 0\n", 'fail', [qr/ZeqE2ESessionTTL/]],

@@ -74,6 +74,8 @@ sub external_server { my ($name, $hostport) = @_; $EXTERNAL{$name} = $hostport }
 sub hostport {
     my ($vhost) = @_;
     return $EXTERNAL{$vhost} if defined $vhost && exists $EXTERNAL{$vhost};
+    # A server of its own (t/lib/ZeqTest/Cluster.pm): HOST:PORT.
+    return $vhost if defined $vhost && $vhost =~ /^[\w.-]+:\d+$/;
     my $cfg = Apache::Test::config();
     return Apache::TestRequest::hostport($cfg) if !$vhost || $vhost eq 'main';
     my $v = $cfg->{vhosts}{$vhost} or die "no virtual host '$vhost' in the test config\n";
