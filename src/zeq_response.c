@@ -440,6 +440,13 @@ static apr_status_t zeq_response_v2_filter(ap_filter_t *f,
             return zeq_response_v2_fail(f, ctx, "reading the body failed");
         }
         rv = zeq_response_v2_add(f, ctx, (const unsigned char *)data, len);
+        if (rv != APR_SUCCESS && f->c->aborted) {
+            /* Passing failed: the client went away (or the network
+             * failed); the filters below have said so. */
+            apr_brigade_cleanup(bb);
+            ctx->done = 1;
+            return rv;
+        }
         if (rv != APR_SUCCESS) {
             apr_brigade_cleanup(bb);
             return zeq_response_v2_fail(f, ctx, rv == APR_EOF
