@@ -3,6 +3,8 @@
 #   make test     C unit tests + the Apache::Test suite (installs what it misses)
 #   make test-module  build/.libs/mod_zeq_test.so, the suite's test handlers
 #   make run      the demo on 127.0.0.1:$(PORT) (installs what it misses)
+#   make bench    the benchmark: table, docs/PERFORMANCE.md and plots
+#                 (BENCH_QUICK=1: every phase shortly, into build/bench-quick/)
 #   make install  install the module and conf/zeq_e2e.{load,conf} (a2enmod zeq_e2e)
 
 APXS    ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
@@ -28,8 +30,10 @@ DEPS_TEST  := $(DEPS_BUILD) libapache2-mod-perl2 libcryptx-perl libwww-perl \
               libjson-pp-perl libapache2-mod-php \
               curl openssl
 DEPS_RUN   := $(DEPS_BUILD) openssl
+DEPS_BENCH := $(DEPS_BUILD) openssl gnuplot-nox
 
-.PHONY: all install test test-module unit run clean deps-build deps-test deps-run
+.PHONY: all install test test-module unit run bench clean deps-build deps-test \
+        deps-run deps-bench
 
 all: $(MODULE)
 
@@ -88,6 +92,8 @@ deps-test:
 	$(call install_deps,$(DEPS_TEST))
 deps-run:
 	$(call install_deps,$(DEPS_RUN))
+deps-bench:
+	$(call install_deps,$(DEPS_BENCH))
 
 $(BUILD)/%: t/unit/%.c $(PURE) $(PURE:.c=.h) src/zeq_result.h $(wildcard t/unit/*.h)
 	@mkdir -p $(BUILD)
@@ -115,6 +121,17 @@ test: deps-test
 	$(MAKE) all unit test-module
 	t/run-tests
 	client/test/run
+
+# The load generator: OpenSSL only, none of the module's code.
+LOADGEN := $(BUILD)/zeqload
+
+$(LOADGEN): bench/zeqload.c Makefile
+	@mkdir -p $(BUILD)
+	$(CC) -O2 $(WARN) bench/zeqload.c -lcrypto -lm -o $@
+
+bench: deps-bench
+	$(MAKE) all $(LOADGEN)
+	bench/run
 
 run: deps-run
 	$(MAKE) all
