@@ -180,18 +180,31 @@ int zeq_kex_pbkdf2_sha256(const unsigned char *password, size_t passlen,
 #pragma GCC diagnostic pop
 #endif
 
+/* HKDF fetched from the provider once per process (a fetch takes the
+ * provider store's locks). */
+static EVP_KDF *zeq_kex_hkdf_fetched;
+
+static void zeq_kex_hkdf_fetch(void)
+{
+    zeq_kex_hkdf_fetched = EVP_KDF_fetch(NULL, "HKDF", NULL);
+}
+
 int zeq_kex_hkdf_sha256(const unsigned char *ikm, size_t ikmlen,
                         const unsigned char *salt, size_t saltlen,
                         const unsigned char *info, size_t infolen,
                         unsigned char *out, size_t outlen)
 {
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    static CRYPTO_ONCE once = CRYPTO_ONCE_STATIC_INIT;
+    EVP_KDF_CTX *kctx;
     OSSL_PARAM params[5];
     static const unsigned char empty = 0;
     int ok;
 
-    EVP_KDF_free(kdf);
+    if (!CRYPTO_THREAD_run_once(&once, zeq_kex_hkdf_fetch)
+        || zeq_kex_hkdf_fetched == NULL) {
+        return ZEQ_ERR_CRYPTO;
+    }
+    kctx = EVP_KDF_CTX_new(zeq_kex_hkdf_fetched);
     if (kctx == NULL) {
         return ZEQ_ERR_CRYPTO;
     }
@@ -357,7 +370,11 @@ int zeq_kex_pair_public(const zeq_kex_pair *pair,
     return ZEQ_OK;
 }
 
-/* The peer's point as a key, checked: on P-256, not the identity. */
+/* The peer's point as a key, checked: on P-256, not the identity. P-256
+ * has cofactor 1, so a point on the curve is in the prime-order group:
+ * the full check (EVP_PKEY_public_check) would add a scalar
+ * multiplication by the order, as costly as the ECDH itself, that cannot
+ * fail for such a point. */
 static EVP_PKEY *zeq_kex_peer(const unsigned char point[ZEQ_KEX_POINT_LEN])
 {
     EVP_PKEY *pkey;
@@ -372,7 +389,7 @@ static EVP_PKEY *zeq_kex_peer(const unsigned char point[ZEQ_KEX_POINT_LEN])
         return NULL;
     }
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-    ok = ctx != NULL && EVP_PKEY_public_check(ctx) == 1;
+    ok = ctx != NULL && EVP_PKEY_public_check_quick(ctx) == 1;
     EVP_PKEY_CTX_free(ctx);
     if (!ok) {
         EVP_PKEY_free(pkey);
