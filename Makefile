@@ -3,6 +3,8 @@
 #   make test     C unit tests + the Apache::Test suite (installs what it misses)
 #   make test-module  build/.libs/mod_zeq_test.so, the suite's test handlers
 #   make run      the demo on 127.0.0.1:$(PORT) (installs what it misses)
+#   make bench    the benchmark: table, docs/PERFORMANCE.md and plots
+#                 (BENCH_QUICK=1: every phase shortly, into build/bench-quick/)
 #   make install  install the module and conf/zeq_e2e.{load,conf} (a2enmod zeq_e2e)
 #   make deb      build/deb/libapache2-mod-zeq-e2e_VERSION_ARCH.deb (dpkg-buildpackage)
 #   make test-deb lintian, then the package installed, used and purged on this
@@ -45,8 +47,10 @@ DEB_NAME := libapache2-mod-zeq-e2e
 DEB_DIR  := $(BUILD)/deb
 DEB      := $(DEB_DIR)/$(DEB_NAME)_$(VERSION)_$(shell dpkg --print-architecture 2>/dev/null).deb
 
-.PHONY: all install test test-module unit run clean deps-build deps-test deps-run \
-        deps-deb deps-test-deb deb test-deb version
+DEPS_BENCH := $(DEPS_BUILD) openssl gnuplot-nox
+
+.PHONY: all install test test-module unit run bench clean deps-build deps-test \
+        deps-run deps-bench deps-deb deps-test-deb deb test-deb version
 
 all: $(MODULE)
 
@@ -109,6 +113,8 @@ deps-deb:
 	$(call install_deps,$(DEPS_DEB))
 deps-test-deb:
 	$(call install_deps,$(DEPS_TEST_DEB))
+deps-bench:
+	$(call install_deps,$(DEPS_BENCH))
 
 $(BUILD)/%: t/unit/%.c $(PURE) $(PURE:.c=.h) src/zeq_result.h $(wildcard t/unit/*.h)
 	@mkdir -p $(BUILD)
@@ -143,6 +149,17 @@ test: deps-test
 	$(MAKE) all unit test-module
 	t/run-tests
 	client/test/run
+
+# The load generator: OpenSSL only, none of the module's code.
+LOADGEN := $(BUILD)/zeqload
+
+$(LOADGEN): bench/zeqload.c Makefile
+	@mkdir -p $(BUILD)
+	$(CC) -O2 $(WARN) bench/zeqload.c -lcrypto -lm -o $@
+
+bench: deps-bench
+	$(MAKE) all $(LOADGEN)
+	bench/run
 
 run: deps-run
 	$(MAKE) all

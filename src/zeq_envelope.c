@@ -3,9 +3,161 @@
 #include "zeq_envelope.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
+
+/* --- per-thread contexts and random bytes ------------------------------- */
+
+#define ZEQ_ENVELOPE_SPARES 8      /* contexts a thread keeps */
+#define ZEQ_ENVELOPE_RANDOM 1024   /* random bytes a thread draws at once */
+
+typedef struct {
+    EVP_CIPHER_CTX *spare[ZEQ_ENVELOPE_SPARES];
+    int nspare;
+    unsigned char random[ZEQ_ENVELOPE_RANDOM];
+    size_t random_left;            /* unused bytes at the buffer's end */
+    unsigned long generation;      /* zeq_envelope_forks when filled */
+} zeq_envelope_thread;
+
+static pthread_once_t zeq_envelope_once = PTHREAD_ONCE_INIT;
+static pthread_key_t zeq_envelope_key;
+static int zeq_envelope_key_ok;
+static EVP_CIPHER *zeq_envelope_gcm_fetched;
+static EVP_CIPHER *zeq_envelope_ctr_fetched;
+/* Bumped in the child of every fork: its threads' random bytes are the
+ * parent's, never to be used twice. */
+static volatile unsigned long zeq_envelope_forks;
+
+static void zeq_envelope_thread_free(void *data)
+{
+    zeq_envelope_thread *t = data;
+
+    while (t->nspare > 0) {
+        EVP_CIPHER_CTX_free(t->spare[--t->nspare]);
+    }
+    OPENSSL_cleanse(t, sizeof(*t));
+    free(t);
+}
+
+static void zeq_envelope_forked(void)
+{
+    zeq_envelope_forks++;
+}
+
+static void zeq_envelope_setup(void)
+{
+    zeq_envelope_gcm_fetched = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    zeq_envelope_ctr_fetched = EVP_CIPHER_fetch(NULL, "AES-256-CTR", NULL);
+    zeq_envelope_key_ok = pthread_key_create(&zeq_envelope_key,
+                                             zeq_envelope_thread_free) == 0;
+    /* glibc drops the handler when this object is unloaded (Apache
+     * unloads modules on every restart). */
+    pthread_atfork(NULL, NULL, zeq_envelope_forked);
+}
+
+#if defined(__GNUC__)
+/* The key's destructor lives in this object: no thread may run it once
+ * the module is unloaded. */
+__attribute__((destructor)) static void zeq_envelope_unload(void)
+{
+    if (zeq_envelope_key_ok) {
+        pthread_key_delete(zeq_envelope_key);
+        zeq_envelope_key_ok = 0;
+    }
+}
+#endif
+
+static const EVP_CIPHER *zeq_envelope_gcm(void)
+{
+    pthread_once(&zeq_envelope_once, zeq_envelope_setup);
+    return zeq_envelope_gcm_fetched ? zeq_envelope_gcm_fetched
+                                    : EVP_aes_256_gcm();
+}
+
+static zeq_envelope_thread *zeq_envelope_self(void)
+{
+    zeq_envelope_thread *t;
+
+    pthread_once(&zeq_envelope_once, zeq_envelope_setup);
+    if (!zeq_envelope_key_ok) {
+        return NULL;
+    }
+    t = pthread_getspecific(zeq_envelope_key);
+    if (t == NULL) {
+        t = calloc(1, sizeof(*t));
+        if (t != NULL && pthread_setspecific(zeq_envelope_key, t) != 0) {
+            free(t);
+            t = NULL;
+        }
+    }
+    return t;
+}
+
+void *zeq_envelope_evp_acquire(void)
+{
+    zeq_envelope_thread *t = zeq_envelope_self();
+    const EVP_CIPHER *gcm = zeq_envelope_gcm();
+    EVP_CIPHER_CTX *evp;
+
+    if (t != NULL && t->nspare > 0) {
+        return t->spare[--t->nspare];
+    }
+    evp = EVP_CIPHER_CTX_new();
+    if (evp != NULL
+        && EVP_CipherInit_ex(evp, gcm, NULL, NULL, NULL, 1) != 1) {
+        EVP_CIPHER_CTX_free(evp);
+        evp = NULL;
+    }
+    return evp;
+}
+
+void zeq_envelope_evp_release(void *evp)
+{
+    static const unsigned char zero[ZEQ_KEY_LEN];
+    zeq_envelope_thread *t;
+
+    if (evp == NULL) {
+        return;
+    }
+    t = zeq_envelope_self();
+    /* Keyed with zeros: nothing of the last key stays in it. */
+    if (t == NULL || t->nspare == ZEQ_ENVELOPE_SPARES
+        || EVP_CipherInit_ex(evp, NULL, NULL, zero, NULL, 1) != 1) {
+        EVP_CIPHER_CTX_free(evp);   /* cleanses the key schedule */
+        return;
+    }
+    t->spare[t->nspare++] = evp;
+}
+
+int zeq_envelope_random(unsigned char *out, size_t n)
+{
+    zeq_envelope_thread *t = zeq_envelope_self();
+
+    if (t == NULL || n > ZEQ_ENVELOPE_RANDOM / 4) {
+        return RAND_bytes(out, (int)n) == 1 ? ZEQ_OK : ZEQ_ERR_CRYPTO;
+    }
+    if (t->generation != zeq_envelope_forks) {
+        OPENSSL_cleanse(t->random, sizeof(t->random));
+        t->random_left = 0;
+        t->generation = zeq_envelope_forks;
+    }
+    if (t->random_left < n) {
+        if (RAND_bytes(t->random, (int)sizeof(t->random)) != 1) {
+            return ZEQ_ERR_CRYPTO;
+        }
+        t->random_left = sizeof(t->random);
+    }
+    t->random_left -= n;
+    memcpy(out, t->random + t->random_left, n);
+    OPENSSL_cleanse(t->random + t->random_left, n);
+    return ZEQ_OK;
+}
+
+/* --- envelopes ------------------------------------------------------------ */
 
 struct zeq_envelope_ctx {
     EVP_CIPHER_CTX *evp;
@@ -17,7 +169,7 @@ zeq_envelope_ctx *zeq_envelope_ctx_new(void)
     if (ctx == NULL) {
         return NULL;
     }
-    ctx->evp = EVP_CIPHER_CTX_new();
+    ctx->evp = zeq_envelope_evp_acquire();
     if (ctx->evp == NULL) {
         OPENSSL_free(ctx);
         return NULL;
@@ -28,8 +180,7 @@ zeq_envelope_ctx *zeq_envelope_ctx_new(void)
 void zeq_envelope_ctx_free(zeq_envelope_ctx *ctx)
 {
     if (ctx != NULL) {
-        /* EVP_CIPHER_CTX_free cleanses the key schedule. */
-        EVP_CIPHER_CTX_free(ctx->evp);
+        zeq_envelope_evp_release(ctx->evp);
         OPENSSL_free(ctx);
     }
 }
@@ -44,11 +195,9 @@ static int zeq_envelope_init(zeq_envelope_ctx *ctx, int enc,
     if (ctx == NULL || key == NULL || iv == NULL) {
         return ZEQ_ERR_BAD;
     }
-    if (EVP_CipherInit_ex(ctx->evp, EVP_aes_256_gcm(), NULL, NULL, NULL,
-                          enc) != 1
-        || EVP_CIPHER_CTX_ctrl(ctx->evp, EVP_CTRL_GCM_SET_IVLEN,
-                               ZEQ_ENVELOPE_IV_LEN, NULL) != 1
-        || EVP_CipherInit_ex(ctx->evp, NULL, NULL, key, iv, enc) != 1) {
+    /* The context's cipher is set (its IV length is GCM's default, 12):
+     * keying it keeps its provider state. */
+    if (EVP_CipherInit_ex(ctx->evp, NULL, NULL, key, iv, enc) != 1) {
         return ZEQ_ERR_CRYPTO;
     }
     while (aadlen > 0) {
@@ -241,7 +390,10 @@ int zeq_envelope_keystream_xor(const unsigned char key[ZEQ_KEY_LEN],
     if (evp == NULL) {
         return ZEQ_ERR_CRYPTO;
     }
-    ok = EVP_EncryptInit_ex(evp, EVP_aes_256_ctr(), NULL, key, counter) == 1;
+    (void)zeq_envelope_gcm();   /* fetches CTR too */
+    ok = EVP_EncryptInit_ex(evp, zeq_envelope_ctr_fetched
+                                 ? zeq_envelope_ctr_fetched : EVP_aes_256_ctr(),
+                            NULL, key, counter) == 1;
     if (ok && lead > 0) {
         memset(skip, 0, sizeof(skip));
         ok = EVP_EncryptUpdate(evp, skip, &n, skip, (int)lead) == 1;

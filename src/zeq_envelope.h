@@ -24,6 +24,25 @@
 
 typedef struct zeq_envelope_ctx zeq_envelope_ctx;
 
+/* Cipher contexts and random bytes for the hot path, per thread.
+ *
+ * acquire hands out an AES-256-GCM EVP_CIPHER_CTX (an EVP_CIPHER_CTX *
+ * behind the void *) whose cipher is set, from the calling thread's spares
+ * (or a new one): callers key it with EVP_{En,De}cryptInit_ex(ctx, NULL,
+ * NULL, key, iv), which reuses its provider state. release re-keys it with
+ * zeros (the key schedule and GHASH key are overwritten) and keeps it for
+ * the releasing thread, or frees it; a context moves freely between
+ * threads with its owner. AES-256-GCM is fetched from the provider once
+ * per process, not at every initialisation. NULL on failure. */
+void *zeq_envelope_evp_acquire(void);
+void zeq_envelope_evp_release(void *evp);
+
+/* n fresh random bytes (IVs, nonce bases) from RAND_bytes, drawn in
+ * batches into a per-thread buffer: one DRBG call (and the getpid of its
+ * fork check) for many messages. Each byte is handed out once; a fork
+ * discards the buffers (pthread_atfork). ZEQ_OK or ZEQ_ERR_CRYPTO. */
+int zeq_envelope_random(unsigned char *out, size_t n);
+
 /* A reusable cipher context; NULL on allocation failure. */
 zeq_envelope_ctx *zeq_envelope_ctx_new(void);
 /* Frees the context and cleanses its key schedule; NULL is accepted. */

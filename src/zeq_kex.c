@@ -15,6 +15,7 @@
 #include <openssl/param_build.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 struct zeq_kex_pair {
@@ -30,18 +31,162 @@ void zeq_keys_cleanse(zeq_keys *keys)
     OPENSSL_cleanse(keys, sizeof(*keys));
 }
 
+/* PBKDF2-HMAC-SHA256 (RFC 8018 5.2) on SHA-256's compression function.
+ * PKCS5_PBKDF2_HMAC goes through the EVP and provider layers for each of
+ * its HMACs; here the HMAC's inner and outer states (the compressed
+ * key XOR ipad and key XOR opad blocks) are computed once per derivation,
+ * and every further iteration is exactly two compressions of one padded
+ * 64-byte block: U_j = H(outer, H(inner, U_{j-1})). SHA256_Transform is
+ * libcrypto's own compression function (SHA extensions, AVX2 or ARMv8
+ * code, whatever the CPU has); OpenSSL 3 marks the low-level SHA-256 API
+ * deprecated but keeps it, and it is the only way to reach that code. */
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+
+#define ZEQ_KEX_SHA_BLOCK 64
+#define ZEQ_KEX_SHA_LEN   32
+
+/* The state words of a SHA-256 context as the digest's bytes. */
+static void zeq_kex_sha_out(const SHA256_CTX *c, unsigned char *out)
+{
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        out[4 * i] = (unsigned char)(c->h[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(c->h[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(c->h[i] >> 8);
+        out[4 * i + 3] = (unsigned char)c->h[i];
+    }
+}
+
+/* The HMAC-SHA256 states of a key: SHA-256 after key XOR ipad (inner) and
+ * after key XOR opad (outer), one block each. */
+static void zeq_kex_hmac_states(const unsigned char *key, size_t keylen,
+                                SHA256_CTX *inner, SHA256_CTX *outer)
+{
+    unsigned char k[ZEQ_KEX_SHA_BLOCK], pad[ZEQ_KEX_SHA_BLOCK];
+    int i;
+
+    memset(k, 0, sizeof(k));
+    if (keylen > ZEQ_KEX_SHA_BLOCK) {
+        SHA256(key, keylen, k);
+    }
+    else if (keylen > 0) {
+        memcpy(k, key, keylen);
+    }
+    for (i = 0; i < ZEQ_KEX_SHA_BLOCK; i++) {
+        pad[i] = k[i] ^ 0x36;
+    }
+    SHA256_Init(inner);
+    SHA256_Update(inner, pad, sizeof(pad));
+    for (i = 0; i < ZEQ_KEX_SHA_BLOCK; i++) {
+        pad[i] = k[i] ^ 0x5c;
+    }
+    SHA256_Init(outer);
+    SHA256_Update(outer, pad, sizeof(pad));
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
+}
+
+/* T_i = U_1 ^ ... ^ U_c for block number i. */
+static void zeq_kex_pbkdf2_block(const SHA256_CTX *inner,
+                                 const SHA256_CTX *outer,
+                                 const unsigned char *salt, size_t saltlen,
+                                 unsigned long i, unsigned int iterations,
+                                 unsigned char t[ZEQ_KEX_SHA_LEN])
+{
+    /* U || 0x80 || zeros || the bit length of key block + U (768). */
+    unsigned char block[ZEQ_KEX_SHA_BLOCK], be[4];
+    SHA256_CTX c;
+    unsigned int acc[8];
+    unsigned int j;
+    int k;
+
+    be[0] = (unsigned char)(i >> 24);
+    be[1] = (unsigned char)(i >> 16);
+    be[2] = (unsigned char)(i >> 8);
+    be[3] = (unsigned char)i;
+    /* U_1 = HMAC(P, S || INT(i)): the salt has any length. */
+    c = *inner;
+    SHA256_Update(&c, salt, saltlen);
+    SHA256_Update(&c, be, 4);
+    SHA256_Final(block, &c);
+    c = *outer;
+    SHA256_Update(&c, block, ZEQ_KEX_SHA_LEN);
+    SHA256_Final(block, &c);
+
+    memset(block + ZEQ_KEX_SHA_LEN, 0, ZEQ_KEX_SHA_BLOCK - ZEQ_KEX_SHA_LEN);
+    block[ZEQ_KEX_SHA_LEN] = 0x80;
+    block[ZEQ_KEX_SHA_BLOCK - 2] = 0x03;
+    for (k = 0; k < 8; k++) {
+        acc[k] = ((unsigned int)block[4 * k] << 24)
+                 | ((unsigned int)block[4 * k + 1] << 16)
+                 | ((unsigned int)block[4 * k + 2] << 8)
+                 | (unsigned int)block[4 * k + 3];
+    }
+    for (j = 1; j < iterations; j++) {
+        memcpy(c.h, inner->h, sizeof(c.h));
+        SHA256_Transform(&c, block);
+        zeq_kex_sha_out(&c, block);
+        memcpy(c.h, outer->h, sizeof(c.h));
+        SHA256_Transform(&c, block);
+        zeq_kex_sha_out(&c, block);
+        for (k = 0; k < 8; k++) {
+            acc[k] ^= (unsigned int)c.h[k];
+        }
+    }
+    for (k = 0; k < 8; k++) {
+        c.h[k] = acc[k];
+    }
+    zeq_kex_sha_out(&c, t);
+    OPENSSL_cleanse(&c, sizeof(c));
+    OPENSSL_cleanse(acc, sizeof(acc));
+    OPENSSL_cleanse(block, sizeof(block));
+}
+
 int zeq_kex_pbkdf2_sha256(const unsigned char *password, size_t passlen,
                           const unsigned char *salt, size_t saltlen,
                           unsigned int iterations,
                           unsigned char *out, size_t outlen)
 {
-    if (passlen > INT_MAX || saltlen > INT_MAX || outlen > INT_MAX
-        || iterations == 0 || iterations > INT_MAX) {
+    SHA256_CTX inner, outer;
+    unsigned char t[ZEQ_KEX_SHA_LEN];
+    unsigned long i;
+    size_t done = 0;
+
+    /* RFC 8018: dkLen at most (2^32 - 1) hLen. */
+    if (iterations == 0 || outlen == 0
+        || outlen / ZEQ_KEX_SHA_LEN >= 0xffffffffUL
+        || (password == NULL && passlen > 0) || (salt == NULL && saltlen > 0)) {
         return ZEQ_ERR_BAD;
     }
-    return PKCS5_PBKDF2_HMAC((const char *)password, (int)passlen, salt,
-                             (int)saltlen, (int)iterations, EVP_sha256(),
-                             (int)outlen, out) == 1 ? ZEQ_OK : ZEQ_ERR_CRYPTO;
+    zeq_kex_hmac_states(password, passlen, &inner, &outer);
+    for (i = 1; done < outlen; i++) {
+        size_t n = outlen - done < ZEQ_KEX_SHA_LEN ? outlen - done
+                                                   : ZEQ_KEX_SHA_LEN;
+        zeq_kex_pbkdf2_block(&inner, &outer, salt, saltlen, i, iterations, t);
+        memcpy(out + done, t, n);
+        done += n;
+    }
+    OPENSSL_cleanse(t, sizeof(t));
+    OPENSSL_cleanse(&inner, sizeof(inner));
+    OPENSSL_cleanse(&outer, sizeof(outer));
+    return ZEQ_OK;
+}
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+/* HKDF fetched from the provider once per process (a fetch takes the
+ * provider store's locks). */
+static EVP_KDF *zeq_kex_hkdf_fetched;
+
+static void zeq_kex_hkdf_fetch(void)
+{
+    zeq_kex_hkdf_fetched = EVP_KDF_fetch(NULL, "HKDF", NULL);
 }
 
 int zeq_kex_hkdf_sha256(const unsigned char *ikm, size_t ikmlen,
@@ -49,13 +194,17 @@ int zeq_kex_hkdf_sha256(const unsigned char *ikm, size_t ikmlen,
                         const unsigned char *info, size_t infolen,
                         unsigned char *out, size_t outlen)
 {
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    static CRYPTO_ONCE once = CRYPTO_ONCE_STATIC_INIT;
+    EVP_KDF_CTX *kctx;
     OSSL_PARAM params[5];
     static const unsigned char empty = 0;
     int ok;
 
-    EVP_KDF_free(kdf);
+    if (!CRYPTO_THREAD_run_once(&once, zeq_kex_hkdf_fetch)
+        || zeq_kex_hkdf_fetched == NULL) {
+        return ZEQ_ERR_CRYPTO;
+    }
+    kctx = EVP_KDF_CTX_new(zeq_kex_hkdf_fetched);
     if (kctx == NULL) {
         return ZEQ_ERR_CRYPTO;
     }
@@ -221,7 +370,11 @@ int zeq_kex_pair_public(const zeq_kex_pair *pair,
     return ZEQ_OK;
 }
 
-/* The peer's point as a key, checked: on P-256, not the identity. */
+/* The peer's point as a key, checked: on P-256, not the identity. P-256
+ * has cofactor 1, so a point on the curve is in the prime-order group:
+ * the full check (EVP_PKEY_public_check) would add a scalar
+ * multiplication by the order, as costly as the ECDH itself, that cannot
+ * fail for such a point. */
 static EVP_PKEY *zeq_kex_peer(const unsigned char point[ZEQ_KEX_POINT_LEN])
 {
     EVP_PKEY *pkey;
@@ -236,7 +389,7 @@ static EVP_PKEY *zeq_kex_peer(const unsigned char point[ZEQ_KEX_POINT_LEN])
         return NULL;
     }
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-    ok = ctx != NULL && EVP_PKEY_public_check(ctx) == 1;
+    ok = ctx != NULL && EVP_PKEY_public_check_quick(ctx) == 1;
     EVP_PKEY_CTX_free(ctx);
     if (!ok) {
         EVP_PKEY_free(pkey);

@@ -7,7 +7,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 /* --- AAD ------------------------------------------------------------------ */
 
@@ -85,12 +84,13 @@ int zeq_record_sealer_init(zeq_record_sealer *s,
                            const unsigned char *aad, size_t aadlen)
 {
     memset(s, 0, sizeof(*s));
-    s->evp = EVP_CIPHER_CTX_new();
+    s->evp = zeq_envelope_evp_acquire();
     s->aad = malloc(aadlen + ZEQ_RECORD_HEADER_LEN);
     if (s->evp == NULL || s->aad == NULL
-        || EVP_EncryptInit_ex(s->evp, EVP_aes_256_gcm(), NULL, key, NULL) != 1
+        || EVP_EncryptInit_ex(s->evp, NULL, NULL, key, NULL) != 1
         || (nonce_base == NULL
-            && RAND_bytes(s->nonce_base, ZEQ_RECORD_NONCE_LEN) != 1)) {
+            && zeq_envelope_random(s->nonce_base, ZEQ_RECORD_NONCE_LEN)
+               != ZEQ_OK)) {
         zeq_record_sealer_free(s);
         return ZEQ_ERR_CRYPTO;
     }
@@ -107,7 +107,7 @@ int zeq_record_sealer_init(zeq_record_sealer *s,
 
 void zeq_record_sealer_free(zeq_record_sealer *s)
 {
-    EVP_CIPHER_CTX_free(s->evp);
+    zeq_envelope_evp_release(s->evp);
     if (s->aad != NULL) {
         OPENSSL_cleanse(s->aad, s->aadlen);
         free(s->aad);
@@ -234,13 +234,12 @@ zeq_record_reader *zeq_record_reader_new(int version,
     rd->emit = emit;
     rd->baton = baton;
     memcpy(rd->key, key, ZEQ_KEY_LEN);
-    rd->evp = EVP_CIPHER_CTX_new();
+    rd->evp = zeq_envelope_evp_acquire();
     rd->aad = malloc(aadlen + ZEQ_RECORD_HEADER_LEN);
     /* v2: the key schedule once; each record sets its own nonce. */
     if (rd->evp == NULL || rd->aad == NULL
         || (version == 2
-            && EVP_DecryptInit_ex(rd->evp, EVP_aes_256_gcm(), NULL, key,
-                                  NULL) != 1)) {
+            && EVP_DecryptInit_ex(rd->evp, NULL, NULL, key, NULL) != 1)) {
         zeq_record_reader_free(rd);
         return NULL;
     }
@@ -256,7 +255,7 @@ void zeq_record_reader_free(zeq_record_reader *rd)
     if (rd == NULL) {
         return;
     }
-    EVP_CIPHER_CTX_free(rd->evp);
+    zeq_envelope_evp_release(rd->evp);
     if (rd->aad != NULL) {
         OPENSSL_cleanse(rd->aad, rd->aadlen + ZEQ_RECORD_HEADER_LEN);
         free(rd->aad);
@@ -326,8 +325,8 @@ static int zeq_record_feed_v1(zeq_record_reader *rd, const unsigned char *data,
             data += take;
             len -= take;
             if (rd->len == ZEQ_ENVELOPE_OVERHEAD) {
-                if (EVP_DecryptInit_ex(rd->evp, EVP_aes_256_gcm(), NULL,
-                                       rd->key, rd->buf) != 1
+                if (EVP_DecryptInit_ex(rd->evp, NULL, NULL, rd->key,
+                                       rd->buf) != 1
                     || EVP_CIPHER_CTX_ctrl(rd->evp, EVP_CTRL_GCM_SET_TAG,
                                            ZEQ_ENVELOPE_TAG_LEN,
                                            rd->buf + ZEQ_ENVELOPE_IV_LEN) != 1) {

@@ -31,7 +31,6 @@
 
 #include <stdlib.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #define ZEQ_RESPONSE_SCRATCH (64 * 1024)
 
@@ -246,12 +245,15 @@ static apr_status_t zeq_response_v2_record(ap_filter_t *f,
     return APR_SUCCESS;
 }
 
-/* v2: takes plaintext into records. A full record is sealed once more
- * follows, or at once when it ends a body of known length (it is then
- * final); at most 64 KiB of sealed records wait before they are passed. */
+/* v2: takes plaintext into records, from data or (data NULL) read from
+ * fd at its current offset straight into the record (*read_rv gets a read
+ * error). A full record is sealed once more follows, or at once when it
+ * ends a body of known length (it is then final); at most 64 KiB of sealed
+ * records wait before they are passed. */
 static apr_status_t zeq_response_v2_add(ap_filter_t *f, zeq_response_ctx *ctx,
                                         const unsigned char *data,
-                                        apr_size_t len)
+                                        apr_file_t *fd, apr_size_t len,
+                                        apr_status_t *read_rv)
 {
     apr_status_t rv;
 
@@ -271,10 +273,19 @@ static apr_status_t zeq_response_v2_add(ap_filter_t *f, zeq_response_ctx *ctx,
         if (ctx->length >= 0 && ctx->plain_len + (apr_off_t)n > ctx->length) {
             return APR_EOF;
         }
-        memcpy(ctx->pending + ctx->pending_len, data, n);
+        if (data == NULL) {
+            *read_rv = apr_file_read_full(fd, ctx->pending + ctx->pending_len,
+                                          n, NULL);
+            if (*read_rv != APR_SUCCESS) {
+                return *read_rv;
+            }
+        }
+        else {
+            memcpy(ctx->pending + ctx->pending_len, data, n);
+            data += n;
+        }
         ctx->pending_len += n;
         ctx->plain_len += (apr_off_t)n;
-        data += n;
         len -= n;
         if (ctx->length >= 0 && ctx->plain_len == ctx->length
             && (rv = zeq_response_v2_record(f, ctx, 1)) != APR_SUCCESS) {
@@ -318,6 +329,24 @@ static apr_status_t zeq_response_v2_fail(ap_filter_t *f, zeq_response_ctx *ctx,
 {
     return ctx->started ? zeq_response_v2_abort(f, ctx, why)
                         : zeq_response_fail(f, ctx, why);
+}
+
+/* v2: what a failure to add plaintext answers. Passing failed: the
+ * client went away (or the network failed), the filters below have said
+ * so; otherwise the body overran its length or sealing failed. */
+static apr_status_t zeq_response_v2_add_failed(ap_filter_t *f,
+                                               zeq_response_ctx *ctx,
+                                               apr_bucket_brigade *bb,
+                                               apr_status_t rv)
+{
+    apr_brigade_cleanup(bb);
+    if (f->c->aborted) {
+        ctx->done = 1;
+        return rv;
+    }
+    return zeq_response_v2_fail(f, ctx, rv == APR_EOF
+                                ? "the body is longer than its Content-Length"
+                                : "encryption failed");
 }
 
 /* v2: the body of known length n, in records, with its headers. */
@@ -422,6 +451,28 @@ static apr_status_t zeq_response_v2_filter(ap_filter_t *f,
             APR_BRIGADE_INSERT_TAIL(ctx->out, e);
             continue;
         }
+        if (APR_BUCKET_IS_FILE(e) && e->length != (apr_size_t)-1) {
+            /* A file region is read into the records: apr_bucket_read
+             * would mmap it, and every munmap of a threaded process
+             * interrupts all its cores (for a small file that costs more
+             * than the read). */
+            apr_bucket_file *file = e->data;
+            apr_off_t at = e->start;
+            apr_status_t read_rv = apr_file_seek(file->fd, APR_SET, &at);
+            if (read_rv == APR_SUCCESS) {
+                rv = zeq_response_v2_add(f, ctx, NULL, file->fd, e->length,
+                                         &read_rv);
+            }
+            if (read_rv != APR_SUCCESS) {
+                apr_brigade_cleanup(bb);
+                return zeq_response_v2_fail(f, ctx, "reading the file failed");
+            }
+            if (rv != APR_SUCCESS) {
+                return zeq_response_v2_add_failed(f, ctx, bb, rv);
+            }
+            apr_bucket_delete(e);
+            continue;
+        }
         rv = apr_bucket_read(e, &data, &len, APR_NONBLOCK_READ);
         if (APR_STATUS_IS_EAGAIN(rv)) {
             /* The application pauses: what it wrote goes out meanwhile. */
@@ -439,13 +490,10 @@ static apr_status_t zeq_response_v2_filter(ap_filter_t *f,
             apr_brigade_cleanup(bb);
             return zeq_response_v2_fail(f, ctx, "reading the body failed");
         }
-        rv = zeq_response_v2_add(f, ctx, (const unsigned char *)data, len);
+        rv = zeq_response_v2_add(f, ctx, (const unsigned char *)data, NULL,
+                                 len, NULL);
         if (rv != APR_SUCCESS) {
-            apr_brigade_cleanup(bb);
-            return zeq_response_v2_fail(f, ctx, rv == APR_EOF
-                                        ? "the body is longer than its "
-                                          "Content-Length"
-                                        : "encryption failed");
+            return zeq_response_v2_add_failed(f, ctx, bb, rv);
         }
         apr_bucket_delete(e);
     }
@@ -570,7 +618,7 @@ static int zeq_response_ctx_init(ap_filter_t *f, zeq_exchange *ex,
     }
     ctx->cipher = zeq_envelope_ctx_new();
     if (ctx->cipher == NULL
-        || RAND_bytes(ctx->head, ZEQ_ENVELOPE_IV_LEN) != 1
+        || zeq_envelope_random(ctx->head, ZEQ_ENVELOPE_IV_LEN) != ZEQ_OK
         || zeq_envelope_seal_init(ctx->cipher, ex->keys.s2c, ctx->head, NULL,
                                   0) != ZEQ_OK) {
         return 0;
