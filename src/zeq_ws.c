@@ -65,6 +65,7 @@ struct zeq_ws_ctx {
     int client_ended;           /* v2: the client's end message came */
     int server_ended;           /* v2: the server's end message went */
     int refused;                /* a plaintext answer was refused */
+    int reading;                /* inside the input filter */
 };
 
 static apr_status_t zeq_ws_cleanup(void *data)
@@ -92,11 +93,17 @@ static apr_bucket *zeq_ws_bucket(zeq_ws_ctx *ctx, unsigned char *buf,
  * frames already sealed for it) and ends the socket quietly: from now on
  * the input filter answers EOF, so that mod_proxy's tunnel (with
  * proxy-nohalfclose, which the gate sets) ends as when the client goes
- * away, and nothing else of the exchange reaches the backend. Over
- * HTTP/1.1 the client connection's read side is shut down as well, so the
- * tunnel sees that EOF at once instead of when the client answers the
- * close; over HTTP/2 the stream ends with the tunnel. Nothing here marks
- * the connection aborted: mod_proxy would then log its flush as failed. */
+ * away, and nothing else of the exchange reaches the backend. When the
+ * failure is the client's, the input filter answers that EOF in the same
+ * call; the connection's read side stays open, so that httpd's lingering
+ * close reads away what the client sent meanwhile (closing a socket with
+ * unread data resets it, which can destroy the close frame before the
+ * client has read it). When the failure is the backend's, the tunnel is
+ * not reading the client: over HTTP/1.1 the read side is shut down, so
+ * that the tunnel sees the EOF at once instead of when the client answers
+ * the close; over HTTP/2 the stream ends with the tunnel. Nothing here
+ * marks the connection aborted: mod_proxy would then log its flush as
+ * failed. */
 static void zeq_ws_fail(zeq_ws_ctx *ctx, int code, const char *why)
 {
     unsigned char frame[4];
@@ -119,7 +126,8 @@ static void zeq_ws_fail(zeq_ws_ctx *ctx, int code, const char *why)
     ap_pass_brigade(ctx->out_f->next, bb);
     apr_brigade_destroy(bb);
     ctx->c->keepalive = AP_CONN_CLOSE;
-    if (ctx->c->master == NULL && (sock = ap_get_conn_socket(ctx->c)) != NULL) {
+    if (!ctx->reading && ctx->c->master == NULL
+        && (sock = ap_get_conn_socket(ctx->c)) != NULL) {
         apr_socket_shutdown(sock, APR_SHUTDOWN_READ);
     }
 }
@@ -390,6 +398,11 @@ static apr_status_t zeq_ws_hold_early(ap_filter_t *f, zeq_ws_ctx *ctx,
     return APR_EAGAIN;
 }
 
+static apr_status_t zeq_ws_in_frames(ap_filter_t *f, zeq_ws_ctx *ctx,
+                                     apr_bucket_brigade *bb,
+                                     apr_read_type_e block,
+                                     apr_off_t readbytes);
+
 static apr_status_t zeq_ws_in_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                                      ap_input_mode_t mode,
                                      apr_read_type_e block,
@@ -412,6 +425,20 @@ static apr_status_t zeq_ws_in_filter(ap_filter_t *f, apr_bucket_brigade *bb,
     if (!ctx->armed) {
         return zeq_ws_hold_early(f, ctx, bb, block, readbytes);
     }
+    ctx->reading = 1;
+    rv = zeq_ws_in_frames(f, ctx, bb, block, readbytes);
+    ctx->reading = 0;
+    return rv;
+}
+
+/* The client's frames, opened (armed). */
+static apr_status_t zeq_ws_in_frames(ap_filter_t *f, zeq_ws_ctx *ctx,
+                                     apr_bucket_brigade *bb,
+                                     apr_read_type_e block,
+                                     apr_off_t readbytes)
+{
+    apr_status_t rv;
+
     for (;;) {
         zeq_frame_event ev;
         apr_bucket *e;
