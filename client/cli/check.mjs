@@ -183,6 +183,10 @@ export async function check(opts, io, wire, { origin, handshakeOptions, put }) {
         ? `the answer at ${opts.url} is not sealed: the module does not encrypt there (ZeqE2E Off?)`
         : f.message;
     }
+  } else if (Object.values(results).every((r) => r === 'e2e_handshake_failed')) {
+    // A 404 page (or another answer that is not the module's) at the handshake path.
+    report.result = `no handshake at ${handshakePath} (${failure.message.replace(/^e2e_handshake_failed: /, '')}): ` +
+      `the module is not loaded, or ZeqE2E On does not apply to ${handshakePath} on this host`;
   } else {
     report.result = `no session: ${failure.message}`;
   }

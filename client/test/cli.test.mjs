@@ -516,6 +516,12 @@ describe('check', () => {
     assert.deepEqual({ ...report.session, lifetime: 0 }, { version: 2, psk: true, signer: null, lifetime: 0 });
   });
 
+  it('no handshake at the path (a 404 page): exit status 3, and it says why', async () => {
+    const { report } = await check('nosecret', '/files/hello.txt', 3, '--handshake-path', '/files/no-handshake');
+    assert.deepEqual(report.offers.versions, []);
+    assert.match(report.result, /^no handshake at \/files\/no-handshake \(.*404.*\): the module is not loaded, or ZeqE2E On does not apply/);
+  });
+
   it('the session lifetime of ZeqE2ESessionTTL 2', async () => {
     const { report } = await check('short', '/files/hello.txt', 0);
     assert.equal(report.session.lifetime, 2);
