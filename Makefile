@@ -38,8 +38,7 @@ DEPS_TEST  := $(DEPS_BUILD) libapache2-mod-perl2 libcryptx-perl libwww-perl \
               curl openssl redis-server memcached
 DEPS_RUN   := $(DEPS_BUILD) openssl
 DEPS_DEB   := $(DEPS_BUILD) debhelper dpkg-dev
-DEPS_TEST_DEB := $(DEPS_DEB) lintian libapache2-mod-perl2 libcryptx-perl \
-              libwww-perl libjson-pp-perl curl
+DEPS_TEST_DEB := $(DEPS_DEB) lintian curl nodejs
 
 # The module's version, written once: include/mod_zeq_e2e.h.
 VERSION  := $(shell sed -n 's/^[#]define ZEQ_E2E_VERSION *"\([^"]*\)".*/\1/p' include/mod_zeq_e2e.h)

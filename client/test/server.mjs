@@ -374,7 +374,10 @@ export async function startServer(name = 'client') {
   const serverKeys = [1, 2].map((n) => signingKeyFromPem(readFileSync(join(dir, `server-key-${n}.pem`))));
 
   const ports = {};
-  for (const name of HOSTS) ports[name] = await freePort();
+  // Each port once: a port just closed by freePort() may be handed out again.
+  for (const name of HOSTS) {
+    do ports[name] = await freePort(); while (Object.entries(ports).some(([h, p]) => h !== name && p === ports[name]));
+  }
   const conf = join(dir, 'httpd.conf');
   writeFileSync(conf, config({ dir, ports, backend, root }));
   const httpd = join(apxs('SBINDIR'), apxs('TARGET'));

@@ -66,14 +66,8 @@ sub secret_for { $SECRET{ $_[0] } }
 sub handshake_path { $HANDSHAKE_PATH{ $_[0] } // DEFAULT_HANDSHAKE }
 sub det_bytes { ZeqTest::Fixtures::det_bytes(@_) }
 
-# Servers that Apache::Test did not start (t/deb/roundtrip.pl: the system's
-# apache2 with the installed package), by name: their host:port.
-my %EXTERNAL;
-sub external_server { my ($name, $hostport) = @_; $EXTERNAL{$name} = $hostport }
-
 sub hostport {
     my ($vhost) = @_;
-    return $EXTERNAL{$vhost} if defined $vhost && exists $EXTERNAL{$vhost};
     # A server of its own (t/lib/ZeqTest/Cluster.pm): HOST:PORT.
     return $vhost if defined $vhost && $vhost =~ /^[\w.-]+:\d+$/;
     my $cfg = Apache::Test::config();
