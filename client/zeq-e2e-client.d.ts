@@ -30,10 +30,25 @@
  * {@link ZeqE2EError} whose code is `e2e_downgrade`, a sealed answer or seal
  * that does not verify with `e2e_bad_envelope`.
  *
+ * v2 answers stream: the `Response` resolves once the answer's first record
+ * has verified (which authenticates its status and type), and its body is
+ * opened record by record as it arrives, so `response.body.getReader()`
+ * gives each record's plaintext when it is there (progress, Server-Sent
+ * Events), with the library holding about one record. A record that does
+ * not verify, or bytes after the final record, error the body with
+ * `e2e_bad_envelope`; a body that ends before its final record (the
+ * connection failed, or closed cleanly, in the middle) errors with
+ * `e2e_truncated`, never as a shorter body: `text()`, `json()`,
+ * `arrayBuffer()`, `blob()` and `formData()` reject with that
+ * {@link ZeqE2EError}.
+ *
+ * {@link zeqE2EEventSource} is `EventSource` over {@link zeqE2EFetch}.
+ *
  * {@link zeqE2EWebSocket} opens a WebSocket under the same session: every
  * message, both ways, is one binary frame with a sealed message (v2: bound
- * to the socket, its direction and its place); a server frame that does not
- * verify closes the socket without being delivered.
+ * to the socket, its direction and its place, and each side's last message
+ * is a sealed end message); a server frame that does not verify closes the
+ * socket without being delivered.
  *
  * @packageDocumentation
  */
@@ -79,6 +94,12 @@ export type ZeqE2EClientErrorCode =
   | 'e2e_downgrade'
   /** an answer's sealed body or seal did not verify, or a v2 answer without a body came without its seal */
   | 'e2e_bad_envelope'
+  /**
+   * a v2 answer ended before its final record: the connection failed or
+   * closed in the middle (the server cuts an answer whose application failed
+   * once it had begun); what came of it is not the whole answer
+   */
+  | 'e2e_truncated'
   /** a v2 request other than GET or HEAD was redirected (the browser re-sent it with the seal of the old target) */
   | 'e2e_redirect'
   /** no Web Crypto, no WebSocket, an unknown X-E2E-Content-Encoding, a Content-Encoding on a request body */
@@ -196,7 +217,16 @@ export declare function zeqE2ESession(): (ZeqE2ESessionInfo & { origin: string }
  * `fetch` with end-to-end encryption: same signature, and a genuine
  * `Response` with the original status, statusText and headers, whose
  * Content-Type is the application's own (`X-E2E-*` headers removed,
- * Content-Length that of the plaintext).
+ * Content-Length that of the plaintext where it is known: v1, an answer of
+ * one record, an answer the server sent with its length; none for a
+ * streamed one or one the library decompresses).
+ *
+ * v2 answers resolve once their first record has verified and stream the
+ * rest (see the package documentation): the body errors with
+ * `e2e_truncated` if it ends before its final record and with
+ * `e2e_bad_envelope` at a record that does not verify (nothing of that
+ * record is delivered, what verified before it was). v1 answers are opened
+ * whole before they resolve.
  *
  * v2: every request carries the session's next sequence number, one more
  * for each request and each retry, never reused; the body is sealed bound to
@@ -236,7 +266,7 @@ export declare const ZEQ_E2E_WS_CLOSE_POLICY: 4008;
 /** 4007: the close code the library sends for a text message that is not UTF-8 (RFC 6455's 1007). */
 export declare const ZEQ_E2E_WS_CLOSE_BAD_TEXT: 4007;
 
-/** The `error` event of a {@link ZeqE2EWebSocket}. */
+/** The `error` event of a {@link ZeqE2EWebSocket} or a {@link ZeqE2EEventSource}. */
 export interface ZeqE2EWebSocketErrorEvent extends Event {
   /**
    * Set when the library failed the socket: a {@link ZeqE2EError} whose code
@@ -339,7 +369,13 @@ export declare class ZeqE2EWebSocket extends EventTarget {
  * Every message, both ways, travels as one binary frame carrying a sealed
  * message (v1: an envelope) of a type byte (0x01 text, 0x02 binary) and the
  * message; v2 binds it to the socket, its direction and its number in that
- * direction (from 0), so a message out of its place does not verify. Message
+ * direction (from 0), so a message out of its place does not verify. In v2
+ * `close()` sends the library's end message (type 0x03 alone, the next
+ * number) before the close frame; a close frame from the server without its
+ * end message first gives a `close` event with `wasClean` false (its last
+ * messages may have been dropped), unless the page had called `close()`
+ * (the browser drops what arrives after it); a message after the server's
+ * end message is refused like one that does not verify (4008). Message
  * events deliver a string for text, a `Blob` or `ArrayBuffer` (per
  * `binaryType`) for binary, in the order the frames arrived. A server frame
  * that is not a binary frame with a message that verifies (under its
@@ -355,3 +391,92 @@ export declare class ZeqE2EWebSocket extends EventTarget {
  * `e2e_unsupported` (no `WebSocket` or Web Crypto in this environment).
  */
 export declare function zeqE2EWebSocket(url: string | URL, protocols?: string | string[]): ZeqE2EWebSocket;
+
+/** The events of a {@link ZeqE2EEventSource} (named events are `MessageEvent<string>`s of their name). */
+export interface ZeqE2EEventSourceEventMap {
+  open: Event;
+  message: MessageEvent<string>;
+  error: ZeqE2EWebSocketErrorEvent;
+}
+
+/** The options of {@link zeqE2EEventSource}, as `EventSource`'s. */
+export interface ZeqE2EEventSourceInit {
+  /** `credentials: 'include'` (cookies also to another origin); default false: `'same-origin'`. */
+  withCredentials?: boolean;
+}
+
+/** `EventSource` over {@link zeqE2EFetch}; see {@link zeqE2EEventSource}. */
+export declare class ZeqE2EEventSource extends EventTarget {
+  constructor(url: string | URL, options?: ZeqE2EEventSourceInit);
+  static readonly CONNECTING: 0;
+  static readonly OPEN: 1;
+  static readonly CLOSED: 2;
+  readonly CONNECTING: 0;
+  readonly OPEN: 1;
+  readonly CLOSED: 2;
+
+  /** The resolved URL. */
+  readonly url: string;
+  readonly withCredentials: boolean;
+  readonly readyState: 0 | 1 | 2;
+  /**
+   * Not in `EventSource`: the last event ID string (set by the `id` fields
+   * of the events dispatched so far), which a reconnection sends as
+   * `Last-Event-ID`; each `MessageEvent` carries it as `lastEventId`.
+   */
+  readonly lastEventId: string;
+
+  onopen: ((this: ZeqE2EEventSource, ev: Event) => any) | null;
+  onmessage: ((this: ZeqE2EEventSource, ev: MessageEvent<string>) => any) | null;
+  onerror: ((this: ZeqE2EEventSource, ev: ZeqE2EWebSocketErrorEvent) => any) | null;
+
+  /** Stops the stream: no more events, no reconnection. */
+  close(): void;
+
+  addEventListener<K extends keyof ZeqE2EEventSourceEventMap>(
+    type: K,
+    listener: (this: ZeqE2EEventSource, ev: ZeqE2EEventSourceEventMap[K]) => any,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** A named event (`event: NAME` in the stream): a `MessageEvent<string>` of that type. */
+  addEventListener(type: string, listener: (this: ZeqE2EEventSource, ev: MessageEvent<string>) => any,
+    options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof ZeqE2EEventSourceEventMap>(
+    type: K,
+    listener: (this: ZeqE2EEventSource, ev: ZeqE2EEventSourceEventMap[K]) => any,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(type: string, listener: (this: ZeqE2EEventSource, ev: MessageEvent<string>) => any,
+    options?: boolean | EventListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions): void;
+}
+
+/**
+ * Opens a Server-Sent Events stream with the interface of `EventSource`,
+ * through {@link zeqE2EFetch}: where that encrypts (the session's origin,
+ * after a handshake) the request is sealed and the event stream comes
+ * sealed, each record opened and its events dispatched as soon as it
+ * arrives; elsewhere it is a plain `fetch`, as with {@link zeqE2EFetch}.
+ *
+ * As `EventSource` (the HTML standard): a `GET` with `Accept:
+ * text/event-stream` and `cache: 'no-store'`; `open` once a `200` answer of
+ * type `text/event-stream` came (v2: its first record verified); the stream
+ * read as UTF-8 (one leading BOM dropped) in lines ending in CRLF, LF or CR;
+ * `data` fields joined with LF, `event` naming the event (`message` by
+ * default), `id` (ignored when it holds a NUL) setting `lastEventId`,
+ * `retry` (ASCII digits) the reconnection time (3 s by default), comments
+ * ignored, an event not ended by a blank line never dispatched. When the
+ * stream ends, the connection fails (a network error) or the answer is cut
+ * short (`e2e_truncated`, as the event's `error`): `readyState` CONNECTING,
+ * `error`, and a new request after the reconnection time, with
+ * `Last-Event-ID`. Another status (`204` is how a server says stop), another
+ * type, or an answer the library refuses (`e2e_bad_envelope`,
+ * `e2e_downgrade`, ..., as the event's `error`): `readyState` CLOSED and
+ * `error`, no reconnection.
+ *
+ * Throws `SyntaxError` for a URL that does not resolve.
+ */
+export declare function zeqE2EEventSource(url: string | URL, options?: ZeqE2EEventSourceInit): ZeqE2EEventSource;

@@ -18,9 +18,12 @@
  * zeqE2EFetch (or with fetch, once wrapped) travels with its body sealed and
  * asks for a sealed answer, which it verifies and opens before the
  * application sees it. Answers that should have been sealed but were not, or
- * that do not verify, are rejected (fail closed). zeqE2EWebSocket opens a
- * WebSocket whose messages travel the same way, each in one binary frame; a
- * server frame that does not verify closes the socket undelivered.
+ * that do not verify, are rejected (fail closed). v2 answers stream: each
+ * record is opened as it arrives, and an answer cut before its final record
+ * errors with e2e_truncated, never as a shorter body. zeqE2EEventSource is
+ * EventSource over it. zeqE2EWebSocket opens a WebSocket whose messages
+ * travel the same way, each in one binary frame; a server frame that does
+ * not verify closes the socket undelivered.
  *
  * Licensed under the Apache License, Version 2.0.
  */
@@ -83,6 +86,8 @@ const encoder = new TextEncoder();
  *                        answer that is not sealed and not a module error
  *   e2e_bad_envelope     an answer's sealed body or seal did not verify, or
  *                        an answer without a body came without its seal
+ *   e2e_truncated        a v2 answer ended before its final record (cut
+ *                        short, also when the transport ended cleanly)
  *   e2e_redirect         a version 2 request other than GET and HEAD was
  *                        redirected: the browser sent it again with its seal
  *                        to the new target, which the server refused
@@ -371,39 +376,306 @@ async function sealMessage(key, aad, plaintext) {
   return concatBytes(parts);
 }
 
+/** Bytes received and not parsed yet: the chunks as they came, taken from the front. */
+class ByteQueue {
+  constructor() {
+    this.chunks = [];
+    /** where the unread part of chunks[0] starts */
+    this.head = 0;
+    this.length = 0;
+  }
+
+  push(chunk) {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  /** The next byte, not removed (length > 0). */
+  peek() {
+    return this.chunks[0][this.head];
+  }
+
+  /** The next n bytes (1 <= n <= length), removed: a view when one chunk holds them, else a copy. */
+  take(n) {
+    const first = this.chunks[0];
+    let out;
+    if (first.length - this.head >= n) {
+      out = first.subarray(this.head, this.head + n);
+      this.head += n;
+    } else {
+      out = new Uint8Array(n);
+      for (let off = 0; off < n;) {
+        const c = this.chunks[0];
+        const k = Math.min(n - off, c.length - this.head);
+        out.set(c.subarray(this.head, this.head + k), off);
+        off += k;
+        this.head += k;
+        if (this.head === c.length) {
+          this.chunks.shift();
+          this.head = 0;
+        }
+      }
+    }
+    if (this.chunks.length && this.head === this.chunks[0].length) {
+      this.chunks.shift();
+      this.head = 0;
+    }
+    this.length -= n;
+    return out;
+  }
+}
+
 /**
- * Opens a sealed message; rejects with e2e_bad_envelope unless it is well
- * formed and every record verifies (nothing of it is used otherwise).
+ * Reads the records of one sealed message (18.5) from its bytes, however
+ * they are split: push() takes the next bytes and returns the records they
+ * complete, so that what waits is at most one record and its header, and
+ * the e2e_bad_envelope of a message that is malformed (not 0x02, a header
+ * with reserved bits or over the maximum, bytes after the final record) as
+ * soon as the bytes show it.
+ */
+class MessageReader {
+  /** @param {string} what the message, for errors ("the answer", "message 3 from the server") */
+  constructor(what) {
+    this.what = what;
+    this.queue = new ByteQueue();
+    this.nonceBase = null;
+    /** the header of the record being read: { bytes, length, final } */
+    this.header = null;
+    this.next = 0;
+    this.finished = false;
+    this.failed = false;
+  }
+
+  bad(why, cause) {
+    return new ZeqE2EError('e2e_bad_envelope', `${this.what} ${why}`, cause ? { cause } : {});
+  }
+
+  /**
+   * Adds bytes; returns { records: those complete now, [{ i, bytes (the
+   * header), length, final, data }], error: the malformation that follows
+   * them, or null }. Nothing more is read after an error.
+   */
+  push(bytes) {
+    const q = this.queue;
+    q.push(bytes);
+    const records = [];
+    const stop = (why) => {
+      this.failed = true;
+      return { records, error: this.bad(why) };
+    };
+    if (this.failed) return { records, error: null };
+    for (;;) {
+      if (this.finished) {
+        if (q.length) return stop(`has ${q.length} bytes after its final record`);
+        return { records, error: null };
+      }
+      if (this.nonceBase === null) {
+        if (q.length && q.peek() !== 0x02) return stop(`starts with 0x${q.peek().toString(16).padStart(2, '0')}, not 0x02`);
+        if (q.length < SEALED_PREFIX) return { records, error: null };
+        this.nonceBase = q.take(SEALED_PREFIX).slice(1);
+      }
+      if (this.header === null) {
+        if (q.length < 4) return { records, error: null };
+        const h = q.take(4).slice();
+        const v = ((h[0] << 24) | (h[1] << 16) | (h[2] << 8) | h[3]) >>> 0;
+        const length = v & 0xffffff;
+        if ((v & 0x7f000000) !== 0 || length > RECORD_MAX) return stop('has a malformed record header');
+        this.header = { bytes: h, length, final: (v & FINAL_FLAG) !== 0 };
+      }
+      if (q.length < this.header.length + TAG_LEN) return { records, error: null };
+      records.push({ i: this.next++, ...this.header, data: q.take(this.header.length + TAG_LEN) });
+      this.finished = this.header.final;
+      this.header = null;
+    }
+  }
+
+  /** null once the final record came, else how the bytes so far end. */
+  truncation() {
+    if (this.finished) return null;
+    return this.header !== null ? 'ends inside a record' : 'ends before its final record';
+  }
+
+  /**
+   * Opens records (in parallel) under key: { plain: their plaintexts in
+   * order up to the first that fails, error: that failure or null }.
+   */
+  async open(key, aad, records) {
+    const s = subtle();
+    const settled = await Promise.allSettled(records.map((r) => s.decrypt({ name: 'AES-GCM',
+      iv: recordNonce(this.nonceBase, r.i), additionalData: concatBytes([aad, r.bytes]), tagLength: TAG_LEN * 8 },
+    key, r.data)));
+    const plain = [];
+    for (const r of settled) {
+      if (r.status === 'rejected') {
+        return { plain, error: this.bad('did not verify (wrong key, altered bytes, or bound to another request, ' +
+          'answer or place)', r.reason) };
+      }
+      plain.push(new Uint8Array(r.value));
+    }
+    return { plain, error: null };
+  }
+}
+
+/**
+ * Opens a sealed message held whole (a seal, a WebSocket message); rejects
+ * with e2e_bad_envelope unless it is well formed and every record verifies
+ * (nothing of it is used otherwise).
  */
 async function openMessage(key, aad, message, what = 'the sealed message') {
-  const m = message instanceof Uint8Array ? message : new Uint8Array(message);
-  const bad = (why, cause) => new ZeqE2EError('e2e_bad_envelope', `${what} ${why}`, cause ? { cause } : {});
-  if (m.length < SEALED_PREFIX + RECORD_OVERHEAD) throw bad(`of ${m.length} bytes is shorter than 33`);
-  if (m[0] !== 0x02) throw bad(`starts with 0x${m[0].toString(16).padStart(2, '0')}, not 0x02`);
-  const nonceBase = m.subarray(1, SEALED_PREFIX);
-  const records = [];
-  let off = SEALED_PREFIX;
-  for (let i = 0; ; i++) {
-    if (off + 4 > m.length) throw bad('ends before its final record');
-    const header = m.subarray(off, off + 4);
-    const v = ((header[0] << 24) | (header[1] << 16) | (header[2] << 8) | header[3]) >>> 0;
-    const length = v & 0xffffff;
-    if ((v & 0x7f000000) !== 0 || length > RECORD_MAX) throw bad('has a malformed record header');
-    if (off + 4 + length + TAG_LEN > m.length) throw bad('ends inside a record');
-    records.push({ i, header, data: m.subarray(off + 4, off + 4 + length + TAG_LEN) });
-    off += 4 + length + TAG_LEN;
-    if (v & FINAL_FLAG) break;
+  const m = chunkBytes(message);
+  const reader = new MessageReader(what);
+  if (m.length < SEALED_PREFIX + RECORD_OVERHEAD) throw reader.bad(`of ${m.length} bytes is shorter than 33`);
+  const { records, error: malformed } = reader.push(m);
+  if (malformed) throw malformed;
+  const cut = reader.truncation();
+  if (cut) throw reader.bad(cut);
+  const { plain, error } = await reader.open(key, aad, records);
+  if (error) throw error;
+  return concatBytes(plain);
+}
+
+/**
+ * Bytes as a plain Uint8Array view (fetch gives Uint8Array; a Node.js
+ * Buffer, whose slice() makes no copy, becomes a view of its memory).
+ */
+function chunkBytes(chunk) {
+  if (chunk instanceof Uint8Array && chunk.constructor === Uint8Array) return chunk;
+  if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
+  throw new TypeError('a body chunk that is not bytes');
+}
+
+/**
+ * The bytes of a response body; a failure of its transport is not passed
+ * on as an error but to onError, and the stream then ends (so that what
+ * came before it is delivered first, see openStream).
+ */
+function transportGuard(body, onError) {
+  const reader = body.getReader();
+  return new ReadableStream({
+    async pull(controller) {
+      let r;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        onError(e);
+        controller.close();
+        return;
+      }
+      if (r.done) controller.close();
+      else controller.enqueue(r.value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * A sealed message read as a stream (18.8, Streaming): body (a
+ * ReadableStream of its bytes, or null) goes through a TransformStream that
+ * opens each record as soon as its last byte is there and passes its
+ * plaintext on as one chunk; the stream holds one record (and what one
+ * network read brings), whatever the message's size. It errors, once what
+ * verified before has been read, with e2e_bad_envelope at the first record
+ * that does not verify (nothing of it is passed on) or is malformed, or at
+ * bytes after the final record, and with e2e_truncated when the bytes end,
+ * or the connection fails, before the final record (an abort of signal
+ * stays an AbortError). Returns { stream, first, failure }: first resolves
+ * to the first record ({ final, length }) once it has verified, or rejects
+ * with the error that comes before it; failure() is the error the stream
+ * fails with, or null.
+ */
+function openStream(body, key, aad, signal, what) {
+  const reader = new MessageReader(what);
+  let failure = null;
+  let transportError = null;
+  let resolveFirst;
+  let rejectFirst;
+  const first = new Promise((resolve, reject) => { resolveFirst = resolve; rejectFirst = reject; });
+  first.catch(() => {});
+  // Errors travel in the stream as { error } items, in their place: a
+  // TransformStream that errors drops the chunks it still holds.
+  const stop = (controller, e) => {
+    failure = e;
+    rejectFirst(e);
+    controller.enqueue({ error: e });
+  };
+  const source = body ? transportGuard(body, (e) => { transportError = e; })
+    : new ReadableStream({ start: (c) => c.close() });
+  const opener = new TransformStream({
+    async transform(chunk, controller) {
+      if (failure) return;
+      let pushed;
+      try {
+        pushed = reader.push(chunkBytes(chunk));
+      } catch (e) {
+        stop(controller, e);
+        return;
+      }
+      const { plain, error } = await reader.open(key, aad, pushed.records);
+      plain.forEach((p, k) => {
+        if (p.length) controller.enqueue({ plain: p });
+        resolveFirst({ final: pushed.records[k].final, length: p.length });
+      });
+      if (error || pushed.error) stop(controller, error || pushed.error);
+    },
+    flush(controller) {
+      if (failure) return;
+      const e = transportError;
+      if (e && ((signal && signal.aborted) || reader.finished)) {
+        // An abort stays an abort; after the final record the message is
+        // whole and the failure the transport's own.
+        stop(controller, e);
+        return;
+      }
+      const cut = reader.truncation();
+      if (cut) {
+        stop(controller, new ZeqE2EError('e2e_truncated', e
+          ? `${what} was cut short: the connection failed before its final record (${e && e.message})`
+          : `${what} ${cut}: it was cut short, and what came of it is not the whole answer`, e ? { cause: e } : {}));
+      }
+    },
+  }, { highWaterMark: 1 }, { highWaterMark: 1 });
+  // (The transform's readable side holds one item, so that the first record
+  // is opened before anyone reads: the answer is authenticated before it is
+  // returned.)
+  const items = source.pipeThrough(opener).getReader();
+  const stream = new ReadableStream({
+    async pull(controller) {
+      const { done, value } = await items.read();
+      if (done) {
+        controller.close();
+      } else if (value.error) {
+        controller.error(value.error);
+        items.cancel(value.error).catch(() => {});
+      } else {
+        controller.enqueue(value.plain);
+      }
+    },
+    cancel(reason) {
+      return items.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+  return { stream, first, failure: () => failure };
+}
+
+/**
+ * A Response of a body stream whose reading methods (text(), json(), ...)
+ * reject with the stream's own error: browsers reject those of a stream
+ * that errors with a TypeError of their own ("Failed to fetch").
+ */
+function withStreamErrors(response, failure) {
+  for (const name of ['arrayBuffer', 'blob', 'bytes', 'formData', 'json', 'text', 'clone']) {
+    const native = response[name];
+    if (typeof native !== 'function') continue;
+    const value = name === 'clone'
+      ? function clone() { return withStreamErrors(native.call(this), failure); }
+      : function read() { return native.call(this).catch((e) => { throw failure() || e; }); };
+    Object.defineProperty(response, name, { value, configurable: true, writable: true });
   }
-  if (off !== m.length) throw bad(`has ${m.length - off} bytes after its final record`);
-  const s = subtle();
-  let opened;
-  try {
-    opened = await Promise.all(records.map((r) => s.decrypt({ name: 'AES-GCM', iv: recordNonce(nonceBase, r.i),
-      additionalData: concatBytes([aad, r.header]), tagLength: TAG_LEN * 8 }, key, r.data)));
-  } catch (e) {
-    throw bad('did not verify (wrong key, altered bytes, or bound to another request, answer or place)', e);
-  }
-  return concatBytes(opened.map((b) => new Uint8Array(b)));
+  return response;
 }
 
 // ---------------------------------------------------------------------------
@@ -869,7 +1141,8 @@ function withURL(response, original, redirected = false) {
   return response;
 }
 
-async function decodeContent(bytes, coding) {
+/** stream with X-E2E-Content-Encoding undone (gzip, deflate: DecompressionStream). */
+function decodeStream(stream, coding) {
   const codings = coding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c && c !== 'identity');
   for (let i = codings.length - 1; i >= 0; i--) {
     let format = codings[i];
@@ -877,10 +1150,13 @@ async function decodeContent(bytes, coding) {
     if ((format !== 'gzip' && format !== 'deflate') || typeof DecompressionStream === 'undefined') {
       throw new ZeqE2EError('e2e_unsupported', `cannot undo X-E2E-Content-Encoding ${codings[i]}`);
     }
-    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream(format));
-    bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+    stream = stream.pipeThrough(new DecompressionStream(format));
   }
-  return bytes;
+  return stream;
+}
+
+async function decodeContent(bytes, coding) {
+  return new Uint8Array(await new Response(decodeStream(new Blob([bytes]).stream(), coding)).arrayBuffer());
 }
 
 /** The headers the page sees: the application's Content-Type, no X-E2E-*. */
@@ -989,12 +1265,34 @@ async function openResponseV2(res, session, seq, method, signal, redirected) {
     return withURL(new Response(null, i), res, redirected);
   }
   if (isSealedType(res)) {
-    const sealed = new Uint8Array(await abortable(res.arrayBuffer(), signal));
-    let plain = await openMessage(session.s2c, aad(), sealed, 'the answer');
-    if (coding) plain = await decodeContent(plain, coding);
+    // Streamed (18.8): resolved once the first record has verified, which
+    // authenticates the status, type and encoding; the rest is opened as it
+    // arrives.
+    const opened = openStream(res.body, session.s2c, aad(), signal, 'the answer');
+    let first;
+    try {
+      first = await abortable(opened.first, signal);
+    } catch (e) {
+      opened.stream.cancel(e).catch(() => {});
+      throw e;
+    }
     const i = init();
-    i.headers.set('content-length', String(plain.length));
-    return withURL(new Response(plain, i), res, redirected);
+    let stream = opened.stream;
+    if (coding) {
+      try {
+        stream = decodeStream(stream, coding);
+      } catch (e) {
+        opened.stream.cancel(e).catch(() => {});
+        throw e;
+      }
+    } else if (first.final) {
+      i.headers.set('content-length', String(first.length));
+    } else if (res.headers.get('content-length') !== null) {
+      // An answer of known length comes in 16 KiB records: its plaintext's.
+      const n = plaintextLength(Number(res.headers.get('content-length')));
+      if (n >= 0) i.headers.set('content-length', String(n));
+    }
+    return withURL(withStreamErrors(new Response(stream, i), opened.failure), res, redirected);
   }
   return plaintextAnswer(res, method, redirected);
 }
@@ -1023,6 +1321,9 @@ async function peekModuleError(res, method) {
  * Rejects (fail closed) with ZeqE2EError e2e_downgrade when a sealed request
  * gets an unsealed answer that is not a module error, and with
  * e2e_bad_envelope when the answer's sealed body or seal does not verify.
+ * v2 answers resolve once their first record has verified; their body then
+ * streams, and errors with e2e_bad_envelope at a record that does not verify
+ * and with e2e_truncated if it ends before its final record.
  * Module errors (plaintext JSON {"error": "e2e_..."}, status 4xx/5xx) resolve
  * as a Response with that status and body, and a `zeqE2EError` property
  * naming the code. v2: every request gets the next sequence number; 401
@@ -1171,7 +1472,7 @@ export function zeqE2EUnwrap() {
 
 const WS_TYPE_TEXT = 0x01;
 const WS_TYPE_BINARY = 0x02;
-/** v2: the sealed end of one side's messages, before its close frame (PROTOCOL.md 18.11). */
+/** v2: the end message, alone, before each side's close frame (18.11). */
 const WS_TYPE_END = 0x03;
 const WS_SESSION_PARAM = 'e2e_session';
 /** The query parameters of an opening (18.11), never passed on from the page. */
@@ -1306,6 +1607,54 @@ function errorEvent(error) {
   return ev;
 }
 
+/** The on<type> handlers of EventTargets of this library: { type: { fn, listener } } by object. */
+const eventHandlers = new WeakMap();
+
+/**
+ * Gives a class's prototype the on<type> attributes of the platform's
+ * EventTargets (onopen, ...): a function set there is one more listener,
+ * called with the target as `this`, replaced in place when set again.
+ */
+function defineEventHandlers(cls, types) {
+  const of = (target) => {
+    let h = eventHandlers.get(target);
+    if (!h) eventHandlers.set(target, (h = {}));
+    return h;
+  };
+  for (const type of types) {
+    Object.defineProperty(cls.prototype, `on${type}`, {
+      configurable: true,
+      get() {
+        const h = of(this)[type];
+        return h ? h.fn : null;
+      },
+      set(fn) {
+        const handlers = of(this);
+        const value = typeof fn === 'function' || (fn !== null && typeof fn === 'object') ? fn : null;
+        let h = handlers[type];
+        if (value === null) {
+          if (h) this.removeEventListener(type, h.listener);
+          handlers[type] = null;
+          return;
+        }
+        if (!h) {
+          h = { fn: value, listener: null };
+          const target = this;
+          h.listener = (ev) => (typeof h.fn === 'function' ? h.fn.call(target, ev) : undefined);
+          handlers[type] = h;
+          this.addEventListener(type, h.listener);
+        }
+        h.fn = value;
+      },
+    });
+  }
+}
+
+/** Puts a class's state constants ([name, value]) on its prototype, as the platform's interfaces have them. */
+function defineConstants(cls, constants) {
+  for (const [name, value] of constants) Object.defineProperty(cls.prototype, name, { value, enumerable: true });
+}
+
 /**
  * A WebSocket whose messages travel encrypted under the default session: the
  * interface of WebSocket (an EventTarget), send() seals, and message events
@@ -1340,7 +1689,6 @@ export class ZeqE2EWebSocket extends EventTarget {
   #failed = false;
   /** close() was called: messages still arriving are dropped, as WebSocket does */
   #closeCalled = false;
-  #handlers = { open: null, message: null, error: null, close: null };
 
   /**
    * @param {string | URL} url
@@ -1471,12 +1819,14 @@ export class ZeqE2EWebSocket extends EventTarget {
   /** Delivers type || message as a MessageEvent; throws for a bad one. */
   #deliver(plain) {
     if (this.#failed) return;
-    if (this.#serverEnded) {
-      throw new ZeqE2EError('e2e_bad_envelope', 'a message from the server after its end message');
-    }
     if (this.#session.version === 2 && plain.length === 1 && plain[0] === WS_TYPE_END) {
+      // The server's last message: its close frame follows (also after close()).
+      if (this.#serverEnded) throw new ZeqE2EError('e2e_bad_envelope', 'the server sent a second end message');
       this.#serverEnded = true;
       return;
+    }
+    if (this.#serverEnded) {
+      throw new ZeqE2EError('e2e_bad_envelope', 'the server sent a message after its end message');
     }
     if (this.#closeCalled) return;
     let data;
@@ -1509,12 +1859,11 @@ export class ZeqE2EWebSocket extends EventTarget {
     const { code, reason, wasClean } = ev;
     this.#inOrder(() => {
       this.#readyState = WS_CLOSED;
-      // v2: a close the server began without its end message may have
-      // lost the last messages (PROTOCOL.md 18.11). After close() the
-      // underlying socket delivers nothing more, the server's end message
-      // included: a close the page began is judged by the handshake alone.
-      const ended = this.#session === null || this.#session.version !== 2 || this.#serverEnded
-        || this.#closeCalled;
+      // v2: a close frame without the server's end message first is not
+      // clean: its last messages may have been dropped. (After close(), the
+      // browser drops whatever arrives, the server's end message included,
+      // as it drops any message: the page asked for no more.)
+      const ended = this.#session === null || this.#session.version !== 2 || this.#serverEnded || this.#closeCalled;
       this.dispatchEvent(closeEvent(code, reason, wasClean && !this.#failed && ended));
     });
   }
@@ -1614,7 +1963,19 @@ export class ZeqE2EWebSocket extends EventTarget {
       socket.close(...args);
       return;
     }
-    this.#sending = this.#sending.then(() => {
+    // v2: the end message goes last, with the next counter, then the close frame.
+    const session = this.#session;
+    const end = session.version === 2 ? this.#sent++ : -1;
+    if (end >= 0) session.seals++;
+    this.#sending = this.#sending.then(async () => {
+      if (end >= 0 && !this.#failed && socket.readyState === WS_OPEN) {
+        let sealed = null;
+        try {
+          sealed = await sealMessage(session.c2s, webSocketAAD(session.id, this.#upgradeSeq, 'c2s', end),
+            new Uint8Array([WS_TYPE_END]));
+        } catch { /* the close frame goes all the same */ }
+        if (sealed && !this.#failed && socket.readyState === WS_OPEN) socket.send(sealed);
+      }
       if (socket.readyState < WS_CLOSING) socket.close(...args);
     });
   }
@@ -1636,38 +1997,11 @@ export class ZeqE2EWebSocket extends EventTarget {
   set binaryType(value) {
     if (value === 'blob' || value === 'arraybuffer') this.#binaryType = value;
   }
-
-  #getHandler(type) { return this.#handlers[type] ? this.#handlers[type].fn : null; }
-  #setHandler(type, fn) {
-    const value = typeof fn === 'function' || (fn !== null && typeof fn === 'object') ? fn : null;
-    let h = this.#handlers[type];
-    if (value === null) {
-      if (h) this.removeEventListener(type, h.listener);
-      this.#handlers[type] = null;
-      return;
-    }
-    if (!h) {
-      h = { fn: value, listener: null };
-      h.listener = (ev) => (typeof h.fn === 'function' ? h.fn.call(this, ev) : undefined);
-      this.#handlers[type] = h;
-      this.addEventListener(type, h.listener);
-    }
-    h.fn = value;
-  }
-
-  get onopen() { return this.#getHandler('open'); }
-  set onopen(fn) { this.#setHandler('open', fn); }
-  get onmessage() { return this.#getHandler('message'); }
-  set onmessage(fn) { this.#setHandler('message', fn); }
-  get onerror() { return this.#getHandler('error'); }
-  set onerror(fn) { this.#setHandler('error', fn); }
-  get onclose() { return this.#getHandler('close'); }
-  set onclose(fn) { this.#setHandler('close', fn); }
 }
 
-for (const [name, value] of [['CONNECTING', WS_CONNECTING], ['OPEN', WS_OPEN], ['CLOSING', WS_CLOSING], ['CLOSED', WS_CLOSED]]) {
-  Object.defineProperty(ZeqE2EWebSocket.prototype, name, { value, enumerable: true });
-}
+defineConstants(ZeqE2EWebSocket, [['CONNECTING', WS_CONNECTING], ['OPEN', WS_OPEN], ['CLOSING', WS_CLOSING],
+  ['CLOSED', WS_CLOSED]]);
+defineEventHandlers(ZeqE2EWebSocket, ['open', 'message', 'error', 'close']);
 
 /**
  * Opens a WebSocket whose messages travel encrypted under the default
@@ -1677,4 +2011,265 @@ for (const [name, value] of [['CONNECTING', WS_CONNECTING], ['OPEN', WS_OPEN], [
  */
 export function zeqE2EWebSocket(url, protocols) {
   return new ZeqE2EWebSocket(url, protocols);
+}
+
+// ---------------------------------------------------------------------------
+// Server-Sent Events (the HTML standard's "Server-sent events") over
+// zeqE2EFetch: the same interface as EventSource, the event stream of an
+// encrypted answer read as it is opened, record by record.
+
+const ES_CONNECTING = 0;
+const ES_OPEN = 1;
+const ES_CLOSED = 2;
+/** The reconnection time until the stream sets one with `retry:` (browsers' default too). */
+const ES_DEFAULT_RETRY_MS = 3000;
+/** The longest delay setTimeout keeps (a longer one would fire at once). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
+ * The event stream format (HTML, "Parsing an event stream" and
+ * "Interpreting an event stream"), fed decoded text in pieces of any size:
+ * lines end in CRLF, LF or CR (also split between pieces), a blank line
+ * dispatches the event, `:` starts a comment; fields `event`, `data` (one
+ * line more each time), `id` (ignored when it holds a NUL) and `retry`
+ * (ASCII digits only); other fields are ignored. `on` receives
+ * lastEventId(id) at every dispatch, event(type, data) for each event with
+ * data, retry(ms). What the stream holds after its last blank line is
+ * never dispatched.
+ */
+class EventStreamParser {
+  constructor(lastEventId, on) {
+    this.on = on;
+    this.line = '';
+    /** the last character was a CR: an LF right after it ends no line */
+    this.afterCR = false;
+    this.data = '';
+    this.type = '';
+    // The last event ID buffer starts from the source's last event ID, as
+    // browsers do, so that an event without `id` after a reconnection
+    // keeps it.
+    this.id = lastEventId;
+  }
+
+  feed(text) {
+    let start = 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c !== 0x0a && c !== 0x0d) {
+        this.afterCR = false;
+        continue;
+      }
+      if (c === 0x0a && this.afterCR) {
+        this.afterCR = false;
+        start = i + 1;
+        continue;
+      }
+      const line = this.line + text.slice(start, i);
+      this.line = '';
+      this.afterCR = c === 0x0d;
+      start = i + 1;
+      this.#line(line);
+    }
+    this.line += text.slice(start);
+  }
+
+  #line(line) {
+    if (line === '') {
+      this.#dispatch();
+      return;
+    }
+    if (line[0] === ':') return;
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? '' : line.slice(colon + 1);
+    if (value[0] === ' ') value = value.slice(1);
+    if (field === 'event') this.type = value;
+    else if (field === 'data') this.data += `${value}\n`;
+    else if (field === 'id') {
+      if (!value.includes('\0')) this.id = value;
+    } else if (field === 'retry') {
+      if (/^[0-9]+$/.test(value)) this.on.retry(Math.min(Number(value), MAX_TIMEOUT_MS));
+    }
+  }
+
+  #dispatch() {
+    this.on.lastEventId(this.id);
+    if (this.data === '') {
+      this.type = '';
+      return;
+    }
+    const data = this.data.endsWith('\n') ? this.data.slice(0, -1) : this.data;
+    const type = this.type || 'message';
+    this.data = '';
+    this.type = '';
+    this.on.event(type, data);
+  }
+}
+
+/** A header value of a string's UTF-8 bytes (fetch takes header values one byte per code unit). */
+function utf8Header(text) {
+  return String.fromCharCode(...encoder.encode(text));
+}
+
+/**
+ * An EventSource whose event stream comes through zeqE2EFetch: encrypted
+ * and verified where zeqE2EFetch encrypts (same origin as the session),
+ * delivered record by record as the server seals what the application
+ * flushes. See zeqE2EEventSource.
+ */
+export class ZeqE2EEventSource extends EventTarget {
+  static CONNECTING = ES_CONNECTING;
+  static OPEN = ES_OPEN;
+  static CLOSED = ES_CLOSED;
+
+  #url;
+  #withCredentials;
+  #readyState = ES_CONNECTING;
+  #lastEventId = '';
+  #retry = ES_DEFAULT_RETRY_MS;
+  /** the AbortController of the connection in progress, null between connections */
+  #connection = null;
+  #timer = null;
+
+  /**
+   * @param {string | URL} url
+   * @param {{ withCredentials?: boolean }} [options]
+   */
+  constructor(url, options = {}) {
+    super();
+    if (arguments.length === 0) {
+      throw new TypeError("Failed to construct 'ZeqE2EEventSource': 1 argument required, but only 0 present.");
+    }
+    const resolved = resolveURL(url);
+    if (!resolved) throw new DOMException(`Cannot open an EventSource to '${url}'. The URL is invalid.`, 'SyntaxError');
+    this.#url = resolved.href;
+    this.#withCredentials = Boolean(options && options.withCredentials);
+    // Connects once the constructor has returned: listeners added now see
+    // every event.
+    Promise.resolve().then(() => this.#connect());
+  }
+
+  async #connect() {
+    if (this.#readyState !== ES_CONNECTING) return;
+    const connection = new AbortController();
+    this.#connection = connection;
+    const current = () => this.#connection === connection && this.#readyState !== ES_CLOSED;
+    const headers = new Headers({ Accept: 'text/event-stream' });
+    if (this.#lastEventId !== '') headers.set('Last-Event-ID', utf8Header(this.#lastEventId));
+    let res;
+    try {
+      res = await zeqE2EFetch(this.#url, {
+        headers, cache: 'no-store', credentials: this.#withCredentials ? 'include' : 'same-origin',
+        signal: connection.signal,
+      });
+    } catch (e) {
+      if (current()) this.#lost(e);
+      return;
+    }
+    if (!current()) {
+      if (res.body) res.body.cancel().catch(() => {});
+      return;
+    }
+    if (res.status !== 200 || mediaType(res.headers.get('content-type')) !== 'text/event-stream' || !res.body) {
+      // Not an event stream (204 included, which is how a server says stop).
+      if (res.body) res.body.cancel().catch(() => {});
+      this.#fail(undefined);
+      return;
+    }
+    this.#readyState = ES_OPEN;
+    this.dispatchEvent(new Event('open'));
+    let origin;
+    try { origin = new URL(res.url || this.#url).origin; } catch { origin = new URL(this.#url).origin; }
+    const parser = new EventStreamParser(this.#lastEventId, {
+      lastEventId: (id) => { if (current()) this.#lastEventId = id; },
+      retry: (ms) => { if (current()) this.#retry = ms; },
+      event: (type, data) => {
+        if (current()) this.dispatchEvent(new MessageEvent(type, { data, origin, lastEventId: this.#lastEventId }));
+      },
+    });
+    const reader = res.body.getReader();
+    // UTF-8, one leading BOM dropped, invalid bytes as U+FFFD.
+    const decoder = new TextDecoder();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (!current()) {
+          reader.cancel().catch(() => {});
+          return;
+        }
+        if (done) break;
+        parser.feed(decoder.decode(value, { stream: true }));
+      }
+    } catch (e) {
+      if (current()) this.#lost(e);
+      return;
+    }
+    // The stream ended: what followed its last blank line is dropped.
+    if (current()) this.#reconnect(undefined);
+  }
+
+  /**
+   * The connection failed: a network error or an answer cut short
+   * (e2e_truncated) reconnects, as EventSource does after a network error;
+   * anything the library refuses (an answer that does not verify,
+   * unsealed, ...) closes it for good.
+   */
+  #lost(e) {
+    const code = e instanceof ZeqE2EError ? e.code : null;
+    if (e instanceof TypeError || code === 'e2e_truncated' || code === 'e2e_network') {
+      this.#reconnect(code ? e : undefined);
+    } else {
+      this.#fail(e instanceof ZeqE2EError ? e : undefined);
+    }
+  }
+
+  /** "Reestablish the connection": CONNECTING, error, and a new request after the reconnection time. */
+  #reconnect(error) {
+    if (this.#readyState === ES_CLOSED) return;
+    this.#connection = null;
+    this.#readyState = ES_CONNECTING;
+    this.dispatchEvent(errorEvent(error));
+    if (this.#readyState !== ES_CONNECTING || this.#timer !== null) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#connect();
+    }, this.#retry);
+  }
+
+  /** "Fail the connection": CLOSED, error, no reconnection. */
+  #fail(error) {
+    if (this.#readyState === ES_CLOSED) return;
+    this.#connection = null;
+    this.#readyState = ES_CLOSED;
+    this.dispatchEvent(errorEvent(error));
+  }
+
+  /** Closes the stream: no more events, no reconnection. */
+  close() {
+    this.#readyState = ES_CLOSED;
+    if (this.#connection) this.#connection.abort();
+    this.#connection = null;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  /** The URL, resolved. */
+  get url() { return this.#url; }
+  get withCredentials() { return this.#withCredentials; }
+  get readyState() { return this.#readyState; }
+  /** The last event ID string: the `id` of the last event dispatched (sent as Last-Event-ID on reconnection). */
+  get lastEventId() { return this.#lastEventId; }
+}
+
+defineConstants(ZeqE2EEventSource, [['CONNECTING', ES_CONNECTING], ['OPEN', ES_OPEN], ['CLOSED', ES_CLOSED]]);
+defineEventHandlers(ZeqE2EEventSource, ['open', 'message', 'error']);
+
+/**
+ * Opens an event stream (text/event-stream) with the interface of
+ * EventSource through zeqE2EFetch: encrypted under the default session where
+ * zeqE2EFetch encrypts, each event delivered as soon as its record has
+ * verified. options: { withCredentials }.
+ */
+export function zeqE2EEventSource(url, options) {
+  return new ZeqE2EEventSource(url, options);
 }

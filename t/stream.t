@@ -40,8 +40,29 @@ sub server_rss_kb {
 # --- Server-Sent Events arrive event by event ----------------------------------------------------
 # Each event says when it was written; the client notes when its record
 # verified. Every event must have been opened before the next was written.
+# A stream held back until its end (the failure this looks for) is late
+# every time; a machine busy with other work can make one event of a run
+# late by chance: a run with late events is tried once more, and the
+# second run decides.
 sub sse_case {
     my ($what, %a) = @_;
+    my ($r, @events, $late);
+    for my $attempt (1, 2) {
+        ($r, @events) = sse_run(%a);
+        $late = join(',', grep { $events[$_]{opened} >= $events[$_ + 1]{written} } 0 .. $#events - 1);
+        last if $late eq '' && @events == 20;
+        t_debug("$what: attempt $attempt: events late: $late");
+    }
+    check("$r->{status} " . media_type($r->{h} ? $r->{h}->header('Content-Type') : '')
+          . " $r->{final} " . ($r->{error} // 'ok'), '200 ' . E2E_TYPE . ' 1 ok',
+          "$what: 200, sealed, ends with its final record");
+    check(scalar(@events), 20, "$what: 20 events opened");
+    check($late, '', "$what: each event was opened before the next one was written");
+    check(($r->{h} && $r->{h}->header('X-E2E-Content-Type')) // '', 'text/event-stream',
+          "$what: the inner type is text/event-stream");
+}
+sub sse_run {
+    my (%a) = @_;
     my $s = ZeqTest::V2::handshake(vhost => $a{vhost});
     my @events;
     my $text = '';
@@ -54,14 +75,7 @@ sub sse_case {
             push @events, { i => $1, written => $d->{written}, opened => $rec->{time} };
         }
     });
-    check("$r->{status} " . media_type($r->{h} ? $r->{h}->header('Content-Type') : '')
-          . " $r->{final} " . ($r->{error} // 'ok'), '200 ' . E2E_TYPE . ' 1 ok',
-          "$what: 200, sealed, ends with its final record");
-    check(scalar(@events), 20, "$what: 20 events opened");
-    my @late = grep { $events[$_]{opened} >= $events[$_ + 1]{written} } 0 .. $#events - 1;
-    check(join(',', @late), '', "$what: each event was opened before the next one was written");
-    check(($r->{h} && $r->{h}->header('X-E2E-Content-Type')) // '', 'text/event-stream',
-          "$what: the inner type is text/event-stream");
+    return ($r, @events);
 }
 sse_case('SSE from a CGI script', vhost => 'zeq_file', path => '/cgi-bin/sse.cgi?n=20&ms=100');
 sse_case('SSE from the proxied backend', vhost => 'zeq_file', path => '/proxy/sse?n=20&ms=100');

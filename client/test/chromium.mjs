@@ -6,14 +6,14 @@ import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.ZEQ_CHROMIUM || '/usr/bin/chromium';
 
-/** Launches Chromium with a new profile under dir; close() removes it. */
-export async function launchChromium(dir, options = {}) {
+/** Launches Chromium with a new profile under dir (options.args: more flags); close() removes it. */
+export async function launchChromium(dir, { args = [], ...options } = {}) {
   const profile = mkdtempSync(join(dir, 'chromium-profile-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
     ...options,
   });
   return {

@@ -117,8 +117,8 @@ describe('installed from the tarball into a fresh directory', () => {
         const out = execFileSync(node.bin, ['--input-type=module', '-e', script], { cwd: consumer, encoding: 'utf8' });
         assert.deepEqual(JSON.parse(out), {
           names: ['ZEQ_E2E_ENVELOPE_OVERHEAD', 'ZEQ_E2E_MEDIA_TYPE', 'ZEQ_E2E_PROTOCOL', 'ZEQ_E2E_RECORD_SIZE',
-            'ZEQ_E2E_WS_CLOSE_BAD_TEXT', 'ZEQ_E2E_WS_CLOSE_POLICY', 'ZeqE2EError', 'ZeqE2EWebSocket', 'zeqE2EFetch',
-            'zeqE2EHandshake', 'zeqE2ESession', 'zeqE2EUnwrap', 'zeqE2EWebSocket', 'zeqE2EWrap'],
+            'ZEQ_E2E_WS_CLOSE_BAD_TEXT', 'ZEQ_E2E_WS_CLOSE_POLICY', 'ZeqE2EError', 'ZeqE2EEventSource', 'ZeqE2EWebSocket',
+            'zeqE2EEventSource', 'zeqE2EFetch', 'zeqE2EHandshake', 'zeqE2ESession', 'zeqE2EUnwrap', 'zeqE2EWebSocket', 'zeqE2EWrap'],
           version: PACKAGE.version,
           deep: 'ERR_PACKAGE_PATH_NOT_EXPORTED',
         });

@@ -22,7 +22,8 @@
 // Every host serves the same URL space:
 //   /                     demo/htdocs (the demo page)
 //   /cgi-bin/             demo/cgi-bin (echo.cgi)
-//   /t-cgi/               test CGIs written here (slow.cgi, redirect.cgi, nph-x.cgi)
+//   /t-cgi/               test CGIs written here (slow.cgi, redirect.cgi,
+//                         nph-x.cgi) and those of client/test/cgi/ (sse.cgi)
 //   /files/               static test files written here
 //   /proxy/               the echo backend (ProxyPass)
 //   /ws/                  the backend's WebSockets (/ws/echo, /ws/pulse)
@@ -347,6 +348,7 @@ export async function startServer(name = 'client') {
   for (const [f, text] of [['slow.cgi', SLOW_CGI], ['redirect.cgi', REDIRECT_CGI], ['nph-x.cgi', NPH_CGI]]) {
     writeFileSync(join(dir, 't-cgi', f), text);
   }
+  cpSync(join(TOP, 'client', 'test', 'cgi'), join(dir, 't-cgi'), { recursive: true });
   makeReadable(dir);
 
   // The proxied application. It logs each WebSocket's events to

@@ -80,19 +80,29 @@ export function sealMessage(key, aad, plaintext, { nonceBase = randomBytes(12), 
     for (let off = 0; off < pt.length; off += recordSize) sizes.push(Math.min(recordSize, pt.length - off));
     if (sizes.length === 0) sizes.push(0);
   }
-  const out = [Buffer.from([0x02]), Buffer.from(nonceBase)];
+  const out = [messagePrefix(nonceBase)];
   let off = 0;
   sizes.forEach((n, i) => {
-    const header = Buffer.alloc(4);
-    header.writeUInt32BE(((i === sizes.length - 1 ? 0x80000000 : 0) | n) >>> 0);
-    const c = createCipheriv('aes-256-gcm', key, recordNonce(nonceBase, i));
-    c.setAAD(Buffer.concat([aad, header]));
-    const ct = Buffer.concat([c.update(pt.subarray(off, off + n)), c.final()]);
-    out.push(header, ct, c.getAuthTag());
+    out.push(sealRecord(key, aad, nonceBase, i, pt.subarray(off, off + n), i === sizes.length - 1));
     off += n;
   });
   if (off !== pt.length) throw new Error('record sizes do not add up to the plaintext');
   return Buffer.concat(out);
+}
+
+/** The prefix of a sealed message: 0x02 || nonce_base. */
+export function messagePrefix(nonceBase) {
+  return Buffer.concat([Buffer.from([0x02]), Buffer.from(nonceBase)]);
+}
+
+/** Record i of a sealed message: header || ciphertext || tag (18.5). */
+export function sealRecord(key, aad, nonceBase, i, plaintext, final) {
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(((final ? 0x80000000 : 0) | plaintext.length) >>> 0);
+  const c = createCipheriv('aes-256-gcm', key, recordNonce(nonceBase, i));
+  c.setAAD(Buffer.concat([aad, header]));
+  const ct = Buffer.concat([c.update(plaintext), c.final()]);
+  return Buffer.concat([header, ct, c.getAuthTag()]);
 }
 
 /**

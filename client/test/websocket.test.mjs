@@ -144,24 +144,31 @@ let consoleErrors = [];
 /** The length on the wire of a message of n bytes (its type byte added). */
 const frameSize = (n) => (mode.version === 2 ? v2.sealedLength(1 + n) : 29 + n);
 
+/** Records the keys of a handshake the page made (v2: with its captured ECDH key). */
+async function recordHandshake(p, request) {
+  if (new URL(request.url()).pathname !== '/api/e2e/handshake') return;
+  const response = await request.response();
+  if (!response || response.status() !== 200) return;
+  const hs = JSON.parse(request.postDataBuffer().toString());
+  const answer = JSON.parse((await response.body()).toString());
+  if (answer.version === 2) {
+    // The page's ECDH private key, as the capture script recorded it.
+    const captured = await p.evaluate(() => window.zeqTestKeys);
+    sessions.set(answer.sessionId, { version: 2, ...v2.keysFromHandshake(hs, answer, captured) });
+  } else {
+    sessions.set(answer.sessionId, { version: 1, key: deriveKeyNode(server.secret, hs.clientNonce, answer.serverNonce) });
+  }
+}
+
 /** Records the network's view of a page: handshakes (keys) and WebSocket frames. */
 function watch(p) {
   p.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   p.on('pageerror', (e) => consoleErrors.push(String(e)));
-  p.on('requestfinished', async (request) => {
-    if (new URL(request.url()).pathname !== '/api/e2e/handshake') return;
-    const response = await request.response();
-    if (!response || response.status() !== 200) return;
-    const hs = JSON.parse(request.postDataBuffer().toString());
-    const answer = JSON.parse((await response.body()).toString());
-    if (answer.version === 2) {
-      // The page's ECDH private key, as the capture script recorded it.
-      const captured = await p.evaluate(() => window.zeqTestKeys);
-      sessions.set(answer.sessionId, { version: 2, ...v2.keysFromHandshake(hs, answer, captured) });
-    } else {
-      sessions.set(answer.sessionId, { version: 1, key: deriveKeyNode(server.secret, hs.clientNonce, answer.serverNonce) });
-    }
-  });
+  // (A handshake that finishes as the suite closes its browser: nothing is
+  // left to record then; any other failure is reported with the pages'.)
+  p.on('requestfinished', (request) => recordHandshake(p, request).catch((e) => {
+    if (!/has been closed/.test(String(e))) consoleErrors.push(`recording a handshake: ${e}`);
+  }));
   p.on('websocket', (ws) => {
     const entry = { url: ws.url(), sent: [], received: [], closed: false, error: null };
     sockets.push(entry);
@@ -224,8 +231,10 @@ function checkOpening(url, session) {
  * Asserts that every frame of a socket was a binary frame with a sealed
  * message (v2: under the direction's key, bound to the socket and to its
  * number in its direction; v1: an envelope, 29 + n bytes) of type ||
- * message and returns the opened messages { url, seq, target, sent: [{ type,
- * body, length }], received: [...] }, waiting for at least the counts given.
+ * message, v2's end message (0x03 alone) only as the last of its direction,
+ * and returns the opened messages { url, seq, target, sent: [{ type, body,
+ * length }], received: [...], sentEnd, receivedEnd (whether the end message
+ * came) }, waiting for at least the counts given.
  */
 async function openedOnWire(id, { sent = 0, received = 0 } = {}) {
   const entry = await onWire(id);
@@ -245,12 +254,35 @@ async function openedOnWire(id, { sent = 0, received = 0 } = {}) {
         v2.wsAAD(sid, opening.seq, direction, i), f)
       : openNode(session.key, f);
     assert.equal(f.length, frameSize(plain.length - 1));
+    if (session.version === 2 && plain.length === 1 && plain[0] === 3) {
+      assert.equal(i, frames.length - 1, `${direction}: the end message is the last message`);
+      return { type: 'end', body: plain.subarray(1), length: f.length };
+    }
     assert.ok(plain.length >= 1 && (plain[0] === 1 || plain[0] === 2), `type byte ${plain[0]}`);
     const body = plain.subarray(1);
     if (body.length >= 8) assert.equal(f.indexOf(body), -1, 'plaintext on the wire');
     return { type: plain[0] === 1 ? 'text' : 'binary', body, length: f.length };
   });
-  return { url, ...opening, sent: open(entry.sent, 'c2s'), received: open(entry.received, 's2c') };
+  const [out, back] = [open(entry.sent, 'c2s'), open(entry.received, 's2c')];
+  const ended = (list) => list.length > 0 && list.at(-1).type === 'end';
+  return { url, ...opening, sent: out.filter((m) => m.type !== 'end'), received: back.filter((m) => m.type !== 'end'),
+    sentEnd: ended(out), receivedEnd: ended(back) };
+}
+
+/**
+ * Loads a blank page of the main host into p (whose routes are set), with
+ * the socket recorder and a v2 session; resolves to its session id once
+ * node:crypto holds its keys (before the first socket opens).
+ */
+async function v2Page(p) {
+  await p.goto(`${server.urls.main}/files/blank.html`);
+  await p.evaluate(installSocketRecorder);
+  const sid = await p.evaluate(async () => {
+    window.zeqLib = await import('/static/zeq-e2e-client.js');
+    return (await window.zeqLib.zeqE2EHandshake(location.origin)).sessionId;
+  });
+  await keyOnWire(sid);
+  return sid;
 }
 
 /** What the backend received on the socket opened with ?conn=id. */
@@ -443,6 +475,10 @@ function chromiumSuite(suiteMode) {
         assert.deepEqual(wire[dir].map((m) => [m.type, m.body.toString('hex')]),
           expected.map(([t, b]) => [t, b.toString('hex')]), dir);
       }
+      // v2: the page's last message is its end message (18.11). (The
+      // server's comes after the page's close(), when the browser drops
+      // what arrives: the routeWebSocket test below sees it.)
+      if (mode.version === 2) assert.equal(wire.sentEnd, true, 'the page\'s end message before its close frame');
       // The backend: plaintext messages, types kept, no e2e_session, no extension.
       const events2 = server.backendWebSocketEvents(id);
       const opened = events2.find((e) => e.ev === 'open');
@@ -615,10 +651,9 @@ function chromiumSuite(suiteMode) {
     });
     assert.deepEqual(out.client.map((e) => e.type), ['open', 'message', 'close']);
     assert.equal(out.client[1].length, 4096);
-    // v2: the module's own close for an error comes without an end message
-    // (PROTOCOL.md 18.11): anyone on the path could send such a close frame
-    // after dropping messages, so it is never clean. v1 knows no end message.
-    assert.deepEqual(out.client[2], { type: 'close', code: 1009, reason: '', wasClean: mode.version !== 2, isCloseEvent: true });
+    // v2: the module's own close (1009) comes without its end message, so
+    // the close is not clean (18.11); v1 has no end messages.
+    assert.deepEqual(out.client[2], { type: 'close', code: 1009, reason: '', wasClean: mode.version === 1, isCloseEvent: true });
     assert.deepEqual(backendMessages('small-client').map((m) => m.len), [4096], 'the message over the limit never reached the backend');
     assert.deepEqual(out.backend.map((e) => e.type), ['open', 'message', 'close']);
     assert.equal(out.backend[1].length, 4096);
@@ -800,14 +835,7 @@ function chromiumSuite(suiteMode) {
       backend.onClose((code, reason) => route.close({ code, reason }));
     });
     try {
-      await p.goto(`${server.urls.main}/files/blank.html`);
-      await p.evaluate(installSocketRecorder);
-      const sid = await p.evaluate(async () => {
-        window.zeqLib = await import('/static/zeq-e2e-client.js');
-        return (await window.zeqLib.zeqE2EHandshake(location.origin)).sessionId;
-      });
-      // node:crypto holds the keys before the first socket opens.
-      await keyOnWire(sid);
+      const sid = await v2Page(p);
       const all = [...Object.keys(cases), 'toserver-altered', 'toserver-reordered'];
       const out = await p.evaluate(async (all) => {
         const { wsT } = window;
@@ -868,6 +896,117 @@ function chromiumSuite(suiteMode) {
       assert.equal(v2.openMessage(s.session.c2s, v2.wsAAD(sid, s.seq, 'c2s', 1), s.fromPage[1]).toString(),
         '\x01the second of this reordered pair');
       assert.equal((server.logText().match(/WebSocket closed with 1008: a client message does not verify \(key, socket, direction or order\)/g) || []).length, 2);
+    } finally {
+      await p.close();
+    }
+  });
+
+  (suiteMode.version === 2 ? it : () => {})('ends its messages with a sealed end message; a close without the server\'s is not clean, a message after it is refused (routeWebSocket)', async () => {
+    const p = await context.newPage();
+    watch(p);
+    // The route records every frame each way (node:crypto opens them under
+    // the keys of the handshake on the network) and, per ?conn=end-*,
+    // passes the server's end message on, drops it, or sends a sealed
+    // message of its own after it.
+    const routed = {};
+    const isEnd = (sock, frame, counter) => {
+      try {
+        const plain = v2.openMessage(sock.session.s2c, v2.wsAAD(sock.session.sessionId, sock.seq, 's2c', counter), frame);
+        return plain.length === 1 && plain[0] === 3;
+      } catch { return false; }
+    };
+    await p.routeWebSocket(/\/ws\/echo\?/, (route) => {
+      const u = new URL(route.url());
+      const which = u.searchParams.get('conn');
+      const sock = { session: sessions.get(u.searchParams.get('e2e_session')), seq: Number(u.searchParams.get('e2e_seq')),
+        events: [], fromPage: [], fromServer: [] };
+      routed[which] = sock;
+      const backend = route.connectToServer();
+      route.onMessage((m) => { sock.fromPage.push(Buffer.from(m)); sock.events.push('page message'); backend.send(m); });
+      backend.onMessage((m) => {
+        const counter = sock.fromServer.length;
+        const f = Buffer.from(m);
+        sock.fromServer.push(f);
+        const end = isEnd(sock, f, counter);
+        sock.events.push(end ? 'server end' : 'server message');
+        if (end && which === 'end-dropped') return;
+        route.send(m);
+        if (end && which === 'end-then-data') {
+          route.send(v2.sealMessage(sock.session.s2c, v2.wsAAD(sock.session.sessionId, sock.seq, 's2c', counter + 1),
+            Buffer.from('\x01after the end')));
+        }
+      });
+      route.onClose((code, reason) => { sock.events.push(`page close ${code}`); backend.close({ code, reason }); });
+      backend.onClose((code, reason) => { sock.events.push(`server close ${code}`); route.close({ code, reason }); });
+    });
+    try {
+      const sid = await v2Page(p);
+      const missing = () => (server.logText().match(/ZEQ60008/g) || []).length;
+      const missingBefore = missing();
+      const out = await p.evaluate(async () => {
+        const { wsT } = window;
+        const r = {};
+        // The page closes: its end message, then its close frame; a clean
+        // close once the closing handshake completes.
+        let name = wsT.open('/ws/echo?conn=end-clean');
+        await wsT.opened(name);
+        wsT.ws(name).send('one');
+        wsT.ws(name).send('two');
+        await wsT.messages(name, 2);
+        wsT.ws(name).close(1000, 'bye');
+        await wsT.closed(name);
+        r.clean = await wsT.report(name);
+        return r;
+      });
+      const missingAfterClean = missing();
+      Object.assign(out, await p.evaluate(async () => {
+        const { wsT } = window;
+        const r = {};
+        // The backend closes (1001); the route drops the server's end message.
+        let name = wsT.open('/ws/echo?conn=end-dropped');
+        await wsT.opened(name);
+        wsT.ws(name).send('close-me');
+        await wsT.closed(name);
+        r.dropped = await wsT.report(name);
+        // The backend closes; after the server's end message the route
+        // sends one more message, sealed in its place.
+        name = wsT.open('/ws/echo?conn=end-then-data');
+        await wsT.opened(name);
+        wsT.ws(name).send('close-me');
+        await wsT.closed(name);
+        r.after = await wsT.report(name);
+        return r;
+      }));
+      assert.deepEqual(out.clean.map((e) => e.type), ['open', 'message', 'message', 'close']);
+      assert.deepEqual(out.clean.at(-1), { type: 'close', code: 1000, reason: 'bye', wasClean: true, isCloseEvent: true });
+      // On the way to the module: the page's two messages (counters 0 and
+      // 1), then its end message with counter 2, then its close frame.
+      const c = routed['end-clean'];
+      const fromPage = c.events.filter((e) => e.startsWith('page'));
+      assert.deepEqual(fromPage.slice(0, 4), ['page message', 'page message', 'page message', 'page close 1000']);
+      assert.ok(fromPage.slice(4).every((e) => e === 'page close 1000'), fromPage.join(', '));
+      const opened = c.fromPage.map((f, i) => v2.openMessage(c.session.c2s, v2.wsAAD(sid, c.seq, 'c2s', i), f));
+      assert.deepEqual(opened.map((b) => b.toString('latin1')), ['\x01one', '\x01two', '\x03']);
+      assert.equal(c.fromPage[2].length, 13 + 20 + 1, 'the end message: one record of the type byte alone');
+      // The module took it as the page's end (it logs a close without one, ZEQ60008).
+      assert.equal(missingAfterClean, missingBefore, 'the module saw the page\'s end message before its close frame');
+      // The echoes, then the close frame. (What the server sends after the
+      // page's close frame, its end message included, is dropped on the
+      // way, as by any closing WebSocket; t/v2.t sees it on a raw socket.)
+      assert.deepEqual(c.events.filter((e) => e.startsWith('server') && e !== 'server end'),
+        ['server message', 'server message', 'server close 1000']);
+      assert.deepEqual(backendMessages('end-clean').map((m) => m.len), [3, 3], 'the end message never reaches the application');
+
+      assert.deepEqual(out.dropped.map((e) => e.type), ['open', 'close']);
+      assert.deepEqual(out.dropped[1], { type: 'close', code: 1001, reason: 'backend going away', wasClean: false, isCloseEvent: true },
+        'a close frame without the server\'s end message is not clean');
+      assert.deepEqual(routed['end-dropped'].events.filter((e) => e.startsWith('server')),
+        ['server end', 'server close 1001'], 'the server did send its end message, before its close frame');
+
+      assert.deepEqual(out.after.map((e) => e.type), ['open', 'error', 'close'], 'the message after the end is not delivered');
+      assert.equal(out.after[1].code, 'e2e_bad_envelope');
+      assert.match(out.after[1].message, /after its end message/);
+      assert.equal(out.after[2].wasClean, false);
     } finally {
       await p.close();
     }
@@ -993,12 +1132,16 @@ function standInSuite(version) {
 
     serverSend(data) { this.dispatchEvent(new MessageEvent('message', { data })); }
 
+    /** A close frame from the server (its closing handshake completed: wasClean true underneath). */
     serverClose(code, reason) {
       this.readyState = 3;
       const ev = new Event('close');
       Object.assign(ev, { code, reason, wasClean: true });
       this.dispatchEvent(ev);
     }
+
+    /** v2: the server's end message (0x03 alone, the next counter). */
+    serverEnd() { this.serverSend(new Uint8Array(this.seal(Buffer.from([0x03]))).buffer); }
 
     /** v2: the opening's number, its seal checked as the server would. */
     get upgradeSeq() {
@@ -1145,9 +1288,72 @@ function standInSuite(version) {
     assert.equal(under.sent.length, 0);
     assert.equal(under.closedWith, null, 'close() waits for the queue');
     await until('three sends', () => under.closedWith);
+    // v2: the end message last, with the next counter (18.11).
+    const expected = ['\x02first, slow', '\x01second', '\x02\x03', ...(version === 2 ? ['\x03'] : [])];
     assert.deepEqual(under.sent.map((f, i) => under.open(i).toString('hex')),
-      ['\x02first, slow', '\x01second', '\x02\x03'].map((t) => Buffer.from(t, 'latin1').toString('hex')));
+      expected.map((t) => Buffer.from(t, 'latin1').toString('hex')));
     assert.deepEqual(under.closedWith, [1000]);
+  });
+
+  it(version === 2
+    ? 'v2: a close is clean only after the server\'s end message; a message after it closes with 4008'
+    : 'v1: no end messages, a close frame is a clean close', async () => {
+    globalThis.WebSocket = StandInWebSocket;
+    const run = async (play) => {
+      const n = created.length;
+      const ws = lib.zeqE2EWebSocket('/ws/echo');
+      const log = [];
+      for (const t of ['open', 'message', 'error']) ws.addEventListener(t, (e) => log.push(t === 'message' ? e.data : t));
+      ws.addEventListener('close', (e) => log.push(`close ${e.code} ${e.wasClean ? 'clean' : 'unclean'}`));
+      const under = await nextSocket(n);
+      under.serverOpen();
+      await until('open', () => log.includes('open'));
+      await play(under, ws);
+      await until('the close', () => log.some((e) => String(e).startsWith('close')));
+      return { log, under };
+    };
+    const message = (under, text) => under.serverSend(new Uint8Array(under.seal(Buffer.from(`\x01${text}`))).buffer);
+    const withEnd = await run(async (under) => {
+      message(under, 'last');
+      if (version === 2) under.serverEnd();
+      under.serverClose(1000, '');
+    });
+    assert.deepEqual(withEnd.log, ['open', 'last', 'close 1000 clean']);
+    if (version === 1) {
+      const closed = await run(async (under, ws) => ws.close(1000));
+      assert.equal(closed.under.sent.length, 0, 'v1: nothing before the close frame');
+      assert.deepEqual(closed.log, ['open', 'close 1000 clean']);
+      return;
+    }
+    const withoutEnd = await run(async (under) => {
+      message(under, 'last');
+      under.serverClose(1000, '');
+    });
+    assert.deepEqual(withoutEnd.log, ['open', 'last', 'close 1000 unclean'], 'no end message: the last ones may be lost');
+    const after = await run(async (under) => {
+      under.serverEnd();
+      message(under, 'after the end');
+    });
+    assert.deepEqual(after.log, ['open', 'error', 'close 4008 unclean']);
+    assert.deepEqual(after.under.closedWith, [4008, 'e2e_bad_envelope']);
+    const twice = await run(async (under) => { under.serverEnd(); under.serverEnd(); });
+    assert.deepEqual(twice.log, ['open', 'error', 'close 4008 unclean']);
+    const long = await run(async (under) => under.serverSend(new Uint8Array(under.seal(Buffer.from([0x03, 0x00]))).buffer));
+    assert.deepEqual(long.log, ['open', 'error', 'close 4008 unclean'], 'an end message with more than its type byte');
+    // The page's close: its end message (the next counter) before the close
+    // frame, also after messages of its own; then the server's end.
+    const own = await run(async (under, ws) => {
+      // (This server answers the close frame itself, below.)
+      under.close = (...args) => { under.closedWith = args; under.readyState = 2; };
+      ws.send('mine');
+      ws.close(4000, 'done');
+      await until('the close frame', () => under.closedWith);
+      assert.deepEqual(under.sent.map((f, i) => under.open(i).toString('latin1')), ['\x01mine', '\x03']);
+      assert.deepEqual(under.closedWith, [4000, 'done']);
+      under.serverEnd();
+      under.serverClose(4000, 'done');
+    });
+    assert.deepEqual(own.log, ['open', 'close 4000 clean']);
   });
 
   it('delivers in arrival order however long each takes to open, and stops at a bad one', async () => {

@@ -102,8 +102,9 @@ export function installWireTap() {
  *    body, X-E2E-Seal is the sealed empty message bound the same way;
  *  - the answer: a module error (plaintext JSON, no seal), or a sealed body
  *    under k_s2c bound to (session, seq, status, X-E2E-Content-Type,
- *    X-E2E-Content-Encoding), or, without a body (HEAD, 204, 304), an
- *    X-E2E-Seal bound the same way.
+ *    X-E2E-Content-Encoding) (with a Content-Length: exactly that of 16 KiB
+ *    records; streamed without one: records of at most 16 KiB), or, without
+ *    a body (HEAD, 204, 304), an X-E2E-Seal bound the same way.
  * `target` defaults to the path and query of the entry's URL.
  */
 export function checkV2Exchange(entry, session, { target = targetOf(entry.url) } = {}) {
@@ -143,15 +144,16 @@ export function checkV2Exchange(entry, session, { target = targetOf(entry.url) }
     assert.equal(v2.openMessage(session.s2c, raad, v2.fromB64url(seal)).length, 0, 'the answer\'s seal seals the empty message');
   } else {
     assert.ok(sealed, `the ${entry.status} answer to ${entry.method} ${target} is application/x-zeq-e2e, not ${rh.get('content-type')}`);
-    response = v2.openMessage(session.s2c, raad, entry.responseBody);
-    // PROTOCOL.md 18.8: an answer whose length the server knew before its
-    // first byte has the exact sealed Content-Length and 16 KiB records; any
-    // other streams (chunked, or HTTP/2 DATA), its records cut where the
-    // application flushed.
-    const cl = rh.get('content-length');
-    if (cl !== null) {
-      assert.equal(cl, String(entry.responseBody.length), 'Content-Length is the sealed length');
+    const opened = v2.openMessageDetail(session.s2c, raad, entry.responseBody);
+    response = opened.plaintext;
+    if (rh.get('content-length') !== null) {
+      // An answer whose length the server knew before its first byte (18.8).
+      assert.equal(rh.get('content-length'), String(entry.responseBody.length), 'Content-Length is the sealed length');
       assert.equal(entry.responseBody.length, v2.sealedLength(response.length), 'the answer is in 16 KiB records');
+    } else {
+      // Streamed (chunked): sealed as the application wrote it, a record at
+      // each flush, none over 16 KiB.
+      assert.ok(opened.records.every((n) => n <= v2.RECORD), `records of at most 16 KiB: ${opened.records}`);
     }
   }
   return { seq, request, response, moduleError: null };
