@@ -17,7 +17,7 @@ BUILD   := build
 SOURCES := mod_zeq_e2e.c src/zeq_config.c src/zeq_envelope.c src/zeq_proto.c \
            src/zeq_gate.c src/zeq_exchange.c src/zeq_spool.c src/zeq_body.c \
            src/zeq_kex.c \
-           src/zeq_record.c src/zeq_replay.c src/zeq_sessrec.c \
+           src/zeq_record.c src/zeq_seal.c src/zeq_replay.c src/zeq_sessrec.c \
            src/zeq_remote.c src/zeq_redis.c src/zeq_memcache.c \
            src/zeq_store.c src/zeq_stats.c src/zeq_status.c \
            src/zeq_session.c src/zeq_handshake.c src/zeq_request.c \
@@ -28,7 +28,7 @@ WARN    := -std=c11 -Wall -Wextra -Werror
 MODULE  := .libs/mod_zeq_e2e.so
 # Pure parts, unit-tested and fuzzed without httpd.
 PURE    := src/zeq_envelope.c src/zeq_proto.c src/zeq_frame.c src/zeq_kex.c \
-           src/zeq_record.c src/zeq_replay.c src/zeq_sessrec.c
+           src/zeq_record.c src/zeq_seal.c src/zeq_replay.c src/zeq_sessrec.c
 UNIT    := $(patsubst t/unit/%.c,$(BUILD)/%,$(wildcard t/unit/test_*.c))
 
 # Debian packages: to build, to test, to run the demo.

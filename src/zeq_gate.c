@@ -21,9 +21,9 @@
 #include "zeq_error.h"
 #include "zeq_exchange.h"
 #include "zeq_proto.h"
-#include "zeq_record.h"
 #include "zeq_request.h"
 #include "zeq_response.h"
+#include "zeq_seal.h"
 #include "zeq_session.h"
 #include "zeq_stats.h"
 #include "zeq_ws.h"
@@ -588,20 +588,16 @@ static int zeq_gate_decrypt_failed(request_rec *r, const char *why)
 static int zeq_gate_check_seal(request_rec *r, const zeq_exchange *ex,
                                const char *method)
 {
-    unsigned char raw[2 * ZEQ_RECORD_EMPTY_LEN], pt[2 * ZEQ_RECORD_EMPTY_LEN];
-    apr_size_t rawlen = 0, ptlen = 0, aadlen;
-    unsigned char *aad;
-    int rv;
+    apr_size_t aadlen, ptlen = 0;
+    unsigned char *aad = zeq_exchange_request_aad(r->pool, ex, method,
+                                                  &aadlen);
+    int rv = zeq_seal_open(ex->keys.c2s, aad, aadlen, ex->seal,
+                           ex->seal ? strlen(ex->seal) : 0, &ptlen);
 
-    if (ex->seal == NULL
-        || zeq_proto_b64url_decode(ex->seal, strlen(ex->seal), raw, sizeof(raw),
-                                   &rawlen) != ZEQ_OK) {
+    if (rv == ZEQ_ERR_BAD) {
         return zeq_gate_decrypt_failed(r, "the seal is missing or not "
                                           "base64url");
     }
-    aad = zeq_exchange_request_aad(r->pool, ex, method, &aadlen);
-    rv = zeq_record_open_message(2, ex->keys.c2s, aad, aadlen, raw, rawlen, pt,
-                                 &ptlen);
     if (rv != ZEQ_OK || ptlen != 0) {
         return zeq_gate_decrypt_failed(r, rv != ZEQ_OK
                                           ? "the seal does not verify for "

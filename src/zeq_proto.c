@@ -566,3 +566,24 @@ int zeq_proto_query_take(char *args, const char *name, char *value,
     *out = '\0';
     return count > 1 ? -2 : found;
 }
+
+size_t zeq_proto_json_escape(const char *s, char *out)
+{
+    size_t o = 0;
+
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        }
+        else if (c < 0x20 || c >= 0x7f) {
+            out[o++] = '?';
+        }
+        else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}

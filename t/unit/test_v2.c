@@ -18,6 +18,7 @@
 #include "zeq_proto.h"
 #include "zeq_record.h"
 #include "zeq_replay.h"
+#include "zeq_seal.h"
 #include "unit.h"
 
 /* --- PROTOCOL.md section 18.9 (t/unit/vectors_v2.pl) ----------------------- */
@@ -424,6 +425,60 @@ static int open_steps(int version, const unsigned char *key,
     return rv;
 }
 
+/* zeq_seal_open: the X-E2E-Seal vector of the GET and its misshapes. */
+static void test_seal_open(const unsigned char *c2s, const unsigned char *aad,
+                           size_t al)
+{
+    const char *v = v_get_seal_b64;
+    size_t vl = strlen(v), pl = 99, n;
+    unsigned char base[12], msg[128], other[32];
+    char *copy = (char *)unit_dup(v, vl), text[200];
+
+    unit_int(zeq_seal_open(c2s, aad, al, copy, vl, &pl), ZEQ_OK,
+             "seal_open: the X-E2E-Seal vector verifies");
+    unit_int((long long)pl, 0, "seal_open: ... and holds nothing");
+    unit_int(zeq_seal_open(c2s, aad, al, NULL, 0, &pl), ZEQ_ERR_BAD,
+             "seal_open: no seal");
+    unit_int(zeq_seal_open(c2s, aad, al, "", 0, &pl), ZEQ_ERR_AUTH,
+             "seal_open: an empty seal is no message");
+    unit_int(zeq_seal_open(c2s, aad, al, "!!!", 3, &pl), ZEQ_ERR_BAD,
+             "seal_open: not base64url");
+    unit_int(zeq_seal_open(c2s, aad, al, copy, vl - 4, &pl), ZEQ_ERR_AUTH,
+             "seal_open: the vector cut by 4 characters (3 bytes)");
+    unit_int(zeq_seal_open(c2s, aad, al - 1, copy, vl, &pl), ZEQ_ERR_AUTH,
+             "seal_open: another AAD");
+    memcpy(other, c2s, 32);
+    other[0] ^= 1;
+    unit_int(zeq_seal_open(other, aad, al, copy, vl, &pl), ZEQ_ERR_AUTH,
+             "seal_open: another key");
+    copy[20] = copy[20] == 'A' ? 'B' : 'A';
+    unit_int(zeq_seal_open(c2s, aad, al, copy, vl, &pl), ZEQ_ERR_AUTH,
+             "seal_open: a character changed");
+    /* A message that holds a byte verifies, and says so. */
+    memset(base, 7, sizeof base);
+    zeq_record_seal_message(c2s, base, aad, al, (const unsigned char *)"x", 1,
+                            ZEQ_RECORD_SIZE, msg);
+    zeq_proto_b64url_encode(msg, ZEQ_RECORD_EMPTY_LEN + 1, text);
+    unit_int(zeq_seal_open(c2s, aad, al, text, strlen(text), &pl), ZEQ_OK,
+             "seal_open: a seal that holds a byte verifies");
+    unit_int((long long)pl, 1, "seal_open: ... and holds 1 byte");
+    /* The longest seal looked at, and one byte more. */
+    n = zeq_record_sealed_len(ZEQ_SEAL_MAX_LEN - ZEQ_RECORD_EMPTY_LEN,
+                              ZEQ_RECORD_SIZE);
+    unit_int((long long)n, ZEQ_SEAL_MAX_LEN, "a %d-byte message fills a seal",
+             ZEQ_SEAL_MAX_LEN);
+    memset(msg, 'p', sizeof msg);
+    zeq_record_seal_message(c2s, base, aad, al, msg, ZEQ_SEAL_MAX_LEN
+                            - ZEQ_RECORD_EMPTY_LEN, ZEQ_RECORD_SIZE, msg);
+    zeq_proto_b64url_encode(msg, ZEQ_SEAL_MAX_LEN, text);
+    unit_int(zeq_seal_open(c2s, aad, al, text, strlen(text), &pl), ZEQ_OK,
+             "seal_open: a message of ZEQ_SEAL_MAX_LEN bytes is opened");
+    zeq_proto_b64url_encode(msg, ZEQ_SEAL_MAX_LEN + 1, text);
+    unit_int(zeq_seal_open(c2s, aad, al, text, strlen(text), &pl), ZEQ_ERR_BAD,
+             "seal_open: one byte more is not looked at");
+    free(copy);
+}
+
 static void test_vectors_messages(void)
 {
     size_t kl, al, wl, bl;
@@ -492,6 +547,8 @@ static void test_vectors_messages(void)
         aad[al - 3] ^= 1;
         unit_int(open_steps(2, c2s, aad, al, raw, rl, 0, &s), ZEQ_ERR_AUTH,
                  "the GET's seal does not verify for another target");
+        aad[al - 3] ^= 1;
+        test_seal_open(c2s, aad, al);
     }
     free(aad);
 
