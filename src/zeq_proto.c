@@ -164,6 +164,17 @@ static cJSON *zeq_proto_json(const char *body, size_t len)
     return root;
 }
 
+/* True when v is an integer: finite, without a fractional part. Every
+ * double beyond 2^53 is one, and converting it to long long could
+ * overflow (undefined behaviour): only smaller ones are converted. */
+static int zeq_proto_is_integer(double v)
+{
+    if (v > -9007199254740992.0 && v < 9007199254740992.0) {
+        return v == (double)(long long)v;
+    }
+    return v - v == 0;   /* not infinite (infinity - infinity is NaN) */
+}
+
 int zeq_proto_handshake_parse(const char *body, size_t len,
                               zeq_proto_handshake *hs)
 {
@@ -181,15 +192,14 @@ int zeq_proto_handshake_parse(const char *body, size_t len,
     hs->version = 1;
     item = cJSON_GetObjectItemCaseSensitive(root, "version");
     if (item != NULL) {
-        double v = item->valuedouble;
-        if (!cJSON_IsNumber(item) || v != (double)(long long)v) {
+        if (!cJSON_IsNumber(item) || !zeq_proto_is_integer(item->valuedouble)) {
             goto done;          /* not an integer */
         }
-        if (v != 1 && v != 2) {
+        if (item->valuedouble != 1 && item->valuedouble != 2) {
             rv = ZEQ_ERR_VERSION;
             goto done;
         }
-        hs->version = (int)v;
+        hs->version = (int)item->valuedouble;
     }
     item = cJSON_GetObjectItemCaseSensitive(root, "psk");
     if (item != NULL) {

@@ -884,6 +884,20 @@ static void test_proto_v2(void)
     unit_int(hs(body, &h), ZEQ_ERR_BAD, "\"version\": 2.5: ZEQ_ERR_BAD");
     snprintf(body, sizeof body, "{\"version\":true,\"clientNonce\":\"%s\"}", nonce);
     unit_int(hs(body, &h), ZEQ_ERR_BAD, "\"version\": true: ZEQ_ERR_BAD");
+    /* Found by t/fuzz/fuzz_handshake.c: a version beyond long long's range
+     * was converted to long long (undefined behaviour). */
+    snprintf(body, sizeof body, "{\"version\":0111111111111111111111111111}");
+    unit_int(hs(body, &h), ZEQ_ERR_VERSION, "\"version\": 111...1 (28 digits): ZEQ_ERR_VERSION");
+    snprintf(body, sizeof body, "{\"version\":-1e300,\"clientNonce\":\"%s\"}", nonce);
+    unit_int(hs(body, &h), ZEQ_ERR_VERSION, "\"version\": -1e300: ZEQ_ERR_VERSION");
+    snprintf(body, sizeof body, "{\"version\":1e400,\"clientNonce\":\"%s\"}", nonce);
+    unit_int(hs(body, &h), ZEQ_ERR_BAD, "\"version\": 1e400 (infinite): ZEQ_ERR_BAD");
+    snprintf(body, sizeof body, "{\"version\":9007199254740993,\"clientNonce\":\"%s\"}",
+             nonce);
+    unit_int(hs(body, &h), ZEQ_ERR_VERSION, "\"version\": 2^53 + 1: ZEQ_ERR_VERSION");
+    snprintf(body, sizeof body, "{\"version\":2e0,\"clientNonce\":\"%s\",\"clientKey\":\"%s\"}",
+             nonce, v_client_b64);
+    unit_int(hs(body, &h) == ZEQ_OK && h.version == 2, 1, "\"version\": 2e0 is 2");
     snprintf(body, sizeof body, "{\"version\":2,\"psk\":1,\"clientNonce\":\"%s\","
              "\"clientKey\":\"%s\"}", nonce, v_client_b64);
     unit_int(hs(body, &h), ZEQ_ERR_BAD, "\"psk\": 1: ZEQ_ERR_BAD");
