@@ -214,45 +214,15 @@ static void zeq_gate_opening_v2(request_rec *r, zeq_exchange *ex,
 {
     static const char *const names[] = {ZEQ_WS_QUERY_PARAM, "e2e_seq",
                                         "e2e_seal", NULL};
-    char *copy = apr_pstrdup(r->pool, target), *out, *item;
-    const char *q;
-    const char *seq = NULL, *seal = NULL;
-    int count[3] = {0, 0, 0}, k;
+    const char *q = strchr(target, '?'), *sq, *sl;
+    apr_size_t sqlen, sllen;
+    char *out;
+    int rv = zeq_proto_opening_params(q ? q + 1 : "", &sq, &sqlen, &sl,
+                                      &sllen);
+    const char *seq = sq ? apr_pstrmemdup(r->pool, sq, sqlen) : NULL;
+    const char *seal = sl ? apr_pstrmemdup(r->pool, sl, sllen) : NULL;
 
-    q = strchr(copy, '?');
-    for (item = q ? copy + (q - copy) + 1 : NULL; item != NULL;) {
-        char *amp = strchr(item, '&');
-        char *eq;
-        if (amp != NULL) {
-            *amp = '\0';
-        }
-        eq = strchr(item, '=');
-        for (k = 0; k < 3; k++) {
-            size_t n = strlen(names[k]);
-            if (strncmp(item, names[k], n) == 0 && (item[n] == '=' || item[n] == '\0')) {
-                count[k]++;
-                if (k == 1) {
-                    seq = eq ? eq + 1 : "";
-                }
-                else if (k == 2) {
-                    seal = eq ? eq + 1 : "";
-                }
-            }
-        }
-        item = amp ? amp + 1 : NULL;
-    }
-    /* Each name read decoded as well: an escaped spelling (e2e%5Fseq)
-     * is a parameter the seal does not account for. */
-    q = strchr(target, '?');
-    for (k = 0; k < 3; k++) {
-        char *a = q ? apr_pstrdup(r->pool, q + 1) : NULL, v[4];
-        int d = a ? zeq_proto_query_take(a, names[k], v, sizeof(v)) : 0;
-        int decoded = d == 0 ? 0 : d == -2 ? 2 : 1;
-        if (decoded != (count[k] > 2 ? 2 : count[k])) {
-            count[k] = 2;
-        }
-    }
-    if (count[0] != 1 || count[1] > 1 || count[2] > 1) {
+    if (rv != ZEQ_OK) {
         zeq_gate_bad(ex, ZEQ_E2E_ERR_BAD_REQUEST,
                      "e2e_session, e2e_seq and e2e_seal must each appear "
                      "once, under exactly these names");

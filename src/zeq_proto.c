@@ -577,6 +577,52 @@ int zeq_proto_query_take(char *args, const char *name, char *value,
     return count > 1 ? -2 : found;
 }
 
+int zeq_proto_opening_params(const char *query, const char **seq,
+                             size_t *seqlen, const char **seal,
+                             size_t *seallen)
+{
+    static const char *const names[3] = {"e2e_session", "e2e_seq",
+                                         "e2e_seal"};
+    const char **value[3] = {NULL, seq, seal};
+    size_t *vlen[3] = {NULL, seqlen, seallen};
+    int exact[3] = {0, 0, 0}, decoded[3] = {0, 0, 0}, k;
+    const char *item = query;
+
+    *seq = *seal = NULL;
+    *seqlen = *seallen = 0;
+    for (;;) {
+        size_t len = strcspn(item, "&");
+        const char *eq = memchr(item, '=', len);
+        size_t nlen = eq ? (size_t)(eq - item) : len;
+
+        for (k = 0; k < 3; k++) {
+            if (strlen(names[k]) == nlen && memcmp(item, names[k], nlen) == 0) {
+                exact[k]++;
+                if (value[k] != NULL) {
+                    *value[k] = eq ? eq + 1 : item + len;
+                    *vlen[k] = eq ? len - nlen - 1 : 0;
+                }
+            }
+            /* As zeq_proto_query_take reads names: decoded, with a '='. */
+            if (eq != NULL && zeq_proto_name_is(item, nlen, names[k])) {
+                decoded[k]++;
+            }
+        }
+        if (item[len] == '\0') {
+            break;
+        }
+        item += len + 1;
+    }
+    for (k = 0; k < 3; k++) {
+        if ((decoded[k] > 2 ? 2 : decoded[k])
+            != (exact[k] > 2 ? 2 : exact[k])) {
+            exact[k] = 2;
+        }
+    }
+    return exact[0] == 1 && exact[1] <= 1 && exact[2] <= 1 ? ZEQ_OK
+                                                           : ZEQ_ERR_BAD;
+}
+
 size_t zeq_proto_json_escape(const char *s, char *out)
 {
     size_t o = 0;

@@ -847,6 +847,57 @@ static int hs(const char *body, zeq_proto_handshake *out)
     return zeq_proto_handshake_parse(body, strlen(body), out);
 }
 
+/* zeq_proto_opening_params: the query of a v2 WebSocket opening. */
+static void opening(const char *query, int want, const char *seq,
+                    const char *seal)
+{
+    size_t n = strlen(query), sqn = 99, sln = 99;
+    char *q = (char *)unit_dup(query, n + 1);
+    const char *sq = "x", *sl = "x";
+    int rv = zeq_proto_opening_params(q, &sq, &sqn, &sl, &sln);
+
+    unit_int(rv, want, "opening_params(\"%s\")", query);
+    if (seq == NULL) {
+        unit_ok(sq == NULL && sqn == 0, "opening_params(\"%s\"): no e2e_seq", query);
+    }
+    else {
+        unit_mem((const unsigned char *)sq, sq ? sqn : 0, (const unsigned char *)seq,
+                 strlen(seq), "opening_params(\"%s\"): e2e_seq", query);
+    }
+    if (seal == NULL) {
+        unit_ok(sl == NULL && sln == 0, "opening_params(\"%s\"): no e2e_seal", query);
+    }
+    else {
+        unit_mem((const unsigned char *)sl, sl ? sln : 0, (const unsigned char *)seal,
+                 strlen(seal), "opening_params(\"%s\"): e2e_seal", query);
+    }
+    free(q);
+}
+
+static void test_opening_params(void)
+{
+    opening("e2e_session=abc&e2e_seq=7&e2e_seal=AQID", ZEQ_OK, "7", "AQID");
+    opening("x=1&e2e_seal=AQID&e2e_session=abc&y&e2e_seq=12", ZEQ_OK, "12", "AQID");
+    opening("e2e_session=abc", ZEQ_OK, NULL, NULL);
+    opening("e2e_session=abc&e2e_seq&e2e_seal=", ZEQ_ERR_BAD, "", "");
+    opening("e2e_session=abc&e2e_seq=&e2e_seal=", ZEQ_OK, "", "");
+    opening("", ZEQ_ERR_BAD, NULL, NULL);
+    opening("e2e_seq=1&e2e_seal=x", ZEQ_ERR_BAD, "1", "x");
+    opening("e2e_session=a&e2e_session=b&e2e_seq=1&e2e_seal=x", ZEQ_ERR_BAD, "1", "x");
+    opening("e2e_session=a&e2e_seq=1&e2e_seq=2&e2e_seal=x", ZEQ_ERR_BAD, "2", "x");
+    opening("e2e_session=a&e2e_seq=1&e2e_seal=x&e2e_seal=y", ZEQ_ERR_BAD, "1", "y");
+    /* An escaped spelling is a second appearance, or the only one. */
+    opening("e2e_session=a&e2e_seq=1&e2e%5Fseq=2&e2e_seal=x", ZEQ_ERR_BAD, "1", "x");
+    opening("e2e_session=a&e2e%5fseq=1&e2e_seal=x", ZEQ_ERR_BAD, NULL, "x");
+    opening("e2e%5Fsession=a&e2e_seq=1&e2e_seal=x", ZEQ_ERR_BAD, "1", "x");
+    opening("%65%32%65%5f%73%65%61%6c=x&e2e_session=a&e2e_seq=1", ZEQ_ERR_BAD, "1", NULL);
+    /* Names are case-sensitive; '+' is not a space. */
+    opening("e2e_session=a&E2E_SEQ=1&e2e_seal=x", ZEQ_OK, NULL, "x");
+    opening("e2e_session=a&e2e+seq=1&e2e_seq=2&e2e_seal=x", ZEQ_OK, "2", "x");
+    opening("&&e2e_session=a&&e2e_seq=3&&e2e_seal=x&&", ZEQ_OK, "3", "x");
+    opening("e2e_session=a&e2e_seq=1=2&e2e_seal=x", ZEQ_OK, "1=2", "x");
+}
+
 static void test_proto_v2(void)
 {
     zeq_proto_handshake h;
@@ -1006,5 +1057,6 @@ int main(void)
     test_records_edges();
     test_replay();
     test_proto_v2();
+    test_opening_params();
     return unit_done();
 }
