@@ -1,6 +1,7 @@
 # mod_zeq_e2e: build with apxs, test against Debian's apache2, run the demo.
 #   make          build .libs/mod_zeq_e2e.so (-Wall -Wextra -Werror)
 #   make test     C unit tests + the Apache::Test suite (installs what it misses)
+#   make fuzz     each libFuzzer harness of t/fuzz/ for FUZZ_SECONDS (300)
 #   make test-module  build/.libs/mod_zeq_test.so, the suite's test handlers
 #   make run      the demo on 127.0.0.1:$(PORT) (installs what it misses)
 #   make bench    the benchmark: table, docs/PERFORMANCE.md and plots
@@ -17,7 +18,7 @@ BUILD   := build
 SOURCES := mod_zeq_e2e.c src/zeq_config.c src/zeq_envelope.c src/zeq_proto.c \
            src/zeq_gate.c src/zeq_exchange.c src/zeq_spool.c src/zeq_body.c \
            src/zeq_kex.c \
-           src/zeq_record.c src/zeq_replay.c src/zeq_sessrec.c \
+           src/zeq_record.c src/zeq_seal.c src/zeq_replay.c src/zeq_sessrec.c \
            src/zeq_remote.c src/zeq_redis.c src/zeq_memcache.c \
            src/zeq_store.c src/zeq_stats.c src/zeq_status.c \
            src/zeq_session.c src/zeq_handshake.c src/zeq_request.c \
@@ -28,7 +29,7 @@ WARN    := -std=c11 -Wall -Wextra -Werror
 MODULE  := .libs/mod_zeq_e2e.so
 # Pure parts, unit-tested and fuzzed without httpd.
 PURE    := src/zeq_envelope.c src/zeq_proto.c src/zeq_frame.c src/zeq_kex.c \
-           src/zeq_record.c src/zeq_replay.c src/zeq_sessrec.c
+           src/zeq_record.c src/zeq_seal.c src/zeq_replay.c src/zeq_sessrec.c
 UNIT    := $(patsubst t/unit/%.c,$(BUILD)/%,$(wildcard t/unit/test_*.c))
 
 # Debian packages: to build, to test, to run the demo.
@@ -47,9 +48,12 @@ DEB_DIR  := $(BUILD)/deb
 DEB      := $(DEB_DIR)/$(DEB_NAME)_$(VERSION)_$(shell dpkg --print-architecture 2>/dev/null).deb
 
 DEPS_BENCH := $(DEPS_BUILD) openssl gnuplot-nox
+# Debian's clang and its compiler-rt (libFuzzer, the sanitizers' runtimes).
+DEPS_FUZZ  := $(DEPS_BUILD) clang libclang-rt-dev
 
 .PHONY: all install test test-module unit run bench clean deps-build deps-test \
-        deps-run deps-bench deps-deb deps-test-deb deb test-deb version
+        deps-run deps-bench deps-deb deps-test-deb deb test-deb version \
+        fuzz deps-fuzz replay
 
 all: $(MODULE)
 
@@ -114,6 +118,8 @@ deps-test-deb:
 	$(call install_deps,$(DEPS_TEST_DEB))
 deps-bench:
 	$(call install_deps,$(DEPS_BENCH))
+deps-fuzz:
+	$(call install_deps,$(DEPS_FUZZ))
 
 $(BUILD)/%: t/unit/%.c $(PURE) $(PURE:.c=.h) src/zeq_result.h $(wildcard t/unit/*.h)
 	@mkdir -p $(BUILD)
@@ -140,8 +146,51 @@ $(BUILD)/test_body: t/unit/test_body.c $(BODY) $(BODY:.c=.h) src/zeq_result.h $(
 	$(CC) $(WARN) -Isrc -Iinclude $(APR_CFLAGS) $< $(BODY) \
 	  $(APR_LIBS) -lcrypto -o $@
 
-unit: $(UNIT)
+# The fuzz harnesses (t/fuzz/fuzz_NAME.c, corpus in t/fuzz/corpus/NAME/):
+# built by any compiler with t/fuzz/replay.c's main(), which replays the
+# corpus (make unit, make test); built by clang with libFuzzer, AddressSanitizer
+# and UndefinedBehaviorSanitizer for make fuzz (t/fuzz/run).
+FUZZ_NAMES   := $(patsubst t/fuzz/fuzz_%.c,%,$(wildcard t/fuzz/fuzz_*.c))
+REPLAY       := $(addprefix $(BUILD)/replay_,$(FUZZ_NAMES))
+REPLAY_OBJS  := $(patsubst src/%.c,$(BUILD)/replay-obj/%.o,$(PURE))
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_BINS    := $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
+FUZZ_OBJS    := $(patsubst src/%.c,$(FUZZ_DIR)/obj/%.o,$(PURE))
+FUZZ_SECONDS ?= 300
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_HDRS    := $(PURE:.c=.h) src/zeq_result.h
+.SECONDARY: $(REPLAY_OBJS) $(FUZZ_OBJS)
+
+$(BUILD)/replay-obj/%.o: src/%.c $(FUZZ_HDRS)
+	@mkdir -p $(BUILD)/replay-obj
+	$(CC) $(WARN) -D_POSIX_C_SOURCE=200809L -Isrc -Iinclude -c $< -o $@
+
+$(BUILD)/replay_%: t/fuzz/fuzz_%.c t/fuzz/replay.c $(wildcard t/fuzz/*.h) $(REPLAY_OBJS)
+	$(CC) $(WARN) -D_POSIX_C_SOURCE=200809L -Isrc -Iinclude $< t/fuzz/replay.c \
+	  $(REPLAY_OBJS) -lcrypto -lcjson -o $@
+
+$(FUZZ_DIR)/obj/%.o: src/%.c $(FUZZ_HDRS)
+	@mkdir -p $(FUZZ_DIR)/obj
+	$(FUZZ_CC) $(WARN) -D_POSIX_C_SOURCE=200809L $(FUZZ_SAN) \
+	  -fsanitize=fuzzer-no-link,address,undefined -Isrc -Iinclude -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: t/fuzz/fuzz_%.c $(wildcard t/fuzz/*.h) $(FUZZ_OBJS)
+	$(FUZZ_CC) $(WARN) -D_POSIX_C_SOURCE=200809L $(FUZZ_SAN) \
+	  -fsanitize=fuzzer,address,undefined -Isrc -Iinclude $< $(FUZZ_OBJS) \
+	  -lcrypto -lcjson -o $@
+
+replay: $(REPLAY)
+	@set -e; for n in $(FUZZ_NAMES); do $(BUILD)/replay_$$n t/fuzz/corpus/$$n; done
+
+unit: $(UNIT) $(REPLAY)
 	@set -e; for t in $(UNIT); do echo "== $$t"; $$t; done
+	@echo "== the fuzz corpus (t/fuzz/corpus/), replayed"
+	@$(MAKE) --no-print-directory replay
+
+fuzz: deps-fuzz
+	@$(MAKE) --no-print-directory -j2 $(FUZZ_BINS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) t/fuzz/run $(FUZZ_DIR) $(FUZZ_NAMES)
 
 test: deps-test
 	client/test/run --deps

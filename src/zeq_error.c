@@ -1,6 +1,7 @@
 /* The module's own errors: plaintext JSON answered before the application
  * runs. They are never encrypted: the client may hold no key. */
 #include "zeq_error.h"
+#include "zeq_proto.h"
 #include "zeq_stats.h"
 
 #include "apr_strings.h"
@@ -9,27 +10,12 @@
  * little more than a shared store's hold-down (zeq_remote.h). */
 #define ZEQ_ERROR_RETRY_AFTER 2
 
-/* Escapes a message for a JSON string (the messages are the module's own
- * ASCII texts; anything else is replaced). */
+/* A message as the contents of a JSON string. */
 static const char *zeq_error_json_escape(apr_pool_t *p, const char *s)
 {
-    apr_size_t n = strlen(s), i, o = 0;
-    char *out = apr_palloc(p, n * 2 + 1);
+    char *out = apr_palloc(p, strlen(s) * 2 + 1);
 
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        }
-        else if (c < 0x20 || c >= 0x7f) {
-            out[o++] = '?';
-        }
-        else {
-            out[o++] = (char)c;
-        }
-    }
-    out[o] = '\0';
+    zeq_proto_json_escape(s, out);
     return out;
 }
 

@@ -21,9 +21,9 @@
 #include "zeq_error.h"
 #include "zeq_exchange.h"
 #include "zeq_proto.h"
-#include "zeq_record.h"
 #include "zeq_request.h"
 #include "zeq_response.h"
+#include "zeq_seal.h"
 #include "zeq_session.h"
 #include "zeq_stats.h"
 #include "zeq_ws.h"
@@ -214,45 +214,15 @@ static void zeq_gate_opening_v2(request_rec *r, zeq_exchange *ex,
 {
     static const char *const names[] = {ZEQ_WS_QUERY_PARAM, "e2e_seq",
                                         "e2e_seal", NULL};
-    char *copy = apr_pstrdup(r->pool, target), *out, *item;
-    const char *q;
-    const char *seq = NULL, *seal = NULL;
-    int count[3] = {0, 0, 0}, k;
+    const char *q = strchr(target, '?'), *sq, *sl;
+    apr_size_t sqlen, sllen;
+    char *out;
+    int rv = zeq_proto_opening_params(q ? q + 1 : "", &sq, &sqlen, &sl,
+                                      &sllen);
+    const char *seq = sq ? apr_pstrmemdup(r->pool, sq, sqlen) : NULL;
+    const char *seal = sl ? apr_pstrmemdup(r->pool, sl, sllen) : NULL;
 
-    q = strchr(copy, '?');
-    for (item = q ? copy + (q - copy) + 1 : NULL; item != NULL;) {
-        char *amp = strchr(item, '&');
-        char *eq;
-        if (amp != NULL) {
-            *amp = '\0';
-        }
-        eq = strchr(item, '=');
-        for (k = 0; k < 3; k++) {
-            size_t n = strlen(names[k]);
-            if (strncmp(item, names[k], n) == 0 && (item[n] == '=' || item[n] == '\0')) {
-                count[k]++;
-                if (k == 1) {
-                    seq = eq ? eq + 1 : "";
-                }
-                else if (k == 2) {
-                    seal = eq ? eq + 1 : "";
-                }
-            }
-        }
-        item = amp ? amp + 1 : NULL;
-    }
-    /* Each name read decoded as well: an escaped spelling (e2e%5Fseq)
-     * is a parameter the seal does not account for. */
-    q = strchr(target, '?');
-    for (k = 0; k < 3; k++) {
-        char *a = q ? apr_pstrdup(r->pool, q + 1) : NULL, v[4];
-        int d = a ? zeq_proto_query_take(a, names[k], v, sizeof(v)) : 0;
-        int decoded = d == 0 ? 0 : d == -2 ? 2 : 1;
-        if (decoded != (count[k] > 2 ? 2 : count[k])) {
-            count[k] = 2;
-        }
-    }
-    if (count[0] != 1 || count[1] > 1 || count[2] > 1) {
+    if (rv != ZEQ_OK) {
         zeq_gate_bad(ex, ZEQ_E2E_ERR_BAD_REQUEST,
                      "e2e_session, e2e_seq and e2e_seal must each appear "
                      "once, under exactly these names");
@@ -588,20 +558,16 @@ static int zeq_gate_decrypt_failed(request_rec *r, const char *why)
 static int zeq_gate_check_seal(request_rec *r, const zeq_exchange *ex,
                                const char *method)
 {
-    unsigned char raw[2 * ZEQ_RECORD_EMPTY_LEN], pt[2 * ZEQ_RECORD_EMPTY_LEN];
-    apr_size_t rawlen = 0, ptlen = 0, aadlen;
-    unsigned char *aad;
-    int rv;
+    apr_size_t aadlen, ptlen = 0;
+    unsigned char *aad = zeq_exchange_request_aad(r->pool, ex, method,
+                                                  &aadlen);
+    int rv = zeq_seal_open(ex->keys.c2s, aad, aadlen, ex->seal,
+                           ex->seal ? strlen(ex->seal) : 0, &ptlen);
 
-    if (ex->seal == NULL
-        || zeq_proto_b64url_decode(ex->seal, strlen(ex->seal), raw, sizeof(raw),
-                                   &rawlen) != ZEQ_OK) {
+    if (rv == ZEQ_ERR_BAD) {
         return zeq_gate_decrypt_failed(r, "the seal is missing or not "
                                           "base64url");
     }
-    aad = zeq_exchange_request_aad(r->pool, ex, method, &aadlen);
-    rv = zeq_record_open_message(2, ex->keys.c2s, aad, aadlen, raw, rawlen, pt,
-                                 &ptlen);
     if (rv != ZEQ_OK || ptlen != 0) {
         return zeq_gate_decrypt_failed(r, rv != ZEQ_OK
                                           ? "the seal does not verify for "

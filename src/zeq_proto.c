@@ -164,6 +164,17 @@ static cJSON *zeq_proto_json(const char *body, size_t len)
     return root;
 }
 
+/* True when v is an integer: finite, without a fractional part. Every
+ * double beyond 2^53 is one, and converting it to long long could
+ * overflow (undefined behaviour): only smaller ones are converted. */
+static int zeq_proto_is_integer(double v)
+{
+    if (v > -9007199254740992.0 && v < 9007199254740992.0) {
+        return v == (double)(long long)v;
+    }
+    return v - v == 0;   /* not infinite (infinity - infinity is NaN) */
+}
+
 int zeq_proto_handshake_parse(const char *body, size_t len,
                               zeq_proto_handshake *hs)
 {
@@ -181,15 +192,14 @@ int zeq_proto_handshake_parse(const char *body, size_t len,
     hs->version = 1;
     item = cJSON_GetObjectItemCaseSensitive(root, "version");
     if (item != NULL) {
-        double v = item->valuedouble;
-        if (!cJSON_IsNumber(item) || v != (double)(long long)v) {
+        if (!cJSON_IsNumber(item) || !zeq_proto_is_integer(item->valuedouble)) {
             goto done;          /* not an integer */
         }
-        if (v != 1 && v != 2) {
+        if (item->valuedouble != 1 && item->valuedouble != 2) {
             rv = ZEQ_ERR_VERSION;
             goto done;
         }
-        hs->version = (int)v;
+        hs->version = (int)item->valuedouble;
     }
     item = cJSON_GetObjectItemCaseSensitive(root, "psk");
     if (item != NULL) {
@@ -565,4 +575,71 @@ int zeq_proto_query_take(char *args, const char *name, char *value,
     }
     *out = '\0';
     return count > 1 ? -2 : found;
+}
+
+int zeq_proto_opening_params(const char *query, const char **seq,
+                             size_t *seqlen, const char **seal,
+                             size_t *seallen)
+{
+    static const char *const names[3] = {"e2e_session", "e2e_seq",
+                                         "e2e_seal"};
+    const char **value[3] = {NULL, seq, seal};
+    size_t *vlen[3] = {NULL, seqlen, seallen};
+    int exact[3] = {0, 0, 0}, decoded[3] = {0, 0, 0}, k;
+    const char *item = query;
+
+    *seq = *seal = NULL;
+    *seqlen = *seallen = 0;
+    for (;;) {
+        size_t len = strcspn(item, "&");
+        const char *eq = memchr(item, '=', len);
+        size_t nlen = eq ? (size_t)(eq - item) : len;
+
+        for (k = 0; k < 3; k++) {
+            if (strlen(names[k]) == nlen && memcmp(item, names[k], nlen) == 0) {
+                exact[k]++;
+                if (value[k] != NULL) {
+                    *value[k] = eq ? eq + 1 : item + len;
+                    *vlen[k] = eq ? len - nlen - 1 : 0;
+                }
+            }
+            /* As zeq_proto_query_take reads names: decoded, with a '='. */
+            if (eq != NULL && zeq_proto_name_is(item, nlen, names[k])) {
+                decoded[k]++;
+            }
+        }
+        if (item[len] == '\0') {
+            break;
+        }
+        item += len + 1;
+    }
+    for (k = 0; k < 3; k++) {
+        if ((decoded[k] > 2 ? 2 : decoded[k])
+            != (exact[k] > 2 ? 2 : exact[k])) {
+            exact[k] = 2;
+        }
+    }
+    return exact[0] == 1 && exact[1] <= 1 && exact[2] <= 1 ? ZEQ_OK
+                                                           : ZEQ_ERR_BAD;
+}
+
+size_t zeq_proto_json_escape(const char *s, char *out)
+{
+    size_t o = 0;
+
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        }
+        else if (c < 0x20 || c >= 0x7f) {
+            out[o++] = '?';
+        }
+        else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+    return o;
 }

@@ -1,6 +1,6 @@
 /* Pure parsers and encoders of the protocol (no httpd or APR header):
  * hex, base64url, the handshake request and answer, sequence numbers,
- * targets, media types, Accept lists, query parameters.
+ * targets, media types, Accept lists, query parameters, JSON strings.
  * Every function takes explicit lengths or NUL-terminated strings and never
  * allocates except where stated, so each can be fuzzed alone. */
 #ifndef ZEQ_PROTO_H
@@ -108,5 +108,22 @@ int zeq_proto_accept_lists(const char *accept, const char *type);
  * is not decoded (a name with a space is never a parameter of ours). */
 int zeq_proto_query_take(char *args, const char *name, char *value,
                          size_t valuecap);
+
+/* The parameters of a v2 WebSocket opening's query string (PROTOCOL.md
+ * 18.11): e2e_session exactly once, e2e_seq and e2e_seal at most once,
+ * each under exactly that name (an item whose name only decodes to one of
+ * them, e2e%5Fseq, is one the seal does not account for, and so counts as
+ * a second). ZEQ_OK with *seq and *seal at the values of e2e_seq and
+ * e2e_seal in query (up to the next '&', *seqlen and *seallen bytes;
+ * NULL when the parameter is absent), or ZEQ_ERR_BAD. */
+int zeq_proto_opening_params(const char *query, const char **seq,
+                             size_t *seqlen, const char **seal,
+                             size_t *seallen);
+
+/* Writes s as the contents of a JSON string into out (2 * strlen(s) + 1
+ * bytes): '"' and '\\' escaped, control characters and bytes above 0x7e
+ * replaced by '?' (the module's error messages are its own ASCII texts).
+ * Returns the length written, the NUL after it not counted. */
+size_t zeq_proto_json_escape(const char *s, char *out);
 
 #endif

@@ -1,8 +1,8 @@
 /* Unit tests of src/zeq_proto.c: hex, base64url, the handshake request
- * body, session ids, media types, Accept lists and taking a parameter out
- * of a query string. Every input is copied into a buffer of exactly its
- * length first, so a parser that reads past the length it was given shows
- * up under a memory checker. */
+ * body, session ids, media types, Accept lists, taking a parameter out
+ * of a query string, JSON string escaping. Every input is copied into a
+ * buffer of exactly its length first, so a parser that reads past the
+ * length it was given shows up under a memory checker. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -634,6 +634,35 @@ static void test_query_take(void)
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* JSON strings (the module's error messages) */
+
+static void esc(const char *in, const char *want, const char *what)
+{
+    size_t n = strlen(in);
+    char *src = (char *)unit_dup(in, n + 1);
+    char *out = malloc(2 * n + 2);
+
+    memset(out, 'X', 2 * n + 2);
+    unit_int((long long)zeq_proto_json_escape(src, out), (long long)strlen(want),
+             "json_escape %s: length", what);
+    unit_str(out, want, "json_escape %s", what);
+    unit_int(out[2 * n + 1], 'X', "json_escape %s: nothing past 2n + 1 bytes", what);
+    free(src);
+    free(out);
+}
+
+static void test_json_escape(void)
+{
+    esc("", "", "the empty string");
+    esc("plain text", "plain text", "ASCII unchanged");
+    esc("a \"quoted\" \\ path", "a \\\"quoted\\\" \\\\ path",
+        "quotes and backslashes escaped");
+    esc("\"\"\"", "\\\"\\\"\\\"", "only quotes: twice the length");
+    esc("tab\there\nnl\x7f del", "tab?here?nl? del", "controls and DEL replaced");
+    esc("caf\xc3\xa9", "caf??", "bytes above 0x7f replaced, one '?' each");
+}
+
 int main(void)
 {
     test_hex();
@@ -643,5 +672,6 @@ int main(void)
     test_media_type();
     test_accept();
     test_query_take();
+    test_json_escape();
     return unit_done();
 }

@@ -18,6 +18,7 @@
 #include "zeq_proto.h"
 #include "zeq_record.h"
 #include "zeq_replay.h"
+#include "zeq_seal.h"
 #include "unit.h"
 
 /* --- PROTOCOL.md section 18.9 (t/unit/vectors_v2.pl) ----------------------- */
@@ -424,6 +425,60 @@ static int open_steps(int version, const unsigned char *key,
     return rv;
 }
 
+/* zeq_seal_open: the X-E2E-Seal vector of the GET and its misshapes. */
+static void test_seal_open(const unsigned char *c2s, const unsigned char *aad,
+                           size_t al)
+{
+    const char *v = v_get_seal_b64;
+    size_t vl = strlen(v), pl = 99, n;
+    unsigned char base[12], msg[128], other[32];
+    char *copy = (char *)unit_dup(v, vl), text[200];
+
+    unit_int(zeq_seal_open(c2s, aad, al, copy, vl, &pl), ZEQ_OK,
+             "seal_open: the X-E2E-Seal vector verifies");
+    unit_int((long long)pl, 0, "seal_open: ... and holds nothing");
+    unit_int(zeq_seal_open(c2s, aad, al, NULL, 0, &pl), ZEQ_ERR_BAD,
+             "seal_open: no seal");
+    unit_int(zeq_seal_open(c2s, aad, al, "", 0, &pl), ZEQ_ERR_AUTH,
+             "seal_open: an empty seal is no message");
+    unit_int(zeq_seal_open(c2s, aad, al, "!!!", 3, &pl), ZEQ_ERR_BAD,
+             "seal_open: not base64url");
+    unit_int(zeq_seal_open(c2s, aad, al, copy, vl - 4, &pl), ZEQ_ERR_AUTH,
+             "seal_open: the vector cut by 4 characters (3 bytes)");
+    unit_int(zeq_seal_open(c2s, aad, al - 1, copy, vl, &pl), ZEQ_ERR_AUTH,
+             "seal_open: another AAD");
+    memcpy(other, c2s, 32);
+    other[0] ^= 1;
+    unit_int(zeq_seal_open(other, aad, al, copy, vl, &pl), ZEQ_ERR_AUTH,
+             "seal_open: another key");
+    copy[20] = copy[20] == 'A' ? 'B' : 'A';
+    unit_int(zeq_seal_open(c2s, aad, al, copy, vl, &pl), ZEQ_ERR_AUTH,
+             "seal_open: a character changed");
+    /* A message that holds a byte verifies, and says so. */
+    memset(base, 7, sizeof base);
+    zeq_record_seal_message(c2s, base, aad, al, (const unsigned char *)"x", 1,
+                            ZEQ_RECORD_SIZE, msg);
+    zeq_proto_b64url_encode(msg, ZEQ_RECORD_EMPTY_LEN + 1, text);
+    unit_int(zeq_seal_open(c2s, aad, al, text, strlen(text), &pl), ZEQ_OK,
+             "seal_open: a seal that holds a byte verifies");
+    unit_int((long long)pl, 1, "seal_open: ... and holds 1 byte");
+    /* The longest seal looked at, and one byte more. */
+    n = zeq_record_sealed_len(ZEQ_SEAL_MAX_LEN - ZEQ_RECORD_EMPTY_LEN,
+                              ZEQ_RECORD_SIZE);
+    unit_int((long long)n, ZEQ_SEAL_MAX_LEN, "a %d-byte message fills a seal",
+             ZEQ_SEAL_MAX_LEN);
+    memset(msg, 'p', sizeof msg);
+    zeq_record_seal_message(c2s, base, aad, al, msg, ZEQ_SEAL_MAX_LEN
+                            - ZEQ_RECORD_EMPTY_LEN, ZEQ_RECORD_SIZE, msg);
+    zeq_proto_b64url_encode(msg, ZEQ_SEAL_MAX_LEN, text);
+    unit_int(zeq_seal_open(c2s, aad, al, text, strlen(text), &pl), ZEQ_OK,
+             "seal_open: a message of ZEQ_SEAL_MAX_LEN bytes is opened");
+    zeq_proto_b64url_encode(msg, ZEQ_SEAL_MAX_LEN + 1, text);
+    unit_int(zeq_seal_open(c2s, aad, al, text, strlen(text), &pl), ZEQ_ERR_BAD,
+             "seal_open: one byte more is not looked at");
+    free(copy);
+}
+
 static void test_vectors_messages(void)
 {
     size_t kl, al, wl, bl;
@@ -492,6 +547,8 @@ static void test_vectors_messages(void)
         aad[al - 3] ^= 1;
         unit_int(open_steps(2, c2s, aad, al, raw, rl, 0, &s), ZEQ_ERR_AUTH,
                  "the GET's seal does not verify for another target");
+        aad[al - 3] ^= 1;
+        test_seal_open(c2s, aad, al);
     }
     free(aad);
 
@@ -790,6 +847,57 @@ static int hs(const char *body, zeq_proto_handshake *out)
     return zeq_proto_handshake_parse(body, strlen(body), out);
 }
 
+/* zeq_proto_opening_params: the query of a v2 WebSocket opening. */
+static void opening(const char *query, int want, const char *seq,
+                    const char *seal)
+{
+    size_t n = strlen(query), sqn = 99, sln = 99;
+    char *q = (char *)unit_dup(query, n + 1);
+    const char *sq = "x", *sl = "x";
+    int rv = zeq_proto_opening_params(q, &sq, &sqn, &sl, &sln);
+
+    unit_int(rv, want, "opening_params(\"%s\")", query);
+    if (seq == NULL) {
+        unit_ok(sq == NULL && sqn == 0, "opening_params(\"%s\"): no e2e_seq", query);
+    }
+    else {
+        unit_mem((const unsigned char *)sq, sq ? sqn : 0, (const unsigned char *)seq,
+                 strlen(seq), "opening_params(\"%s\"): e2e_seq", query);
+    }
+    if (seal == NULL) {
+        unit_ok(sl == NULL && sln == 0, "opening_params(\"%s\"): no e2e_seal", query);
+    }
+    else {
+        unit_mem((const unsigned char *)sl, sl ? sln : 0, (const unsigned char *)seal,
+                 strlen(seal), "opening_params(\"%s\"): e2e_seal", query);
+    }
+    free(q);
+}
+
+static void test_opening_params(void)
+{
+    opening("e2e_session=abc&e2e_seq=7&e2e_seal=AQID", ZEQ_OK, "7", "AQID");
+    opening("x=1&e2e_seal=AQID&e2e_session=abc&y&e2e_seq=12", ZEQ_OK, "12", "AQID");
+    opening("e2e_session=abc", ZEQ_OK, NULL, NULL);
+    opening("e2e_session=abc&e2e_seq&e2e_seal=", ZEQ_ERR_BAD, "", "");
+    opening("e2e_session=abc&e2e_seq=&e2e_seal=", ZEQ_OK, "", "");
+    opening("", ZEQ_ERR_BAD, NULL, NULL);
+    opening("e2e_seq=1&e2e_seal=x", ZEQ_ERR_BAD, "1", "x");
+    opening("e2e_session=a&e2e_session=b&e2e_seq=1&e2e_seal=x", ZEQ_ERR_BAD, "1", "x");
+    opening("e2e_session=a&e2e_seq=1&e2e_seq=2&e2e_seal=x", ZEQ_ERR_BAD, "2", "x");
+    opening("e2e_session=a&e2e_seq=1&e2e_seal=x&e2e_seal=y", ZEQ_ERR_BAD, "1", "y");
+    /* An escaped spelling is a second appearance, or the only one. */
+    opening("e2e_session=a&e2e_seq=1&e2e%5Fseq=2&e2e_seal=x", ZEQ_ERR_BAD, "1", "x");
+    opening("e2e_session=a&e2e%5fseq=1&e2e_seal=x", ZEQ_ERR_BAD, NULL, "x");
+    opening("e2e%5Fsession=a&e2e_seq=1&e2e_seal=x", ZEQ_ERR_BAD, "1", "x");
+    opening("%65%32%65%5f%73%65%61%6c=x&e2e_session=a&e2e_seq=1", ZEQ_ERR_BAD, "1", NULL);
+    /* Names are case-sensitive; '+' is not a space. */
+    opening("e2e_session=a&E2E_SEQ=1&e2e_seal=x", ZEQ_OK, NULL, "x");
+    opening("e2e_session=a&e2e+seq=1&e2e_seq=2&e2e_seal=x", ZEQ_OK, "2", "x");
+    opening("&&e2e_session=a&&e2e_seq=3&&e2e_seal=x&&", ZEQ_OK, "3", "x");
+    opening("e2e_session=a&e2e_seq=1=2&e2e_seal=x", ZEQ_OK, "1=2", "x");
+}
+
 static void test_proto_v2(void)
 {
     zeq_proto_handshake h;
@@ -827,6 +935,20 @@ static void test_proto_v2(void)
     unit_int(hs(body, &h), ZEQ_ERR_BAD, "\"version\": 2.5: ZEQ_ERR_BAD");
     snprintf(body, sizeof body, "{\"version\":true,\"clientNonce\":\"%s\"}", nonce);
     unit_int(hs(body, &h), ZEQ_ERR_BAD, "\"version\": true: ZEQ_ERR_BAD");
+    /* Found by t/fuzz/fuzz_handshake.c: a version beyond long long's range
+     * was converted to long long (undefined behaviour). */
+    snprintf(body, sizeof body, "{\"version\":0111111111111111111111111111}");
+    unit_int(hs(body, &h), ZEQ_ERR_VERSION, "\"version\": 111...1 (28 digits): ZEQ_ERR_VERSION");
+    snprintf(body, sizeof body, "{\"version\":-1e300,\"clientNonce\":\"%s\"}", nonce);
+    unit_int(hs(body, &h), ZEQ_ERR_VERSION, "\"version\": -1e300: ZEQ_ERR_VERSION");
+    snprintf(body, sizeof body, "{\"version\":1e400,\"clientNonce\":\"%s\"}", nonce);
+    unit_int(hs(body, &h), ZEQ_ERR_BAD, "\"version\": 1e400 (infinite): ZEQ_ERR_BAD");
+    snprintf(body, sizeof body, "{\"version\":9007199254740993,\"clientNonce\":\"%s\"}",
+             nonce);
+    unit_int(hs(body, &h), ZEQ_ERR_VERSION, "\"version\": 2^53 + 1: ZEQ_ERR_VERSION");
+    snprintf(body, sizeof body, "{\"version\":2e0,\"clientNonce\":\"%s\",\"clientKey\":\"%s\"}",
+             nonce, v_client_b64);
+    unit_int(hs(body, &h) == ZEQ_OK && h.version == 2, 1, "\"version\": 2e0 is 2");
     snprintf(body, sizeof body, "{\"version\":2,\"psk\":1,\"clientNonce\":\"%s\","
              "\"clientKey\":\"%s\"}", nonce, v_client_b64);
     unit_int(hs(body, &h), ZEQ_ERR_BAD, "\"psk\": 1: ZEQ_ERR_BAD");
@@ -935,5 +1057,6 @@ int main(void)
     test_records_edges();
     test_replay();
     test_proto_v2();
+    test_opening_params();
     return unit_done();
 }
