@@ -1,6 +1,8 @@
 # mod_zeq_e2e: build with apxs, test against Debian's apache2, run the demo.
 #   make          build .libs/mod_zeq_e2e.so (-Wall -Wextra -Werror)
 #   make test     C unit tests + the Apache::Test suite (installs what it misses)
+#   make test SANITIZE=1  the same with the module, the test module and the
+#                 unit tests built with AddressSanitizer and UBSan (t/sanitize)
 #   make fuzz     each libFuzzer harness of t/fuzz/ for FUZZ_SECONDS (300)
 #   make test-module  build/.libs/mod_zeq_test.so, the suite's test handlers
 #   make run      the demo on 127.0.0.1:$(PORT) (installs what it misses)
@@ -27,6 +29,18 @@ SOURCES := mod_zeq_e2e.c src/zeq_config.c src/zeq_envelope.c src/zeq_proto.c \
 HEADERS := $(wildcard src/*.h include/*.h)
 WARN    := -std=c11 -Wall -Wextra -Werror
 MODULE  := .libs/mod_zeq_e2e.so
+# SANITIZE=1: the module, the test module and the unit tests built with
+# AddressSanitizer and UndefinedBehaviorSanitizer. $(FLAVOUR) records which
+# build the tree holds: each of them depends on it, and it changes only when
+# the flavour does, so that switching rebuilds them all (never a mix).
+ifeq ($(SANITIZE),1)
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=undefined -g
+else
+SAN     :=
+endif
+FLAVOUR := $(BUILD)/flavour
+FLAVOUR_NAME := $(if $(SAN),sanitize,plain)
 # Pure parts, unit-tested and fuzzed without httpd.
 PURE    := src/zeq_envelope.c src/zeq_proto.c src/zeq_frame.c src/zeq_kex.c \
            src/zeq_record.c src/zeq_seal.c src/zeq_replay.c src/zeq_sessrec.c
@@ -53,7 +67,7 @@ DEPS_FUZZ  := $(DEPS_BUILD) clang libclang-rt-dev
 
 .PHONY: all install test test-module unit run bench clean deps-build deps-test \
         deps-run deps-bench deps-deb deps-test-deb deb test-deb version \
-        fuzz deps-fuzz replay
+        fuzz deps-fuzz replay FORCE
 
 all: $(MODULE)
 
@@ -68,11 +82,16 @@ $(BUILD)/zeq_client_js.h: $(CLIENT_JS) Makefile
 	  od -An -v -tx1 $(CLIENT_JS) | sed -e 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
 	  echo "};"; } > $@.tmp && mv $@.tmp $@
 
-$(MODULE): $(SOURCES) $(HEADERS) Makefile src/exports.map $(BUILD)/zeq_client_js.h
+# "plain" or "sanitize" and the flags; rewritten only when that changes.
+$(FLAVOUR): FORCE
 	@mkdir -p $(BUILD)
-	@echo "apxs -c $(SOURCES) (log: $(BUILD)/apxs.log)"
+	@f='$(strip $(FLAVOUR_NAME) $(SAN))'; [ "$$(cat $@ 2>/dev/null)" = "$$f" ] || echo "$$f" > $@
+
+$(MODULE): $(SOURCES) $(HEADERS) Makefile src/exports.map $(BUILD)/zeq_client_js.h $(FLAVOUR)
+	@mkdir -p $(BUILD)
+	@echo "apxs -c $(SOURCES)$(if $(SAN), ($(FLAVOUR_NAME))) (log: $(BUILD)/apxs.log)"
 	@$(APXS) -c -n zeq_e2e -Iinclude -Isrc -I$(BUILD) \
-	  $(addprefix -Wc$(comma),$(WARN)) \
+	  $(addprefix -Wc$(comma),$(WARN) $(SAN)) $(addprefix -Wl$(comma),$(SAN)) \
 	  -Wl,-Wl$(comma)--version-script=src/exports.map \
 	  $(SOURCES) -lcrypto -lcjson -lhiredis > $(BUILD)/apxs.log 2>&1 \
 	  || { grep -a -E ': (error|warning|note):' $(BUILD)/apxs.log || cat $(BUILD)/apxs.log; exit 1; }
@@ -83,11 +102,11 @@ comma := ,
 # t/conf/extra.conf.in; never installed. t/run-tests builds it.
 TEST_MODULE := $(BUILD)/.libs/mod_zeq_test.so
 
-$(TEST_MODULE): t/modules/mod_zeq_test.c Makefile
+$(TEST_MODULE): t/modules/mod_zeq_test.c Makefile $(FLAVOUR)
 	@mkdir -p $(BUILD)
-	@echo "apxs -c t/modules/mod_zeq_test.c (log: $(BUILD)/apxs-test.log)"
+	@echo "apxs -c t/modules/mod_zeq_test.c$(if $(SAN), ($(FLAVOUR_NAME))) (log: $(BUILD)/apxs-test.log)"
 	@$(APXS) -c -n zeq_test -o $(BUILD)/mod_zeq_test.la \
-	  $(addprefix -Wc$(comma),$(WARN)) \
+	  $(addprefix -Wc$(comma),$(WARN) $(SAN)) $(addprefix -Wl$(comma),$(SAN)) \
 	  t/modules/mod_zeq_test.c -lcrypto > $(BUILD)/apxs-test.log 2>&1 \
 	  || { grep -a -E ': (error|warning|note):' $(BUILD)/apxs-test.log || cat $(BUILD)/apxs-test.log; exit 1; }
 
@@ -121,9 +140,9 @@ deps-bench:
 deps-fuzz:
 	$(call install_deps,$(DEPS_FUZZ))
 
-$(BUILD)/%: t/unit/%.c $(PURE) $(PURE:.c=.h) src/zeq_result.h $(wildcard t/unit/*.h)
+$(BUILD)/%: t/unit/%.c $(PURE) $(PURE:.c=.h) src/zeq_result.h $(wildcard t/unit/*.h) $(FLAVOUR)
 	@mkdir -p $(BUILD)
-	$(CC) $(WARN) -D_POSIX_C_SOURCE=200809L -Isrc -Iinclude $< $(PURE) \
+	$(CC) $(WARN) $(SAN) -D_POSIX_C_SOURCE=200809L -Isrc -Iinclude $< $(PURE) \
 	  -lcrypto -lcjson -o $@
 
 # The spool's test also needs APR and APR-util (src/zeq_spool.c has no
@@ -134,16 +153,16 @@ APR_LIBS   := $(shell apu-1-config --link-ld 2>/dev/null) \
               $(shell apr-1-config --link-ld 2>/dev/null)
 SPOOL      := src/zeq_spool.c src/zeq_envelope.c
 
-$(BUILD)/test_spool: t/unit/test_spool.c $(SPOOL) $(wildcard src/zeq_spool.h src/zeq_envelope.h t/unit/*.h)
+$(BUILD)/test_spool: t/unit/test_spool.c $(SPOOL) $(wildcard src/zeq_spool.h src/zeq_envelope.h t/unit/*.h) $(FLAVOUR)
 	@mkdir -p $(BUILD)
-	$(CC) $(WARN) -Isrc -Iinclude $(APR_CFLAGS) $< $(SPOOL) \
+	$(CC) $(WARN) $(SAN) -Isrc -Iinclude $(APR_CFLAGS) $< $(SPOOL) \
 	  $(APR_LIBS) -lcrypto -o $@
 
 BODY       := src/zeq_body.c src/zeq_spool.c src/zeq_record.c src/zeq_envelope.c
 
-$(BUILD)/test_body: t/unit/test_body.c $(BODY) $(BODY:.c=.h) src/zeq_result.h $(wildcard t/unit/*.h)
+$(BUILD)/test_body: t/unit/test_body.c $(BODY) $(BODY:.c=.h) src/zeq_result.h $(wildcard t/unit/*.h) $(FLAVOUR)
 	@mkdir -p $(BUILD)
-	$(CC) $(WARN) -Isrc -Iinclude $(APR_CFLAGS) $< $(BODY) \
+	$(CC) $(WARN) $(SAN) -Isrc -Iinclude $(APR_CFLAGS) $< $(BODY) \
 	  $(APR_LIBS) -lcrypto -o $@
 
 # The fuzz harnesses (t/fuzz/fuzz_NAME.c, corpus in t/fuzz/corpus/NAME/):
@@ -183,8 +202,12 @@ $(FUZZ_DIR)/fuzz_%: t/fuzz/fuzz_%.c $(wildcard t/fuzz/*.h) $(FUZZ_OBJS)
 replay: $(REPLAY)
 	@set -e; for n in $(FUZZ_NAMES); do $(BUILD)/replay_$$n t/fuzz/corpus/$$n; done
 
+# Under SANITIZE=1 with LeakSanitizer on: a unit test leaking fails.
+UNIT_ENV := $(if $(SAN),ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+
 unit: $(UNIT) $(REPLAY)
-	@set -e; for t in $(UNIT); do echo "== $$t"; $$t; done
+	@set -e; for t in $(UNIT); do echo "== $$t"; $(UNIT_ENV) $$t; done
 	@echo "== the fuzz corpus (t/fuzz/corpus/), replayed"
 	@$(MAKE) --no-print-directory replay
 

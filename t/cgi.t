@@ -10,10 +10,11 @@ use lib "$FindBin::Bin/lib";
 
 use Apache::Test;
 use Apache::TestUtil;
+use File::Spec::Functions qw(catfile);
 use ZeqTest;
 
 plan tests => 2 + 9 + 3 + 4 + 4 + 3 + 5 + 6 + 2 + 4 + 4 + 5
-            + ZeqTest::CHECK_ERROR_TESTS + 1, need_lwp;
+            + ZeqTest::CHECK_ERROR_TESTS + 1 + 2, need_lwp;
 
 my $cgi_mod = (Apache::Test::vars('defines') // '') =~ /\bZEQ_MOD_CGI\b/ ? 'mod_cgi' : 'mod_cgid';
 my $hp = ZeqTest::hostport('zeq_file');
@@ -216,4 +217,24 @@ EOH
     check_error($r, 500, 'e2e_encrypt_failed', "$cgi_mod, nph- CGI with a session");
     ok t_cmp(index($r->{body}, 'NPH-PLAINTEXT-MARKER') < 0 ? 'absent' : 'leaked', 'absent',
              "$cgi_mod, nph- CGI with a session: none of its output reaches the client");
+}
+
+# --- the sanitizers' runtime stays in the server ----------------------------------------------
+# Under make test SANITIZE=1, t/sanitize/httpd starts the server with
+# libasan preloaded; httpd builds a script's environment from the request
+# (and SetEnv, PassEnv), never from its own, so the scripts run without it.
+{
+    my @runtime = qw(LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS PHP_INI_SCAN_DIR);
+    my $env = echo_of(request(path => '/cgi-bin/echo.cgi', session => $s))->{env} // {};
+    ok t_cmp(join(',', grep { exists $env->{$_} } @runtime), '',
+             "$cgi_mod: none of @runtime in the script's environment");
+    my $sanitized = ($ENV{ZEQ_T_SANITIZE} // '') eq '1';
+    my $pidfile = catfile(Apache::Test::vars('t_logs'), 'httpd.pid');
+    my $ppid = do { open my $fh, '<', $pidfile or die "$pidfile: $!"; local $/; <$fh> } // '';
+    $ppid =~ s/\D//g;
+    my $server_env = do { open my $fh, '<', "/proc/$ppid/environ" or die "/proc/$ppid/environ: $!"; local $/; <$fh> } // '';
+    my ($preload) = $server_env =~ /(?:^|\0)LD_PRELOAD=([^\0]*)/;
+    skip($sanitized ? 0 : 'a plain build: the server runs without the sanitizers',
+         ($preload // '') =~ /libasan/ ? 'libasan preloaded' : 'no libasan in LD_PRELOAD',
+         'libasan preloaded', 'control, sanitized build: the server itself runs with libasan preloaded');
 }

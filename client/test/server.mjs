@@ -43,7 +43,7 @@ import {
   mkdirSync, mkdtempSync, writeFileSync, readFileSync, existsSync, chmodSync, rmSync, cpSync, statSync, readdirSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes, pbkdf2Sync, createDecipheriv } from 'node:crypto';
 import { signingKeyFromPem } from './v2.mjs';
@@ -382,8 +382,10 @@ export async function startServer(name = 'client') {
   }
   const conf = join(dir, 'httpd.conf');
   writeFileSync(conf, config({ dir, ports, backend, root }));
-  const httpd = join(apxs('SBINDIR'), apxs('TARGET'));
-  const env = { ...process.env };
+  // ZEQ_T_HTTPD: what client/test/run starts instead (t/sanitize/httpd for a
+  // module built with make SANITIZE=1), its reports written here.
+  const httpd = process.env.ZEQ_T_HTTPD || join(apxs('SBINDIR'), apxs('TARGET'));
+  const env = { ...process.env, ZEQ_SANITIZE_LOGS: join(dir, 'sanitizer') };
   delete env.ZEQ_E2E_SECRET;
   delete env.ZEQ_HITE_SECRET;
   const errorLog = join(dir, 'error_log');
@@ -447,6 +449,15 @@ export async function startServer(name = 'client') {
         if (!exited) proc.kill('SIGKILL');
       }
       backendProc.kill();
+      // ZEQ_SANITIZE_COLLECT: where client/test/run looks for the sanitizers'
+      // reports (t/sanitize/check) once every test has run.
+      const collect = process.env.ZEQ_SANITIZE_COLLECT;
+      if (collect) {
+        const to = join(collect, basename(dir));
+        mkdirSync(to, { recursive: true });
+        if (existsSync(errorLog)) cpSync(errorLog, join(to, 'error_log'));
+        if (existsSync(join(dir, 'sanitizer'))) cpSync(join(dir, 'sanitizer'), to, { recursive: true });
+      }
       if (!process.env.ZEQ_CLIENT_TEST_KEEP) rmSync(dir, { recursive: true, force: true });
     },
 
