@@ -575,9 +575,8 @@ const char *zeq_config_set_hs_rate(cmd_parms *cmd, void *dc, const char *a1,
     if (errno != 0 || end == a1 || *end != '\0' || !(rate >= ZEQ_HS_RATE_MIN)
         || !(rate <= ZEQ_HS_RATE_MAX)) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a number of "
-                            "handshakes per second from %g to %g (or off)",
-                            cmd->cmd->name, a1, ZEQ_HS_RATE_MIN,
-                            ZEQ_HS_RATE_MAX);
+                            "handshakes per second from 0.01 to 10000 (or "
+                            "off)", cmd->cmd->name, a1);
     }
     if (a2 == NULL) {
         /* Ten seconds' worth. */

@@ -20,7 +20,7 @@
 /* The handshake guard (zeq_guard): see docs/directives.md for why these. */
 #define ZEQ_DEFAULT_HS_RATE 20.0
 #define ZEQ_DEFAULT_HS_BURST 200
-#define ZEQ_HS_RATE_MIN 0.01
+#define ZEQ_HS_RATE_MIN 0.01      /* (as the setter's message says) */
 #define ZEQ_HS_RATE_MAX 10000.0
 #define ZEQ_HS_BURST_MAX 100000
 #define ZEQ_DEFAULT_UNUSED_SESSIONS 32

@@ -154,9 +154,9 @@ int zeq_guard_rate(request_rec *r, const zeq_srv_conf *sc,
         secs = 1;
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(30007)
-                  "handshake from %s refused: over ZeqE2EHandshakeRate %g "
-                  "%d, retry after %" APR_UINT64_T_FMT " s", r->useragent_ip,
-                  rate, burst, secs);
+                  "handshake from %s refused: over ZeqE2EHandshakeRate (%.2f "
+                  "a second, %d at once), retry after %" APR_UINT64_T_FMT
+                  " s", r->useragent_ip, rate, burst, secs);
     apr_table_setn(r->err_headers_out, "Retry-After",
                    apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, secs));
     return zeq_error_send(r, HTTP_TOO_MANY_REQUESTS, ZEQ_E2E_ERR_RATE_LIMITED,
