@@ -10,9 +10,11 @@
  *
  * The cap on derivations: a handshake that finds every slot taken waits up
  * to ZEQ_GUARD_WAIT for one (a v2 derivation takes well under a
- * millisecond, a v1 one some 15), then gets 503 e2e_busy. One address
- * holds at most half of the slots (rounded up), so that while one address
- * floods, others find one free. */
+ * millisecond, a v1 one some 15; it looks again after 250 µs, then twice
+ * as long each time, up to 8 ms), then gets 503 e2e_busy. While it waits,
+ * no other address takes more than half of the slots (rounded up): while
+ * one address floods, the next free slot goes to another. An address
+ * alone may use them all. */
 #include "zeq_guard.h"
 #include "zeq_error.h"
 #include "zeq_limit.h"
@@ -34,8 +36,9 @@
 #include <openssl/rand.h>
 
 #define ZEQ_GUARD_MUTEX "zeq-e2e-unused"
-#define ZEQ_GUARD_WAIT apr_time_from_msec(50)
-#define ZEQ_GUARD_POLL 500                 /* µs between attempts */
+#define ZEQ_GUARD_WAIT apr_time_from_msec(100)
+#define ZEQ_GUARD_POLL_FIRST 250           /* µs before the next attempt, */
+#define ZEQ_GUARD_POLL_MAX 8000            /* doubled up to this */
 #define ZEQ_GUARD_BUSY_RETRY "1"           /* Retry-After of e2e_busy */
 #define ZEQ_GUARD_KEY_LEN 16
 
@@ -188,10 +191,11 @@ int zeq_guard_enter(request_rec *r, apr_uint64_t client,
 {
     zeq_guard_rec *g = zeq_guard_module;
     apr_time_t deadline = apr_time_now() + ZEQ_GUARD_WAIT;
+    apr_interval_time_t pause = ZEQ_GUARD_POLL_FIRST;
     apr_uint32_t pid = (apr_uint32_t)getpid();
     zeq_guard_slot *slot;
-    apr_uint64_t word = 0;
-    int i, reclaimed = 0, attempt = 0, last = 0;
+    apr_uint64_t word = 0, note = 0;
+    int i, waiting = -1, reclaimed = 0, attempt = 0, last = 0;
 
     *out = NULL;
     if (g == NULL) {
@@ -200,21 +204,25 @@ int zeq_guard_enter(request_rec *r, apr_uint64_t client,
     /* Free slots first; the owners of taken ones are looked at on the
      * second attempt and the last. */
     for (;;) {
-        i = zeq_limit_slot_take(g->table, client, pid,
-                                zeq_guard_ticks() / ZEQ_LIMIT_TICKS_PER_SEC,
-                                g->share,
+        apr_uint64_t now = zeq_guard_ticks() / ZEQ_LIMIT_TICKS_PER_SEC;
+        i = zeq_limit_slot_take(g->table, client, pid, now, g->share,
                                 attempt == 1 || last ? zeq_guard_alive : NULL,
                                 &reclaimed, &word);
         if (i >= 0 || last) {
             break;
         }
-        attempt++;
+        if (attempt++ == 0) {
+            waiting = zeq_limit_wait_begin(g->table, client, pid, now, &note);
+        }
         if (apr_time_now() >= deadline) {
             last = 1;
             continue;
         }
-        apr_sleep(ZEQ_GUARD_POLL);
+        apr_sleep(pause);
+        pause = pause >= ZEQ_GUARD_POLL_MAX / 2 ? ZEQ_GUARD_POLL_MAX
+                                                : pause * 2;
     }
+    zeq_limit_wait_end(g->table, waiting, note);
     if (reclaimed > 0) {
         zeq_stats_add(ZEQ_STAT_SLOTS_RECLAIMED, (apr_uint64_t)reclaimed);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ZEQLOG(30009)
@@ -226,8 +234,8 @@ int zeq_guard_enter(request_rec *r, apr_uint64_t client,
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(30008)
                       "handshake from %s refused: %s", r->useragent_ip,
                       i == ZEQ_LIMIT_SHARE
-                      ? "this address runs as many key derivations as it may "
-                        "(half of ZeqE2EHandshakeConcurrency)"
+                      ? "this address runs half of the derivations of "
+                        "ZeqE2EHandshakeConcurrency while others wait"
                       : "every slot of ZeqE2EHandshakeConcurrency is taken");
         apr_table_setn(r->err_headers_out, "Retry-After",
                        ZEQ_GUARD_BUSY_RETRY);
