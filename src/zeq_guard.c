@@ -11,10 +11,9 @@
  * The cap on derivations: a handshake that finds every slot taken waits up
  * to ZEQ_GUARD_WAIT for one (a v2 derivation takes well under a
  * millisecond, a v1 one some 15; it looks again after 250 µs, then twice
- * as long each time, up to 8 ms), then gets 503 e2e_busy. While it waits,
- * no other address takes more than half of the slots (rounded up): while
- * one address floods, the next free slot goes to another. An address
- * alone may use them all. */
+ * as long each time, up to 8 ms), then gets 503 e2e_busy. One address
+ * holds at most half of the slots (rounded up): however it floods, it
+ * derives on half of the CPUs at most, and others find a slot. */
 #include "zeq_guard.h"
 #include "zeq_error.h"
 #include "zeq_limit.h"
@@ -194,8 +193,8 @@ int zeq_guard_enter(request_rec *r, apr_uint64_t client,
     apr_interval_time_t pause = ZEQ_GUARD_POLL_FIRST;
     apr_uint32_t pid = (apr_uint32_t)getpid();
     zeq_guard_slot *slot;
-    apr_uint64_t word = 0, note = 0;
-    int i, waiting = -1, reclaimed = 0, attempt = 0, last = 0;
+    apr_uint64_t word = 0;
+    int i, reclaimed = 0, attempt = 0, last = 0;
 
     *out = NULL;
     if (g == NULL) {
@@ -211,9 +210,7 @@ int zeq_guard_enter(request_rec *r, apr_uint64_t client,
         if (i >= 0 || last) {
             break;
         }
-        if (attempt++ == 0) {
-            waiting = zeq_limit_wait_begin(g->table, client, pid, now, &note);
-        }
+        attempt++;
         if (apr_time_now() >= deadline) {
             last = 1;
             continue;
@@ -222,7 +219,6 @@ int zeq_guard_enter(request_rec *r, apr_uint64_t client,
         pause = pause >= ZEQ_GUARD_POLL_MAX / 2 ? ZEQ_GUARD_POLL_MAX
                                                 : pause * 2;
     }
-    zeq_limit_wait_end(g->table, waiting, note);
     if (reclaimed > 0) {
         zeq_stats_add(ZEQ_STAT_SLOTS_RECLAIMED, (apr_uint64_t)reclaimed);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ZEQLOG(30009)
@@ -234,8 +230,8 @@ int zeq_guard_enter(request_rec *r, apr_uint64_t client,
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(30008)
                       "handshake from %s refused: %s", r->useragent_ip,
                       i == ZEQ_LIMIT_SHARE
-                      ? "this address runs half of the derivations of "
-                        "ZeqE2EHandshakeConcurrency while others wait"
+                      ? "this address runs as many key derivations as it "
+                        "may (half of ZeqE2EHandshakeConcurrency)"
                       : "every slot of ZeqE2EHandshakeConcurrency is taken");
         apr_table_setn(r->err_headers_out, "Retry-After",
                        ZEQ_GUARD_BUSY_RETRY);

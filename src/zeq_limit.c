@@ -32,7 +32,6 @@ struct zeq_limit {
     int32_t reserved;
     uint64_t rate_off;
     uint64_t slot_off;
-    uint64_t wait_off;
     uint64_t ring_off;
     uint64_t entry_size;
 };
@@ -69,7 +68,6 @@ size_t zeq_limit_size(int slots, int ring)
     n += (size_t)ZEQ_LIMIT_RATE_GROUPS * ZEQ_LIMIT_RATE_WAYS
          * sizeof(zeq_limit_word);
     n += zeq_limit_align((size_t)slots * sizeof(zeq_limit_word));
-    n += ZEQ_LIMIT_WAITERS * sizeof(zeq_limit_word);
     if (ring > 0) {
         n += (size_t)ZEQ_LIMIT_RING_ENTRIES * zeq_limit_entry_size(ring);
     }
@@ -94,8 +92,6 @@ zeq_limit *zeq_limit_init(void *block, int slots, int ring)
            * sizeof(zeq_limit_word);
     l->slot_off = off;
     off += zeq_limit_align((size_t)slots * sizeof(zeq_limit_word));
-    l->wait_off = off;
-    off += ZEQ_LIMIT_WAITERS * sizeof(zeq_limit_word);
     l->ring_off = ring > 0 ? off : 0;
     l->entry_size = ring > 0 ? zeq_limit_entry_size(ring) : 0;
     return l;
@@ -206,50 +202,6 @@ static int zeq_limit_older(uint64_t w, uint64_t now, uint64_t secs)
     return ((now - (w & ZEQ_LIMIT_SEC_MASK)) & ZEQ_LIMIT_SEC_MASK) > secs;
 }
 
-/* 1 when an address other than tag's waits for a slot. */
-static int zeq_limit_others_wait(zeq_limit *l, uint64_t tag, uint64_t now)
-{
-    zeq_limit_word *w = zeq_limit_words(l, l->wait_off);
-    int i;
-
-    for (i = 0; i < ZEQ_LIMIT_WAITERS; i++) {
-        uint64_t v = atomic_load(&w[i]);
-        if (v != 0 && zeq_limit_slot_tag(v) != tag
-            && !zeq_limit_older(v, now, ZEQ_LIMIT_WAIT_STALE)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-int zeq_limit_wait_begin(zeq_limit *l, uint64_t key, uint32_t pid,
-                         uint64_t now, uint64_t *word)
-{
-    zeq_limit_word *w = zeq_limit_words(l, l->wait_off);
-    uint64_t mine = zeq_limit_slot_word(pid, key & ZEQ_LIMIT_TAG_MASK, now);
-    int i;
-
-    for (i = 0; i < ZEQ_LIMIT_WAITERS; i++) {
-        uint64_t v = atomic_load(&w[i]);
-        /* A stale note (its waiter died) is free again. */
-        if ((v == 0 || zeq_limit_older(v, now, ZEQ_LIMIT_WAIT_STALE))
-            && atomic_compare_exchange_strong(&w[i], &v, mine)) {
-            *word = mine;
-            return i;
-        }
-    }
-    return -1;
-}
-
-void zeq_limit_wait_end(zeq_limit *l, int i, uint64_t word)
-{
-    zeq_limit_word *w = zeq_limit_words(l, l->wait_off);
-
-    if (i >= 0 && i < ZEQ_LIMIT_WAITERS) {
-        atomic_compare_exchange_strong(&w[i], &word, 0);
-    }
-}
-
 int zeq_limit_slot_take(zeq_limit *l, uint64_t key, uint32_t pid,
                         uint64_t now, int share, zeq_limit_alive_fn alive,
                         int *reclaimed, uint64_t *word)
@@ -283,11 +235,11 @@ int zeq_limit_slot_take(zeq_limit *l, uint64_t key, uint32_t pid,
                 held++;
             }
         }
+        if (held >= share) {
+            return ZEQ_LIMIT_SHARE;
+        }
         if (free < 0) {
             return ZEQ_LIMIT_BUSY;
-        }
-        if (held >= share && zeq_limit_others_wait(l, tag, now)) {
-            return ZEQ_LIMIT_SHARE;
         }
         {
             uint64_t zero = 0;

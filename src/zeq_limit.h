@@ -23,10 +23,7 @@
  * says which pids live) or that is held longer than ZEQ_LIMIT_SLOT_STALE
  * seconds is taken back, so a child that dies in the middle of a
  * derivation loses nothing for good. An address holds at most its share
- * of the slots while another address waits for one: a caller that finds
- * none free notes that it waits (ZEQ_LIMIT_WAITERS words of the same
- * form, ignored after ZEQ_LIMIT_WAIT_STALE seconds), and the next free
- * slot then goes to an address below its share.
+ * of the slots, so that one address cannot take every core.
  *
  * Rings (under the caller's lock): per address key, the store ids (32
  * bytes) and expiry of its latest sessions, at most `ring` of them; the
@@ -45,8 +42,6 @@
 #define ZEQ_LIMIT_RATE_WAYS     8
 #define ZEQ_LIMIT_SLOTS_MAX     4096
 #define ZEQ_LIMIT_SLOT_STALE    120         /* seconds */
-#define ZEQ_LIMIT_WAITERS       64
-#define ZEQ_LIMIT_WAIT_STALE    2           /* seconds */
 #define ZEQ_LIMIT_RING_ENTRIES  4096
 #define ZEQ_LIMIT_RING_WAYS     4
 #define ZEQ_LIMIT_RING_MAX      256
@@ -82,9 +77,9 @@ typedef int (*zeq_limit_alive_fn)(uint32_t pid);
 #define ZEQ_LIMIT_BUSY  (-1)   /* every slot taken */
 #define ZEQ_LIMIT_SHARE (-2)   /* this address holds its share */
 
-/* Takes a slot for pid on behalf of the address key, which may hold
- * `share` slots at once, and more while no other address waits: its
- * index, ZEQ_LIMIT_BUSY or ZEQ_LIMIT_SHARE. With alive given, a slot whose
+/* Takes a slot for pid on behalf of the address key, which may hold at
+ * most `share` slots at once: its index, ZEQ_LIMIT_BUSY or
+ * ZEQ_LIMIT_SHARE. With alive given, a slot whose
  * owner is gone or which is stale is taken back first (*reclaimed counts
  * them); without, only free slots are taken (the cheap attempt). now:
  * seconds of a monotonic clock. *word receives what zeq_limit_slot_give
@@ -92,12 +87,6 @@ typedef int (*zeq_limit_alive_fn)(uint32_t pid);
 int zeq_limit_slot_take(zeq_limit *l, uint64_t key, uint32_t pid,
                         uint64_t now, int share, zeq_limit_alive_fn alive,
                         int *reclaimed, uint64_t *word);
-/* Notes that pid waits for a slot for the address key: the index of its
- * note, for zeq_limit_wait_end, with *word; -1 when every note is taken
- * (the caller waits unnoted). */
-int zeq_limit_wait_begin(zeq_limit *l, uint64_t key, uint32_t pid,
-                         uint64_t now, uint64_t *word);
-void zeq_limit_wait_end(zeq_limit *l, int i, uint64_t word);
 /* Gives slot i back, unless it was taken back from its owner since. */
 void zeq_limit_slot_give(zeq_limit *l, int i, uint64_t word);
 /* Slots taken now, and their number. */

@@ -1,10 +1,9 @@
 /* Unit tests of src/zeq_limit.c, the handshake guard's tables: the GCRA
  * token buckets (a burst passes, then RATE a second; the retry time is
  * exact; keys are independent; a full group gives up a bucket), the
- * derivation slots (the cap, an address's share while another waits and
- * all of them while none does, giving back, a slot whose owner is gone or
- * which is stale taken back, a give after a take-back freeing nothing,
- * notes of waiters and their staleness), the rings (the oldest session pushed out and handed
+ * derivation slots (the cap, an address's share, giving back, a slot whose
+ * owner is gone or which is stale taken back, a give after a take-back
+ * freeing nothing), the rings (the oldest session pushed out and handed
  * back, expired ones not, addresses apart, an entry freed by expiry or
  * given up when its group is full), and the buckets and slots under
  * processes that race on one shared mapping. */
@@ -128,20 +127,17 @@ static int alive_but(uint32_t pid)
 static void test_slots(void)
 {
     zeq_limit *l = table(3, 0);
-    uint64_t w[8], ww = 0, now = 1000;
-    int a, b, c, d, wi, rec = 0;
+    uint64_t w[8], now = 1000;
+    int a, b, c, d, rec = 0;
 
     unit_int(zeq_limit_slots(l), 3, "three slots");
     a = zeq_limit_slot_take(l, 1, 101, now, 2, NULL, &rec, &w[0]);
     b = zeq_limit_slot_take(l, 1, 102, now, 2, NULL, &rec, &w[1]);
     unit_bool(a >= 0 && b >= 0 && a != b, 1, "an address takes two slots");
-    wi = zeq_limit_wait_begin(l, 2, 103, now, &ww);
-    unit_bool(wi >= 0, 1, "another address notes that it waits");
     unit_int(zeq_limit_slot_take(l, 1, 103, now, 2, NULL, &rec, &w[2]),
-             ZEQ_LIMIT_SHARE, "then not a third: its share is two");
+             ZEQ_LIMIT_SHARE, "not a third: its share is two");
     c = zeq_limit_slot_take(l, 2, 103, now, 2, NULL, &rec, &w[2]);
-    unit_bool(c >= 0, 1, "the waiting address takes the third");
-    zeq_limit_wait_end(l, wi, ww);
+    unit_bool(c >= 0, 1, "another address takes the third");
     unit_int(zeq_limit_slot_take(l, 3, 104, now, 2, NULL, &rec, &w[3]),
              ZEQ_LIMIT_BUSY, "a fourth is busy");
     unit_int(zeq_limit_slots_taken(l), 3, "three taken");
@@ -177,45 +173,6 @@ static void test_slots(void)
                                       &w[7]) == 0, 1, "a cap of one");
         unit_int(zeq_limit_slot_take(one, 8, 201, now, 1, NULL, &rec, &w[6]),
                  ZEQ_LIMIT_BUSY, "is busy for everyone else");
-    }
-    /* The share holds only while another address waits. */
-    {
-        zeq_limit *m = table(2, 0);
-        uint64_t x[4], wv[3];
-        int w0, w1, w2, i, full = 0;
-        unit_bool(zeq_limit_slot_take(m, 7, 300, now, 1, NULL, &rec, &x[0])
-                  >= 0 && zeq_limit_slot_take(m, 7, 301, now, 1, NULL, &rec,
-                                              &x[1]) >= 0, 1,
-                  "alone, an address takes every slot, past its share");
-        w0 = zeq_limit_wait_begin(m, 7, 302, now, &wv[0]);
-        zeq_limit_slot_give(m, 0, x[0]);
-        unit_bool(zeq_limit_slot_take(m, 7, 302, now, 1, NULL, &rec, &x[2])
-                  >= 0, 1, "its own waiting handshakes do not hold it back");
-        w1 = zeq_limit_wait_begin(m, 8, 400, now, &wv[1]);
-        zeq_limit_slot_give(m, 1, x[1]);
-        unit_int(zeq_limit_slot_take(m, 7, 303, now, 1, NULL, &rec, &x[3]),
-                 ZEQ_LIMIT_SHARE, "with another address waiting, it holds "
-                 "its share and no more");
-        unit_bool(zeq_limit_slot_take(m, 8, 400, now, 1, NULL, &rec, &x[3])
-                  >= 0, 1, "the slot goes to the address that waits");
-        zeq_limit_slot_give(m, 1, x[3]);
-        unit_int(zeq_limit_slot_take(m, 7, 303, now + ZEQ_LIMIT_WAIT_STALE, 1,
-                                     NULL, &rec, &x[3]), ZEQ_LIMIT_SHARE,
-                 "a note as old as the stale time still counts");
-        unit_bool(zeq_limit_slot_take(m, 7, 303, now + ZEQ_LIMIT_WAIT_STALE
-                                                 + 1, 1, NULL, &rec, &x[3])
-                  >= 0, 1, "an older one (its waiter gone) does not");
-        zeq_limit_wait_end(m, w1, wv[1]);
-        zeq_limit_wait_end(m, w0, wv[0]);
-        for (i = 0; i < ZEQ_LIMIT_WAITERS; i++) {
-            full += zeq_limit_wait_begin(m, 9, 500, now, &wv[2]) >= 0;
-        }
-        w2 = zeq_limit_wait_begin(m, 9, 501, now, &wv[2]);
-        unit_bool(full == ZEQ_LIMIT_WAITERS && w2 == -1, 1,
-                  "%d notes, then none", ZEQ_LIMIT_WAITERS);
-        unit_bool(zeq_limit_wait_begin(m, 9, 502, now + ZEQ_LIMIT_WAIT_STALE
-                                                  + 1, &wv[2]) >= 0, 1,
-                  "a stale note is free again");
     }
     unit_bool(zeq_limit_init(w, 0, 0) == NULL, 1, "no slots: refused");
     unit_bool(zeq_limit_init(w, 1, ZEQ_LIMIT_RING_MAX + 1) == NULL, 1,
