@@ -7,18 +7,21 @@
  * socache, redis through zeq_redis, memcached through zeq_memcache, their
  * servers in zeq_remote), zeq_session (the session policy), zeq_stats
  * (counters in shared memory), zeq_status (the mod_status section),
- * zeq_handshake, zeq_client (the embedded browser library), zeq_gate (what
- * each exchange is and whether policy allows it), zeq_exchange (its
- * state), zeq_request (the body reader), zeq_response (the sealer),
- * zeq_spool (a sealed body until its tag is known), zeq_ws (WebSocket
- * frames), zeq_error (JSON errors); pure parts without httpd: zeq_envelope
- * (AES-256-GCM, PBKDF2), zeq_proto (parsers), zeq_frame (RFC 6455),
- * zeq_sessrec (sealed session records). */
+ * zeq_handshake, zeq_guard (what a handshake may cost: rates, derivation
+ * slots, unused sessions), zeq_client (the embedded browser library),
+ * zeq_gate (what each exchange is and whether policy allows it),
+ * zeq_exchange (its state), zeq_request (the body reader), zeq_response
+ * (the sealer), zeq_spool (a sealed body until its tag is known), zeq_ws
+ * (WebSocket frames), zeq_error (JSON errors); pure parts without httpd:
+ * zeq_envelope (AES-256-GCM, PBKDF2), zeq_proto (parsers), zeq_frame
+ * (RFC 6455), zeq_sessrec (sealed session records), zeq_limit (the
+ * guard's shared tables). */
 #define ZEQ_MODULE_GLUE
 #include "zeq_private.h"
 #include "zeq_client.h"
 #include "zeq_config.h"
 #include "zeq_gate.h"
+#include "zeq_guard.h"
 #include "zeq_handshake.h"
 #include "zeq_request.h"
 #include "zeq_response.h"
@@ -94,6 +97,18 @@ static const command_rec zeq_e2e_cmds[] = {
                   (void *)APR_OFFSETOF(zeq_srv_conf, handshake_path),
                   RSRC_CONF,
                   "URL path of the handshake (default /api/e2e/handshake)"),
+    AP_INIT_TAKE12("ZeqE2EHandshakeRate", zeq_config_set_hs_rate, NULL,
+                   RSRC_CONF,
+                   "RATE [BURST] | off: handshakes per second from one "
+                   "client address, and how many at once (default 20 200)"),
+    AP_INIT_TAKE1("ZeqE2EHandshakeConcurrency", zeq_config_set_concurrency,
+                  NULL, RSRC_CONF,
+                  "how many key derivations may run at once in the server "
+                  "(default: the CPUs online; global only)"),
+    AP_INIT_TAKE1("ZeqE2EUnusedSessions", zeq_config_set_unused, NULL,
+                  RSRC_CONF,
+                  "N | off: a session still unused after N more handshakes "
+                  "from its address is dropped (default 32; global only)"),
     AP_INIT_TAKE1("ZeqE2EClientScriptPath", zeq_config_set_path,
                   (void *)APR_OFFSETOF(zeq_srv_conf, client_path),
                   RSRC_CONF,
@@ -109,6 +124,7 @@ static void zeq_e2e_register_hooks(apr_pool_t *p)
     zeq_store_register_hooks(p);
     zeq_session_register_hooks(p);
     zeq_status_register_hooks(p);
+    zeq_guard_register_hooks(p);
     zeq_handshake_register_hooks(p);
     zeq_client_register_hooks(p);
     zeq_gate_register_hooks(p);

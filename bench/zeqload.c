@@ -8,7 +8,12 @@
  * with exit status 2. It prints one line of key=value figures.
  *
  *   zeqload run  [options]   load: -k plain|v1|v2, -m GET|POST, ...
- *   zeqload hs   [options]   handshakes: -x v1|v2|psk|sig
+ *   zeqload hs   [options]   handshakes: -x v1|v2|psk|sig; -A counts the
+ *                            guard's refusals (429 e2e_rate_limited, 503
+ *                            e2e_busy, each with Retry-After) instead of
+ *                            failing on them
+ *   -B ADDR                  connect from this local address (127.0.0.2:
+ *                            another client for the server)
  *   zeqload aes              one core's AES-256-GCM (16 KiB records, 1 MiB)
  *   zeqload kdf              one PBKDF2-HMAC-SHA256 of 100,000 iterations
  *   zeqload ecdh [-P pem]    one P-256 key generation + ECDH + HKDF (+ sign)
@@ -412,8 +417,10 @@ static struct {
     int sessions;
     const char *verify_path;   /* the GET after a sampled handshake */
     const char *verify_file;
+    const char *bind;          /* the local address, NULL: any */
+    int refusals;              /* count 429 and 503 of the guard */
 } cfg = {"127.0.0.1", 0, 16, 5.0, 0, K_PLAIN, 0, "/", 0, NULL, 0, X_NONE,
-         NULL, NULL, 32, "/api/e2e/handshake", 32, NULL, NULL};
+         NULL, NULL, 32, "/api/e2e/handshake", 32, NULL, NULL, NULL, 0};
 
 static const unsigned char *expect;   /* the file, mapped */
 static size_t expect_len;
@@ -594,6 +601,8 @@ typedef struct conn {
     int pool_i;
     uint64_t rseq;           /* the number the answer binds */
     int out_armed;
+    int refused;             /* 429 or 503 of the guard (-A) */
+    int has_retry;           /* ... with Retry-After */
     long served;             /* answers on this connection */
     int retrying;
     /* response */
@@ -633,7 +642,8 @@ typedef struct conn {
 
 static conn *conns;
 static int ep;
-static struct sockaddr_in addr;
+static struct sockaddr_in addr, local;
+static long refused_429, refused_503;
 static long next_id;            /* POST stamp */
 static double next_send;        /* open loop */
 static long sent_reqs;
@@ -652,6 +662,10 @@ static void conn_connect(conn *c)
         die("socket: %s", strerror(errno));
     }
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (cfg.bind != NULL
+        && bind(c->fd, (struct sockaddr *)&local, sizeof(local)) != 0) {
+        die("bind to %s: %s", cfg.bind, strerror(errno));
+    }
     if (connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) != 0
         && errno != EINPROGRESS) {
         die("connect to %s:%d: %s", cfg.host, cfg.port, strerror(errno));
@@ -855,6 +869,7 @@ static void conn_start(conn *c, double sched)
     c->chunked = 0;
     c->close_after = 0;
     c->has_xctype = c->has_xcenc = c->has_seal = 0;
+    c->refused = c->has_retry = 0;
     c->ctype[0] = '\0';
     c->got = 0;
     c->bodyin = 0;
@@ -1073,6 +1088,15 @@ static void head_done(conn *c)
                  : (setup_phase || cfg.kind == K_PLAIN) ? NULL : c->s;
 
     if (c->status != 200) {
+        if (cfg.refusals && c->req == R_HS
+            && (c->status == 429 || c->status == 503)) {
+            c->refused = c->status;
+            c->btype = B_JSON;
+            if (!c->has_retry) {
+                wrong("conn %d: a %d without Retry-After", c->id, c->status);
+            }
+            return;
+        }
         wrong("conn %d: status %d (expected 200)", c->id, c->status);
     }
     if (c->btype == B_JSON) {
@@ -1239,6 +1263,22 @@ static void answer_done(conn *c)
         c->s->ready = 1;
         return;
     }
+    if (c->refused) {
+        /* The guard's refusal: its code, counted; nothing to derive. */
+        size_t len;
+        const char *code = json_str(c->json, "error", &len);
+        const char *want = c->refused == 429 ? "e2e_rate_limited" : "e2e_busy";
+        if (code == NULL || len != strlen(want) || memcmp(code, want, len) != 0) {
+            wrong("conn %d: a %d whose error is not %s", c->id, c->refused,
+                  want);
+        }
+        if (running && t <= t_end) {
+            *(c->refused == 429 ? &refused_429 : &refused_503) += 1;
+        }
+        c->refused = 0;
+        schedule(c);
+        return;
+    }
     if (c->req == R_HS) {
         /* The first answer, then one in verify_every. */
         int derive = cfg.verify_every > 0
@@ -1320,6 +1360,9 @@ static size_t parse_head(conn *c)
         else if (strcasecmp(line, "X-E2E-Seal") == 0) {
             COPY(c->seal);
             c->has_seal = 1;
+        }
+        else if (strcasecmp(line, "Retry-After") == 0) {
+            c->has_retry = atoi(val) > 0;
         }
 #undef COPY
         if (next) {
@@ -1740,12 +1783,14 @@ static int run(int handshakes)
     qsort(lat, nlat, sizeof(*lat), cmpf);
     printf("requests=%ld handshakes=%ld verified=%ld seconds=%.3f rps=%.1f "
            "hps=%.1f body_bytes=%llu rx_bytes=%llu mbps=%.2f rx_mbps=%.2f "
-           "p50=%.1f p90=%.1f p99=%.1f p999=%.1f max=%.1f client_cpu=%.3f retries=%ld\n",
+           "p50=%.1f p90=%.1f p99=%.1f p999=%.1f max=%.1f client_cpu=%.3f retries=%ld "
+           "refused_429=%ld refused_503=%ld\n",
            done_reqs, done_hs, verified_hs, elapsed, done_reqs / elapsed,
            done_hs / elapsed, body_bytes, rx_bytes,
            (double)body_bytes / elapsed / 1e6,
            (double)rx_bytes / elapsed / 1e6, pct(50), pct(90), pct(99),
-           pct(99.9), nlat ? lat[nlat - 1] : 0.0, cpu_seconds() - cpu0, retries);
+           pct(99.9), nlat ? lat[nlat - 1] : 0.0, cpu_seconds() - cpu0, retries,
+           refused_429, refused_503);
     if (handshakes && cfg.verify_every > 0 && cfg.verify_path != NULL
         && verified_hs == 0 && done_hs >= cfg.verify_every) {
         wrong("no sampled handshake was verified with a sealed request");
@@ -1923,6 +1968,7 @@ static void usage(void)
             "         [-k plain|v1|v2] [-m GET|POST] [-u path] [-b bytes] [-f file]\n"
             "         [-r rate] [-x v1|v2|psk|sig] [-s secret] [-P pubkey.pem]\n"
             "         [-V every] [-w verify-path -W verify-file] [-o sessions]\n"
+            "         [-B local-address] [-A]\n"
             "       zeqload aes | kdf | ecdh [-P key.pem] | gen FILE BYTES\n");
     exit(1);
 }
@@ -1954,7 +2000,7 @@ int main(int argc, char **argv)
         return mode_gen(argv[2], atoll(argv[3]));
     }
     optind = 2;
-    while ((opt = getopt(argc, argv, "H:p:c:d:n:k:m:u:b:f:r:x:s:P:V:w:W:o:S:"))
+    while ((opt = getopt(argc, argv, "H:p:c:d:n:k:m:u:b:f:r:x:s:P:V:w:W:o:S:B:A"))
            != -1) {
         switch (opt) {
         case 'H': cfg.host = optarg; break;
@@ -1983,6 +2029,8 @@ int main(int argc, char **argv)
         case 'W': cfg.verify_file = optarg; break;
         case 'o': cfg.sessions = atoi(optarg); break;
         case 'S': cfg.hs_path = optarg; break;
+        case 'B': cfg.bind = optarg; break;
+        case 'A': cfg.refusals = 1; break;
         default: usage();
         }
     }
@@ -2027,6 +2075,11 @@ int main(int argc, char **argv)
     addr.sin_port = htons((unsigned short)cfg.port);
     if (inet_pton(AF_INET, cfg.host, &addr.sin_addr) != 1) {
         die("%s: not an IPv4 address", cfg.host);
+    }
+    memset(&local, 0, sizeof(local));
+    local.sin_family = AF_INET;
+    if (cfg.bind != NULL && inet_pton(AF_INET, cfg.bind, &local.sin_addr) != 1) {
+        die("-B %s: not an IPv4 address", cfg.bind);
     }
     return run(handshakes);
 }

@@ -31,6 +31,8 @@
 #define ZEQ_E2E_ERR_REPLAYED       "e2e_replayed"
 #define ZEQ_E2E_ERR_VERSION        "e2e_version_unsupported"
 #define ZEQ_E2E_ERR_PSK_REQUIRED   "e2e_psk_required"
+#define ZEQ_E2E_ERR_RATE_LIMITED   "e2e_rate_limited"
+#define ZEQ_E2E_ERR_BUSY           "e2e_busy"
 
 #if defined(AP_DECLARE) && defined(APR_OPTIONAL_H)
 /* Optional functions (APR_RETRIEVE_OPTIONAL_FN):

@@ -3,6 +3,7 @@
 #include "zeq_config.h"
 #include "zeq_envelope.h"
 #include "zeq_kex.h"
+#include "zeq_limit.h"
 #include "zeq_sessrec.h"
 #include "zeq_store.h"
 
@@ -58,6 +59,10 @@ void *zeq_config_create_srv(apr_pool_t *p, server_rec *s)
     c->protocols = ZEQ_UNSET;
     c->require_psk = ZEQ_UNSET;
     c->cleanup_interval = ZEQ_UNSET;
+    c->hs_rate = ZEQ_UNSET;
+    c->hs_burst = ZEQ_UNSET;
+    c->concurrency = ZEQ_UNSET;
+    c->unused_sessions = ZEQ_UNSET;
     return c;
 }
 
@@ -84,8 +89,13 @@ void *zeq_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->handshake_path = add->handshake_path ? add->handshake_path
                                             : base->handshake_path;
     c->client_path = add->client_path ? add->client_path : base->client_path;
+    /* RATE and BURST go together. */
+    c->hs_rate = add->hs_rate != ZEQ_UNSET ? add->hs_rate : base->hs_rate;
+    c->hs_burst = add->hs_rate != ZEQ_UNSET ? add->hs_burst : base->hs_burst;
     /* Global only: a virtual host always shares the main server's. */
     c->cleanup_interval = base->cleanup_interval;
+    c->concurrency = base->concurrency;
+    c->unused_sessions = base->unused_sessions;
     return c;
 }
 
@@ -154,6 +164,29 @@ const char *zeq_config_handshake_path(const zeq_srv_conf *c)
 const char *zeq_config_client_path(const zeq_srv_conf *c)
 {
     return c->client_path ? c->client_path : ZEQ_DEFAULT_CLIENT_PATH;
+}
+
+int zeq_config_hs_rate(const zeq_srv_conf *c, double *rate, int *burst)
+{
+    if (c->hs_rate == ZEQ_UNSET) {
+        *rate = ZEQ_DEFAULT_HS_RATE;
+        *burst = ZEQ_DEFAULT_HS_BURST;
+        return 1;
+    }
+    *rate = c->hs_rate;
+    *burst = c->hs_burst;
+    return c->hs_rate > 0;
+}
+
+int zeq_config_concurrency(const zeq_srv_conf *main_conf)
+{
+    return main_conf->concurrency != ZEQ_UNSET ? main_conf->concurrency : 0;
+}
+
+int zeq_config_unused_sessions(const zeq_srv_conf *main_conf)
+{
+    return main_conf->unused_sessions != ZEQ_UNSET
+           ? main_conf->unused_sessions : ZEQ_DEFAULT_UNUSED_SESSIONS;
 }
 
 static apr_status_t zeq_config_secret_cleanse(void *data)
@@ -407,20 +440,30 @@ const char *zeq_config_set_record_key(cmd_parms *cmd, void *dc,
     return NULL;
 }
 
-/* Parses a whole number of seconds in [1, max]. */
-static const char *zeq_config_seconds(cmd_parms *cmd, const char *arg,
-                                      int max, int *out)
+/* A whole number in [min, max] into *out: 1, or 0 when arg is none. */
+static int zeq_config_int(const char *arg, apr_int64_t min, apr_int64_t max,
+                          int *out)
 {
     char *end;
     apr_int64_t v;
 
     errno = 0;
     v = apr_strtoi64(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || v < 1 || v > max) {
+    if (errno != 0 || end == arg || *end != '\0' || v < min || v > max) {
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+/* Parses a whole number of seconds in [1, max]. */
+static const char *zeq_config_seconds(cmd_parms *cmd, const char *arg,
+                                      int max, int *out)
+{
+    if (!zeq_config_int(arg, 1, max, out)) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds "
                             "from 1 to %d", cmd->cmd->name, arg, max);
     }
-    *out = (int)v;
     return NULL;
 }
 
@@ -505,6 +548,87 @@ const char *zeq_config_set_limit(cmd_parms *cmd, void *dc, const char *arg)
                             " bytes (%s)", cmd->cmd->name, max, arg);
     }
     *(apr_off_t *)((char *)dc + slot) = v;
+    return NULL;
+}
+
+const char *zeq_config_set_hs_rate(cmd_parms *cmd, void *dc, const char *a1,
+                                   const char *a2)
+{
+    zeq_srv_conf *c = zeq_config_srv(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+    char *end;
+    double rate;
+    int burst;
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    if (strcasecmp(a1, "off") == 0 && a2 == NULL) {
+        c->hs_rate = 0;
+        c->hs_burst = 0;
+        return NULL;
+    }
+    errno = 0;
+    rate = strtod(a1, &end);
+    /* (the comparisons are false for NaN) */
+    if (errno != 0 || end == a1 || *end != '\0' || !(rate >= ZEQ_HS_RATE_MIN)
+        || !(rate <= ZEQ_HS_RATE_MAX)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of "
+                            "handshakes per second from 0.01 to 10000 (or "
+                            "off)", cmd->cmd->name, a1);
+    }
+    if (a2 == NULL) {
+        /* Ten seconds' worth. */
+        burst = (int)(rate * 10 + 0.999999);
+        burst = burst < 1 ? 1 : burst;
+    }
+    else if (!zeq_config_int(a2, 1, ZEQ_HS_BURST_MAX, &burst)) {
+        return apr_psprintf(cmd->pool, "%s: the burst '%s' is not a whole "
+                            "number of handshakes from 1 to %d",
+                            cmd->cmd->name, a2, ZEQ_HS_BURST_MAX);
+    }
+    c->hs_rate = rate;
+    c->hs_burst = burst;
+    return NULL;
+}
+
+const char *zeq_config_set_concurrency(cmd_parms *cmd, void *dc,
+                                       const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    if (!zeq_config_int(arg, 1, ZEQ_LIMIT_SLOTS_MAX,
+                        &zeq_config_srv(cmd->server)->concurrency)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number of "
+                            "key derivations from 1 to %d", cmd->cmd->name,
+                            arg, ZEQ_LIMIT_SLOTS_MAX);
+    }
+    return NULL;
+}
+
+const char *zeq_config_set_unused(cmd_parms *cmd, void *dc, const char *arg)
+{
+    zeq_srv_conf *c = zeq_config_srv(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    if (strcasecmp(arg, "off") == 0) {
+        c->unused_sessions = 0;
+        return NULL;
+    }
+    if (!zeq_config_int(arg, 1, ZEQ_LIMIT_RING_MAX, &c->unused_sessions)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number of "
+                            "sessions from 1 to %d (or off)", cmd->cmd->name,
+                            arg, ZEQ_LIMIT_RING_MAX);
+    }
     return NULL;
 }
 

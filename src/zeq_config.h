@@ -17,6 +17,13 @@
 #define ZEQ_HANDSHAKE_HANDLER "zeq-e2e-handshake"
 #define ZEQ_CLIENT_HANDLER "zeq-e2e-client"
 #define ZEQ_DEFAULT_CLIENT_PATH "/static/zeq-e2e-client.js"
+/* The handshake guard (zeq_guard): see docs/directives.md for why these. */
+#define ZEQ_DEFAULT_HS_RATE 20.0
+#define ZEQ_DEFAULT_HS_BURST 200
+#define ZEQ_HS_RATE_MIN 0.01      /* (as the setter's message says) */
+#define ZEQ_HS_RATE_MAX 10000.0
+#define ZEQ_HS_BURST_MAX 100000
+#define ZEQ_DEFAULT_UNUSED_SESSIONS 32
 
 /* Per-directory configuration; every field has an unset marker. */
 typedef struct {
@@ -61,6 +68,13 @@ typedef struct {
                                   * first signs; NULL unset */
     int cleanup_interval;        /* obsolete ZeqE2ECleanupInterval, ZEQ_UNSET */
     zeq_secret *record_key;      /* ZeqE2ERecordKey (main server only) */
+    double hs_rate;              /* ZeqE2EHandshakeRate: per second, 0 off,
+                                  * ZEQ_UNSET */
+    int hs_burst;                /* its BURST (set with hs_rate) */
+    int concurrency;             /* ZeqE2EHandshakeConcurrency (global),
+                                  * ZEQ_UNSET: the CPUs online */
+    int unused_sessions;         /* ZeqE2EUnusedSessions (global), 0 off,
+                                  * ZEQ_UNSET */
 } zeq_srv_conf;
 
 void *zeq_config_create_dir(apr_pool_t *p, char *dir);
@@ -88,6 +102,14 @@ const char *zeq_config_set_protocol(cmd_parms *cmd, void *dc, const char *a1,
 const char *zeq_config_set_server_key(cmd_parms *cmd, void *dc,
                                       const char *arg);
 const char *zeq_config_set_require_psk(cmd_parms *cmd, void *dc, int flag);
+/* ZeqE2EHandshakeRate RATE [BURST] | off. */
+const char *zeq_config_set_hs_rate(cmd_parms *cmd, void *dc, const char *a1,
+                                   const char *a2);
+/* ZeqE2EHandshakeConcurrency N (global only). */
+const char *zeq_config_set_concurrency(cmd_parms *cmd, void *dc,
+                                       const char *arg);
+/* ZeqE2EUnusedSessions N | off (global only). */
+const char *zeq_config_set_unused(cmd_parms *cmd, void *dc, const char *arg);
 /* The byte limits: cmd->info is the APR_OFFSETOF slot in zeq_dir_conf. */
 const char *zeq_config_set_limit(cmd_parms *cmd, void *dc, const char *arg);
 void zeq_config_register_hooks(apr_pool_t *p);
@@ -105,6 +127,14 @@ int zeq_config_ttl(const zeq_srv_conf *c);
 int zeq_config_protocols(const zeq_srv_conf *c);
 int zeq_config_require_psk(const zeq_srv_conf *c);
 const char *zeq_config_handshake_path(const zeq_srv_conf *c);
+/* The handshake rate of a virtual host: 1 with RATE per second and BURST,
+ * 0 when off. */
+int zeq_config_hs_rate(const zeq_srv_conf *c, double *rate, int *burst);
+/* Of the main server's configuration: the derivation cap (0 for "the CPUs
+ * online", which zeq_guard counts), the unused sessions an address may
+ * hold (0: no bound). */
+int zeq_config_concurrency(const zeq_srv_conf *main_conf);
+int zeq_config_unused_sessions(const zeq_srv_conf *main_conf);
 const char *zeq_config_client_path(const zeq_srv_conf *c);
 
 #endif

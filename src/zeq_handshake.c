@@ -4,10 +4,18 @@
  * "sessionId", "serverNonce", "serverKey", "expiresIn"[, "signature",
  * "signer"]}. Only the I/O and the policy are here: the parsers and the
  * answer are zeq_proto's, the keys zeq_kex's. Served by a handler that runs
- * before mod_proxy's, so it also answers inside a ProxyPass'd URL space. */
+ * before mod_proxy's, so it also answers inside a ProxyPass'd URL space.
+ *
+ * What a handshake costs is guarded (zeq_guard): the client address's rate
+ * is checked before the body is read, a derivation slot is taken after it
+ * was parsed and checked (so that no slot waits on a slow client) and
+ * given back before the session is stored (so that none waits on the
+ * store either), and the session pushed out of the address's ring of
+ * unused sessions is dropped once the new one is stored. */
 #include "zeq_handshake.h"
 #include "zeq_config.h"
 #include "zeq_error.h"
+#include "zeq_guard.h"
 #include "zeq_kex.h"
 #include "zeq_proto.h"
 #include "zeq_session.h"
@@ -135,6 +143,27 @@ static int zeq_handshake_sign(request_rec *r, const zeq_srv_conf *sc,
            && zeq_kex_signer_id(key, signer) == ZEQ_OK;
 }
 
+/* Drops the client's session that the new one pushed out of its ring, if
+ * no request has named it yet. */
+static void zeq_handshake_drop_unused(request_rec *r,
+                                      const unsigned char hash[32])
+{
+    char tag[13];
+    apr_status_t rv = zeq_session_drop_unused(r, hash);
+
+    ap_bin2hex(hash, 6, tag);
+    if (rv == APR_SUCCESS) {
+        zeq_stats_add(ZEQ_STAT_UNUSED_DROPPED, 1);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ZEQLOG(30011)
+                      "session %s dropped: never used, and its address has "
+                      "made ZeqE2EUnusedSessions handshakes since", tag);
+    }
+    else if (rv != APR_EEXIST && rv != APR_NOTFOUND) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ZEQLOG(30012)
+                      "cannot drop the unused session %s", tag);
+    }
+}
+
 static int zeq_handshake_handler(request_rec *r)
 {
     zeq_srv_conf *sc;
@@ -142,9 +171,13 @@ static int zeq_handshake_handler(request_rec *r)
     unsigned char server_nonce[ZEQ_KEX_NONCE_LEN];
     unsigned char server_key[ZEQ_KEX_POINT_LEN];
     unsigned char sig[ZEQ_KEX_SIG_LEN], signer[ZEQ_KEX_SIGNER_LEN];
+    unsigned char hash[ZEQ_SESSION_HASH_LEN], old[ZEQ_SESSION_HASH_LEN];
     char body[ZEQ_PROTO_HANDSHAKE_MAX + 1];
     apr_size_t len = 0;
     const char *sid = NULL, *answer;
+    zeq_guard_slot *slot;
+    apr_uint64_t client;
+    apr_int64_t expires = 0;
     zeq_proto_answer a;
     zeq_keys keys;
     char *json;
@@ -161,6 +194,11 @@ static int zeq_handshake_handler(request_rec *r)
         return zeq_error_send(r, HTTP_METHOD_NOT_ALLOWED,
                               ZEQ_E2E_ERR_METHOD,
                               "the handshake accepts POST only");
+    }
+    client = zeq_guard_client(r);
+    st = zeq_guard_rate(r, sc, client);
+    if (st != OK) {
+        return st;
     }
     st = zeq_handshake_read(r, body, &len);
     if (st != ZEQ_OK && st != ZEQ_ERR_BAD) {
@@ -190,6 +228,10 @@ static int zeq_handshake_handler(request_rec *r)
     if (RAND_bytes(server_nonce, sizeof(server_nonce)) != 1) {
         return zeq_handshake_failed(r, APR_EGENERAL, "no random bytes");
     }
+    st = zeq_guard_enter(r, client, &slot);
+    if (st != OK) {
+        return st;
+    }
     st = hs.version == 1
          ? zeq_kex_v1(sc->secret->bytes, sc->secret->len, hs.client_nonce,
                       server_nonce, &keys)
@@ -198,12 +240,10 @@ static int zeq_handshake_handler(request_rec *r)
         zeq_keys_cleanse(&keys);
         return zeq_handshake_failed(r, APR_EGENERAL, "key agreement error");
     }
-    rv = zeq_session_create(r, sc, &keys, &sid, NULL);
-    zeq_keys_cleanse(&keys);
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ZEQLOG(30003)
-                      "handshake failed: cannot store the session");
-        return zeq_error_store_unavailable(r);
+    sid = zeq_session_new_id(r->pool, hash);
+    if (sid == NULL) {
+        zeq_keys_cleanse(&keys);
+        return zeq_handshake_failed(r, APR_EGENERAL, "no random bytes");
     }
     a.version = hs.version;
     a.session_id = sid;
@@ -215,10 +255,22 @@ static int zeq_handshake_handler(request_rec *r)
     if (hs.version == 2 && sc->signers != NULL) {
         if (!zeq_handshake_sign(r, sc, &hs, server_nonce, server_key, sid, sig,
                                 signer)) {
+            zeq_keys_cleanse(&keys);
             return zeq_handshake_failed(r, APR_EGENERAL, "cannot sign");
         }
         a.signature = sig;
         a.signer = signer;
+    }
+    zeq_guard_leave(slot);
+    rv = zeq_session_create(r, sc, &keys, hash, &expires);
+    zeq_keys_cleanse(&keys);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ZEQLOG(30003)
+                      "handshake failed: cannot store the session");
+        return zeq_error_store_unavailable(r);
+    }
+    if (zeq_guard_created(r, client, hash, expires, old)) {
+        zeq_handshake_drop_unused(r, old);
     }
     json = zeq_proto_answer_json(&a);
     if (json == NULL) {

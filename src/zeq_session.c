@@ -29,6 +29,9 @@
 #include <openssl/rand.h>
 
 #define ZEQ_SESSION_ID_HASH_LEN ZEQ_SESSREC_ID_HASH_LEN
+#if ZEQ_SESSION_ID_HASH_LEN != ZEQ_SESSION_HASH_LEN
+#error "the store id of a session is the record's id hash"
+#endif
 #define ZEQ_SESSION_KEY_FILE "zeq_e2e-record.key"
 
 /* The module-wide sealing key of this configuration generation. */
@@ -102,46 +105,169 @@ static apr_status_t zeq_session_open(request_rec *r, const zeq_srv_conf *sc,
     return APR_SUCCESS;
 }
 
-apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
-                                const zeq_keys *keys, const char **id,
-                                apr_int64_t *expires)
+const char *zeq_session_new_id(apr_pool_t *p,
+                               unsigned char hash[ZEQ_SESSION_HASH_LEN])
 {
     unsigned char raw[ZEQ_PROTO_SESSION_ID_BYTES];
-    unsigned char hash[ZEQ_SESSION_ID_HASH_LEN];
+    char *sid;
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        return NULL;
+    }
+    sid = apr_palloc(p, zeq_proto_b64url_len(sizeof(raw)) + 1);
+    zeq_proto_b64url_encode(raw, sizeof(raw), sid);
+    return zeq_session_hash(sid, hash) ? sid : NULL;
+}
+
+apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
+                                const zeq_keys *keys,
+                                const unsigned char hash[ZEQ_SESSION_HASH_LEN],
+                                apr_int64_t *expires)
+{
     unsigned char data[ZEQ_SESSREC_MAX_LEN];
     zeq_sessrec rec;
     size_t len;
-    char *sid;
     apr_status_t rv;
 
-    if (RAND_bytes(raw, sizeof(raw)) != 1) {
-        return APR_EGENERAL;
-    }
-    sid = apr_palloc(r->pool, zeq_proto_b64url_len(sizeof(raw)) + 1);
-    zeq_proto_b64url_encode(raw, sizeof(raw), sid);
-    if (!zeq_session_hash(sid, hash)) {
-        return APR_EGENERAL;
-    }
     memset(&rec, 0, sizeof(rec));
     memcpy(rec.scope, sc->scope_id, ZEQ_SCOPE_ID_LEN);
     rec.created = apr_time_sec(r->request_time);
     rec.expires = rec.created + zeq_config_ttl(sc);
     rec.keys = *keys;
     rec.has_window = keys->version == 2 && !zeq_store_shared();
+    rec.unused = 1;
     zeq_replay_init(&rec.window);
     len = zeq_session_seal(&rec, hash, data);
     rv = len == 0 ? APR_EGENERAL
-         : zeq_store_put(r->server, hash, sizeof(hash),
+         : zeq_store_put(r->server, hash, ZEQ_SESSION_ID_HASH_LEN,
                          apr_time_from_sec(rec.expires), data, len, r->pool);
     if (expires != NULL) {
         *expires = rec.expires;
     }
     OPENSSL_cleanse(&rec, sizeof(rec));
     OPENSSL_cleanse(data, sizeof(data));
-    if (rv == APR_SUCCESS) {
-        *id = sid;
-    }
     return rv;
+}
+
+/* Seals a changed record back into an update's buffer (cap bytes):
+ * APR_SUCCESS with its length and expiry, or APR_EGENERAL. */
+static apr_status_t zeq_session_reseal(const zeq_sessrec *rec,
+                                       const unsigned char *hash,
+                                       unsigned char *data, apr_size_t *len,
+                                       apr_size_t cap, apr_time_t *expiry)
+{
+    size_t n;
+
+    if (cap < zeq_sessrec_len(rec)
+        || (n = zeq_session_seal(rec, hash, data)) == 0) {
+        return APR_EGENERAL;
+    }
+    *len = n;
+    *expiry = apr_time_from_sec(rec->expires);
+    return APR_SUCCESS;
+}
+
+/* What a change of a stored record under the store's mutex (socache)
+ * does: clear its unused flag, or remove it if it is still unused. */
+typedef struct {
+    const unsigned char *hash;
+    int drop;                   /* 0: mark used; 1: remove if unused */
+} zeq_session_use_ctx;
+
+static apr_status_t zeq_session_use_one(void *baton, unsigned char *data,
+                                        apr_size_t *len, apr_size_t cap,
+                                        apr_time_t *expiry)
+{
+    zeq_session_use_ctx *ctx = baton;
+    zeq_sessrec rec;
+    apr_status_t rv = APR_EEXIST;
+    int ok = zeq_session_key_ready
+             && zeq_sessrec_open(&zeq_session_key, data, *len, ctx->hash,
+                                 &rec) == ZEQ_OK;
+
+    if (!ok) {
+        return APR_NOTFOUND;
+    }
+    if (rec.unused && ctx->drop) {
+        rv = ZEQ_STORE_REMOVE;
+    }
+    else if (rec.unused) {
+        rec.unused = 0;
+        rv = zeq_session_reseal(&rec, ctx->hash, data, len, cap, expiry);
+    }
+    OPENSSL_cleanse(&rec, sizeof(rec));
+    return rv;
+}
+
+/* zeq_session_use_one on the record under hash (a socache store). */
+static apr_status_t zeq_session_use(request_rec *r, const unsigned char *hash,
+                                    int drop)
+{
+    zeq_session_use_ctx ctx;
+
+    ctx.hash = hash;
+    ctx.drop = drop;
+    return zeq_store_update(r->server, hash, ZEQ_SESSION_ID_HASH_LEN,
+                            ZEQ_SESSREC_MAX_LEN, zeq_session_use_one, &ctx,
+                            r->pool);
+}
+
+/* A shared store has no read-modify-write: the record is written again
+ * whole (it holds no replay window there, so nothing a concurrent request
+ * changed is lost). */
+static apr_status_t zeq_session_mark_used(request_rec *r,
+                                          const unsigned char *hash,
+                                          zeq_sessrec *rec)
+{
+    unsigned char data[ZEQ_SESSREC_MAX_LEN];
+    apr_status_t rv;
+    size_t n;
+
+    if (!zeq_store_shared()) {
+        rv = zeq_session_use(r, hash, 0);
+        return rv == APR_EEXIST ? APR_SUCCESS : rv;
+    }
+    rec->unused = 0;
+    n = zeq_session_seal(rec, hash, data);
+    rv = n == 0 ? APR_EGENERAL
+         : zeq_store_put(r->server, hash, ZEQ_SESSION_ID_HASH_LEN,
+                         apr_time_from_sec(rec->expires), data, n, r->pool);
+    OPENSSL_cleanse(data, sizeof(data));
+    return rv;
+}
+
+apr_status_t zeq_session_drop_unused(request_rec *r,
+                                     const unsigned char
+                                     hash[ZEQ_SESSION_HASH_LEN])
+{
+    unsigned char data[2 * ZEQ_SESSREC_MAX_LEN];
+    apr_size_t len = sizeof(data);
+    zeq_sessrec rec;
+    apr_status_t rv;
+    int unused;
+
+    if (!zeq_store_shared()) {
+        rv = zeq_session_use(r, hash, 1);
+        return rv == ZEQ_STORE_REMOVE ? APR_SUCCESS : rv;
+    }
+    rv = zeq_store_get(r->server, hash, ZEQ_SESSION_ID_HASH_LEN, data, &len,
+                       r->pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (!zeq_session_key_ready
+        || zeq_sessrec_open(&zeq_session_key, data, len, hash, &rec)
+           != ZEQ_OK) {
+        OPENSSL_cleanse(data, sizeof(data));
+        return APR_NOTFOUND;
+    }
+    unused = rec.unused;
+    OPENSSL_cleanse(&rec, sizeof(rec));
+    OPENSSL_cleanse(data, sizeof(data));
+    if (!unused) {
+        return APR_EEXIST;
+    }
+    return zeq_store_remove(r->server, hash, ZEQ_SESSION_ID_HASH_LEN, r->pool);
 }
 
 apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
@@ -154,7 +280,7 @@ apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
     unsigned char data[2 * ZEQ_SESSREC_MAX_LEN];
     apr_size_t len = sizeof(data);
     zeq_sessrec rec;
-    apr_status_t rv;
+    apr_status_t rv, mark;
 
     if (!zeq_proto_session_id_valid(id)) {
         return APR_NOTFOUND;
@@ -168,6 +294,14 @@ apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
     }
     OPENSSL_cleanse(data, sizeof(data));
     if (rv == APR_SUCCESS) {
+        if (rec.unused
+            && (mark = zeq_session_mark_used(r, hash, &rec)) != APR_SUCCESS) {
+            /* The request goes on with the keys it found; the session
+             * merely stays counted as unused. */
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, mark, r, ZEQLOG(20016)
+                          "cannot mark session %s used",
+                          zeq_session_tag(r->pool, id));
+        }
         *keys = rec.keys;
         if (expires != NULL) {
             *expires = rec.expires;
@@ -191,7 +325,6 @@ static apr_status_t zeq_session_accept_one(void *baton, unsigned char *data,
 {
     zeq_session_accept_ctx *ctx = baton;
     zeq_sessrec rec;
-    size_t n = 0;
     apr_status_t rv;
 
     rv = zeq_session_open(ctx->r, ctx->sc, ctx->hash, data, *len, &rec);
@@ -202,13 +335,8 @@ static apr_status_t zeq_session_accept_one(void *baton, unsigned char *data,
         || zeq_replay_accept(&rec.window, ctx->seq) != ZEQ_OK) {
         rv = APR_EEXIST;
     }
-    else if (cap < zeq_sessrec_len(&rec)
-             || (n = zeq_session_seal(&rec, ctx->hash, data)) == 0) {
-        rv = APR_EGENERAL;
-    }
     else {
-        *len = n;
-        *expiry = apr_time_from_sec(rec.expires);
+        rv = zeq_session_reseal(&rec, ctx->hash, data, len, cap, expiry);
     }
     OPENSSL_cleanse(&rec, sizeof(rec));
     return rv;

@@ -132,7 +132,9 @@ size_t zeq_sessrec_seal(const zeq_sessrec_key *key, const zeq_sessrec *rec,
 
     out[0] = ZEQ_SESSREC_VERSION;
     out[1] = v2 ? 2 : 1;
-    out[2] = v2 && rec->has_window ? ZEQ_SESSREC_FLAG_WINDOW : 0;
+    out[2] = (unsigned char)((v2 && rec->has_window ? ZEQ_SESSREC_FLAG_WINDOW
+                                                    : 0)
+                             | (rec->unused ? ZEQ_SESSREC_FLAG_UNUSED : 0));
     out[3] = 0;
     memcpy(out + 4, key->id, ZEQ_SESSREC_KEY_ID_LEN);
     memcpy(out + 8, nonce, ZEQ_SESSREC_NONCE_LEN);
@@ -160,6 +162,7 @@ static int zeq_sessrec_parse(const unsigned char *body, int version, int flags,
     size_t n = 0;
 
     rec->keys.version = version;
+    rec->unused = (flags & ZEQ_SESSREC_FLAG_UNUSED) != 0;
     memcpy(rec->scope, body, ZEQ_SESSREC_SCOPE_LEN);
     n += ZEQ_SESSREC_SCOPE_LEN;
     rec->created = zeq_sessrec_get64(body + n);
@@ -199,8 +202,8 @@ int zeq_sessrec_open(const zeq_sessrec_key *key, const unsigned char *in,
     }
     if (len < ZEQ_SESSREC_HEAD_LEN || (in[1] != 1 && in[1] != 2)
         || in[3] != 0
-        || (in[2] & ~ZEQ_SESSREC_FLAG_WINDOW) != 0
-        || (in[1] == 1 && in[2] != 0)) {
+        || (in[2] & ~(ZEQ_SESSREC_FLAG_WINDOW | ZEQ_SESSREC_FLAG_UNUSED)) != 0
+        || (in[1] == 1 && (in[2] & ZEQ_SESSREC_FLAG_WINDOW) != 0)) {
         return ZEQ_ERR_BAD;
     }
     flags = in[2];

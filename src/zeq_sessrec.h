@@ -5,7 +5,8 @@
  *
  * A record (all integers big-endian):
  *   0 record version (3), 1 protocol version (1 or 2),
- *   2 flags (bit 0: a replay window follows the keys), 3 reserved (0),
+ *   2 flags (bit 0: a replay window follows the keys; bit 1: the session
+ *     was never used for a request), 3 reserved (0),
  *   4 key id (4 bytes: which record key sealed it),
  *   8 nonce (12 bytes), 20 ciphertext, then the GCM tag (16 bytes).
  * The ciphertext holds: scope (16), created (8), expires (8), k_c2s (32),
@@ -35,6 +36,7 @@
 #define ZEQ_SESSREC_HEAD_LEN 20          /* up to the ciphertext */
 #define ZEQ_SESSREC_TAG_LEN 16
 #define ZEQ_SESSREC_FLAG_WINDOW 0x01
+#define ZEQ_SESSREC_FLAG_UNUSED 0x02
 #define ZEQ_SESSREC_V1_LEN (ZEQ_SESSREC_HEAD_LEN + 64 + ZEQ_SESSREC_TAG_LEN)
 #define ZEQ_SESSREC_V2_LEN (ZEQ_SESSREC_V1_LEN + ZEQ_KEX_KEY_LEN)
 #define ZEQ_SESSREC_MAX_LEN (ZEQ_SESSREC_V2_LEN + ZEQ_REPLAY_ENCODED_LEN)
@@ -47,6 +49,7 @@ typedef struct {
     int64_t expires;
     zeq_keys keys;                 /* keys.version is the record's */
     int has_window;                /* v2: the window travels in the record */
+    int unused;                    /* no request has named it yet */
     zeq_replay window;             /* with has_window: the numbers seen */
 } zeq_sessrec;
 

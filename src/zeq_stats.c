@@ -9,13 +9,14 @@
 
 /* The key of the block in the process pool, and its layout's version: a
  * module of another layout after a graceful restart makes its own. */
-#define ZEQ_STATS_KEY "zeq_e2e-stats-1"
+#define ZEQ_STATS_KEY "zeq_e2e-stats-2"
 
 static const char *const zeq_stats_code_names[] = {
     ZEQ_E2E_ERR_BAD_HANDSHAKE, ZEQ_E2E_ERR_METHOD, ZEQ_E2E_ERR_UNAVAILABLE,
     ZEQ_E2E_ERR_SESSION, ZEQ_E2E_ERR_DECRYPT, ZEQ_E2E_ERR_TOO_LARGE,
     ZEQ_E2E_ERR_REQUIRED, ZEQ_E2E_ERR_ENCRYPT, ZEQ_E2E_ERR_BAD_REQUEST,
-    ZEQ_E2E_ERR_REPLAYED, ZEQ_E2E_ERR_VERSION, ZEQ_E2E_ERR_PSK_REQUIRED
+    ZEQ_E2E_ERR_REPLAYED, ZEQ_E2E_ERR_VERSION, ZEQ_E2E_ERR_PSK_REQUIRED,
+    ZEQ_E2E_ERR_RATE_LIMITED, ZEQ_E2E_ERR_BUSY
 };
 #define ZEQ_STATS_NCODES \
     ((int)(sizeof(zeq_stats_code_names) / sizeof(zeq_stats_code_names[0])))

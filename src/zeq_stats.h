@@ -20,6 +20,9 @@ typedef enum {
     ZEQ_STAT_STORE_FAILURES,    /* store operations that failed */
     ZEQ_STAT_STORE_LAST_OK,     /* apr_time_t of the last success */
     ZEQ_STAT_STORE_LAST_FAILURE, /* apr_time_t of the last failure */
+    ZEQ_STAT_UNUSED_DROPPED,    /* sessions dropped unused (zeq_guard) */
+    ZEQ_STAT_SLOTS_RECLAIMED,   /* derivation slots taken back from
+                                 * processes that were gone */
     ZEQ_STAT_REFUSED_FIRST      /* then one per error code */
 } zeq_stat;
 

@@ -1,6 +1,7 @@
 /* The mod_status section (see zeq_status.h). ?auto prints one "Name:
  * value" line each, prefixed ZeqE2E; the HTML page a table. */
 #include "zeq_status.h"
+#include "zeq_guard.h"
 #include "zeq_stats.h"
 #include "zeq_store.h"
 
@@ -25,6 +26,11 @@ static const zeq_status_line zeq_status_lines[] = {
     { "RecordsUnreadable", "stored records that did not open",
       ZEQ_STAT_RECORDS_UNREADABLE },
     { "StoreFailures", "store failures", ZEQ_STAT_STORE_FAILURES },
+    { "UnusedDropped", "sessions dropped unused (ZeqE2EUnusedSessions)",
+      ZEQ_STAT_UNUSED_DROPPED },
+    { "DerivationSlotsReclaimed",
+      "derivation slots taken back from processes that were gone",
+      ZEQ_STAT_SLOTS_RECLAIMED },
 };
 
 /* "up", "down" (the last operation failed) or "unused" (none yet). */
@@ -58,7 +64,7 @@ static int zeq_status_hook(request_rec *r, int flags)
                            + zeq_stats_get(ZEQ_STAT_HANDSHAKES_V2);
     long active;
     size_t i;
-    int c;
+    int c, taken, slots;
 
     if (!zeq_stats_ready()) {
         return OK;
@@ -76,6 +82,14 @@ static int zeq_status_hook(request_rec *r, int flags)
         zeq_status_row(r, flags, "SessionsActive",
                        "entries in the store (sessions active)",
                        apr_psprintf(r->pool, "%ld", active));
+    }
+    if (zeq_guard_slots(&taken, &slots)) {
+        zeq_status_row(r, flags, "Derivations",
+                       "key derivations running now",
+                       apr_psprintf(r->pool, "%d", taken));
+        zeq_status_row(r, flags, "DerivationSlots",
+                       "derivation slots (ZeqE2EHandshakeConcurrency)",
+                       apr_psprintf(r->pool, "%d", slots));
     }
     for (i = 0; i < sizeof(zeq_status_lines) / sizeof(zeq_status_lines[0]);
          i++) {

@@ -349,6 +349,15 @@ apr_status_t zeq_store_update(server_rec *s, const unsigned char *id,
             rv = zeq_store_socache_put(st, s, id, idlen, expiry, data, len, p);
             zeq_stats_store(rv == APR_SUCCESS);
         }
+        else if (rv == ZEQ_STORE_REMOVE) {
+            apr_status_t rm = zeq_store_missing(
+                st->provider->remove(st->instance, s, id, (unsigned int)idlen,
+                                     p));
+            zeq_store_outcome(rm);
+            if (rm != APR_SUCCESS && rm != APR_NOTFOUND) {
+                rv = rm;
+            }
+        }
     }
     else {
         zeq_store_outcome(rv);

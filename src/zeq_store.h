@@ -44,12 +44,15 @@ apr_status_t zeq_store_remove(server_rec *s, const unsigned char *id,
                               apr_size_t idlen, apr_pool_t *p);
 /* The change of an entry: data (cap bytes of room) holds *len bytes; the
  * function may rewrite them and their expiry. APR_SUCCESS stores the
- * result, anything else is returned as it is and stores nothing. */
+ * result, ZEQ_STORE_REMOVE removes the entry, anything else is returned as
+ * it is and stores nothing. */
+#define ZEQ_STORE_REMOVE (APR_OS_START_USERERR + 1)
 typedef apr_status_t (*zeq_store_update_fn)(void *baton, unsigned char *data,
                                             apr_size_t *len, apr_size_t cap,
                                             apr_time_t *expiry);
-/* Reads, changes and stores the entry under id as one step for every
- * process and thread of this server (a socache store's mutex):
+/* Reads, changes and stores (or removes) the entry under id as one step for
+ * every process and thread of this server (a socache store's mutex):
+ * APR_SUCCESS, ZEQ_STORE_REMOVE once removed, what fn returned;
  * APR_NOTFOUND when there is none; APR_ENOTIMPL for a shared store, which
  * claims with zeq_store_add instead. */
 apr_status_t zeq_store_update(server_rec *s, const unsigned char *id,

@@ -149,7 +149,8 @@ sub ua {
     };
 }
 
-# Handshake; returns a session:
+# Handshake (options: vhost, path, secret, client_nonce_hex, headers);
+# returns a session:
 #   { ok, vhost, id, key, client_nonce, server_nonce, expires_in, json, res }
 # ok is false (and id/key undef) when the server did not answer 200 with
 # a well-formed reply; res is always the HTTP::Response.
@@ -157,7 +158,7 @@ sub handshake {
     my (%a) = @_;
     my $vhost = $a{vhost} // 'zeq_file';
     my $cn_hex = $a{client_nonce_hex} // random_hex(32);
-    my $res = handshake_raw(vhost => $vhost, path => $a{path},
+    my $res = handshake_raw(vhost => $vhost, path => $a{path}, headers => $a{headers},
                             body => $JSON->encode({ clientNonce => $cn_hex }));
     my $s = { ok => 0, vhost => $vhost, res => $res, client_nonce_hex => $cn_hex };
     return $s unless $res->code == 200;
@@ -179,13 +180,15 @@ sub handshake {
     return $s;
 }
 
-# POSTs (or METHOD) raw bytes to the handshake path; returns HTTP::Response.
+# POSTs (or METHOD) raw bytes to the handshake path, with more headers
+# ([Name => value, ...]) if given; returns HTTP::Response.
 sub handshake_raw {
     my (%a) = @_;
     my $vhost = $a{vhost} // 'zeq_file';
     my $path = $a{path} // handshake_path($vhost);
     my $req = HTTP::Request->new($a{method} // 'POST', url($vhost, $path));
     $req->header('Content-Type' => $a{content_type} // 'application/json');
+    $req->header(@{ $a{headers} }) if $a{headers} && @{ $a{headers} };
     if (defined $a{body}) {
         $req->content($a{body});
         $req->header('Content-Length' => length $a{body});

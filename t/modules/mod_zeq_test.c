@@ -25,19 +25,32 @@
  * null), reads (reads that brought data), max_read (the most bytes one
  * read brought), error (null, or what went wrong). Every read loop is
  * bounded, so a filter that never ends the body makes the answer say so
- * instead of hanging. The handlers log nothing. */
+ * instead of hanging. The handlers log nothing.
+ *
+ * Holding a key derivation (t/flood.t): with ZeqTestHoldDir DIR, a
+ * handshake that carries "X-Zeq-Test-Hold: NAME" (letters, digits, '-')
+ * stops where mod_zeq_e2e logs that it derives its keys (ZEQ30006, at
+ * LogLevel zeq_e2e:debug), holding its derivation slot: this module's
+ * error_log hook writes DIR/NAME.held (the child's pid) and waits until
+ * DIR/NAME.release exists (at most 60 s), or until the test kills the
+ * child. */
 #include "httpd.h"
 #include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
 #include "util_filter.h"
 
+#include "apr_file_io.h"
+#include "apr_lib.h"
 #include "apr_strings.h"
 
 #include <openssl/evp.h>
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ZEQ_TEST_BLOCK     8192
 /* Bounds of the read loops: more reads than this, or more bytes, and the
@@ -438,6 +451,80 @@ static int zeq_test_lines(request_rec *r)
                          : apr_ltoa(r->pool, rss_after - rss_before)));
 }
 
+/* --- holding a key derivation ------------------------------------------ */
+
+#define ZEQ_TEST_HOLD_HEADER "X-Zeq-Test-Hold"
+#define ZEQ_TEST_HOLD_TAG    "ZEQ30006:"
+#define ZEQ_TEST_HOLD_MAX    apr_time_from_sec(60)
+
+static const char *zeq_test_hold_dir;
+
+static const char *zeq_test_set_hold_dir(cmd_parms *cmd, void *dc,
+                                         const char *arg)
+{
+    (void)cmd;
+    (void)dc;
+    zeq_test_hold_dir = arg;
+    return NULL;
+}
+
+static int zeq_test_hold_name_ok(const char *name)
+{
+    const char *p;
+
+    for (p = name; *p != '\0'; p++) {
+        if (!apr_isalnum(*p) && *p != '-') {
+            return 0;
+        }
+    }
+    return p > name && p - name <= 32;
+}
+
+/* Writes DIR/NAME.held with this process's pid (as a whole: written to
+ * a temporary name, then renamed). */
+static void zeq_test_hold_mark(apr_pool_t *p, const char *name)
+{
+    const char *held = apr_pstrcat(p, zeq_test_hold_dir, "/", name, ".held",
+                                   NULL);
+    const char *tmp = apr_pstrcat(p, held, ".tmp", NULL);
+    const char *pid = apr_psprintf(p, "%ld\n", (long)getpid());
+    apr_file_t *f;
+
+    if (apr_file_open(&f, tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE
+                      | APR_FOPEN_TRUNCATE, APR_FPROT_OS_DEFAULT, p)
+        == APR_SUCCESS) {
+        apr_file_write_full(f, pid, strlen(pid), NULL);
+        apr_file_close(f);
+        apr_file_rename(tmp, held, p);
+    }
+}
+
+static void zeq_test_error_log(const ap_errorlog_info *info,
+                               const char *errstr)
+{
+    const char *name, *release;
+    apr_finfo_t fi;
+    apr_time_t until;
+    apr_pool_t *p;
+
+    if (zeq_test_hold_dir == NULL || info->r == NULL || errstr == NULL
+        || strstr(errstr, ZEQ_TEST_HOLD_TAG) == NULL) {
+        return;
+    }
+    name = apr_table_get(info->r->headers_in, ZEQ_TEST_HOLD_HEADER);
+    if (name == NULL || !zeq_test_hold_name_ok(name)) {
+        return;
+    }
+    p = info->r->pool;
+    release = apr_pstrcat(p, zeq_test_hold_dir, "/", name, ".release", NULL);
+    zeq_test_hold_mark(p, name);
+    until = apr_time_now() + ZEQ_TEST_HOLD_MAX;
+    while (apr_stat(&fi, release, APR_FINFO_TYPE, p) != APR_SUCCESS
+           && apr_time_now() < until) {
+        apr_sleep(apr_time_from_msec(10));
+    }
+}
+
 /* --- module --------------------------------------------------------------- */
 
 static int zeq_test_handler(request_rec *r)
@@ -461,11 +548,19 @@ static void zeq_test_register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_handler(zeq_test_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_error_log(zeq_test_error_log, NULL, NULL, APR_HOOK_MIDDLE);
 }
+
+static const command_rec zeq_test_cmds[] = {
+    AP_INIT_TAKE1("ZeqTestHoldDir", zeq_test_set_hold_dir, NULL, RSRC_CONF,
+                  "directory of the files that hold a key derivation "
+                  "(t/flood.t)"),
+    {NULL}
+};
 
 AP_DECLARE_MODULE(zeq_test) = {
     STANDARD20_MODULE_STUFF,
-    NULL, NULL, NULL, NULL, NULL,
+    NULL, NULL, NULL, NULL, zeq_test_cmds,
     zeq_test_register_hooks,
     0
 };

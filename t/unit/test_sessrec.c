@@ -30,6 +30,12 @@ static const char v_rec2[] =
     "9d27d1e4ebca1cc3927f3cd12854bb91a3e35cee64ac2428a09e4d7d3ea5b94396ad"
     "6281ac865c2265828b5ed27d847c999d4dd0bfe7b0e7150f49b4a25b573878fc40e4"
     "dab404f17a58684f0e7b4d048591e6e267bf6f6a2fcad81b078651592c78";
+/* The v2 record of a session no request has named yet (flags 0x02). */
+static const char v_rec2_unused[] =
+    "03020200ea974a020102030405060708090a0b0c524f2422ff522066c2902f8833f6"
+    "9d27d1e4ebca1cc3927f3cd12854bb91a3e35cee64ac2428a09e4d7d3ea5b94396ad"
+    "6281ac865c2265828b5ed27d847c999d4dd0bfe7b0e7150f49b4a25b573878fc40e4"
+    "dab404f17a58684f0e7b4d04859192436e27593169d74e121ffe5e1863ad";
 
 static void vector_record(zeq_sessrec *rec, int version)
 {
@@ -58,7 +64,7 @@ static int same_record(const zeq_sessrec *a, const zeq_sessrec *b)
            && a->keys.version == b->keys.version
            && memcmp(a->keys.c2s, b->keys.c2s, sizeof(a->keys.c2s)) == 0
            && memcmp(a->keys.s2c, b->keys.s2c, sizeof(a->keys.s2c)) == 0
-           && a->has_window == b->has_window
+           && a->has_window == b->has_window && a->unused == b->unused
            && (!a->has_window
                || memcmp(&a->window, &b->window, sizeof(a->window)) == 0);
 }
@@ -98,6 +104,15 @@ static void test_vectors(void)
                   "vectors: it holds the v%d session", v);
         free(want);
     }
+    vector_record(&rec, 2);
+    rec.unused = 1;
+    n = zeq_sessrec_seal(&key, &rec, hash, nonce, out);
+    want = unit_unhex(v_rec2_unused, &wl);
+    unit_mem(out, n, want, wl, "vectors: the unused v2 record, byte for byte");
+    unit_int(zeq_sessrec_open(&key, want, wl, hash, &got), ZEQ_OK,
+             "vectors: the unused v2 record (CryptX) opens");
+    unit_bool(got.unused, 1, "vectors: and says it is unused");
+    free(want);
     free(nonce);
     zeq_sessrec_key_cleanse(&key);
     unit_int(zeq_sessrec_key_derive((const unsigned char *)v_ikm, 31, &key),
@@ -149,6 +164,35 @@ static void test_round_trips(void)
              "a v1 record opens");
     unit_mem(got.keys.s2c, 32, got.keys.c2s, 32,
              "v1: one key for both directions");
+    /* The unused flag travels with every kind. */
+    {
+        int v, w, all = 1;
+        for (v = 1; v <= 2; v++) {
+            for (w = 0; w <= 1; w++) {
+                vector_record(&rec, v);
+                rec.has_window = w;
+                zeq_replay_init(&rec.window);
+                rec.unused = 1;
+                n = zeq_sessrec_seal(&key, &rec, hash, nonce, out);
+                all &= out[2] == ((v == 2 && w ? ZEQ_SESSREC_FLAG_WINDOW : 0)
+                                  | ZEQ_SESSREC_FLAG_UNUSED)
+                       && zeq_sessrec_open(&key, out, n, hash, &got) == ZEQ_OK
+                       && got.unused == 1 && got.has_window == (v == 2 && w);
+                rec.unused = 0;
+                n = zeq_sessrec_seal(&key, &rec, hash, nonce, out);
+                all &= (out[2] & ZEQ_SESSREC_FLAG_UNUSED) == 0
+                       && zeq_sessrec_open(&key, out, n, hash, &got) == ZEQ_OK
+                       && got.unused == 0;
+            }
+        }
+        unit_bool(all, 1, "v1 and v2, with and without a window: the unused "
+                          "flag (0x02) seals and opens");
+        vector_record(&rec, 1);
+        n = zeq_sessrec_seal(&key, &rec, hash, nonce, out);
+        out[2] = ZEQ_SESSREC_FLAG_WINDOW;
+        unit_int(zeq_sessrec_open(&key, out, n, hash, &got), ZEQ_ERR_BAD,
+                 "a v1 record with the window flag: ZEQ_ERR_BAD");
+    }
     zeq_sessrec_key_cleanse(&key);
 }
 
@@ -216,9 +260,12 @@ static void test_refusals(void)
     unit_int(zeq_sessrec_open(&key, bad, n, hash, &got), ZEQ_ERR_VERSION,
              "record version 4: ZEQ_ERR_VERSION");
     memcpy(bad, out, n);
-    bad[2] = 0x03;
+    bad[2] = 0x05;
     unit_int(zeq_sessrec_open(&key, bad, n, hash, &got), ZEQ_ERR_BAD,
              "an unknown flag: ZEQ_ERR_BAD");
+    bad[2] = 0x81;
+    unit_int(zeq_sessrec_open(&key, bad, n, hash, &got), ZEQ_ERR_BAD,
+             "another unknown flag: ZEQ_ERR_BAD");
     memcpy(bad, out, n);
     bad[1] = 3;
     unit_int(zeq_sessrec_open(&key, bad, n, hash, &got), ZEQ_ERR_BAD,

@@ -40,3 +40,10 @@ for my $v (1, 2) {
     out("v$v record", hex_of($rec));
     out("v$v length", length $rec);
 }
+# A v2 session no request has named yet (flags bit 1).
+{
+    my $head = pack('CCCC', 3, 2, 2, 0) . $key_id;
+    my $body = $scope . pack('Q>', $created) . pack('Q>', $expires) . $c2s . $s2c;
+    my ($ct, $tag) = gcm_encrypt_authenticate('AES', $rkey, $nonce, $head . $id_hash, $body);
+    out('v2 unused', hex_of($head . $nonce . $ct . $tag));
+}

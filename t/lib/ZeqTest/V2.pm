@@ -131,7 +131,8 @@ sub psk_of { pbkdf2($_[0], 'zeq-e2e/2 psk', 100000, 'SHA256', 32) }
 # Returns { ok, vhost, id, c2s, s2c, seq (the next number), json, res,
 # client_point, server_point, cn, sn, transcript }. Options: vhost, psk (1:
 # "psk": true), secret (the secret PSK mode uses; the vhost's by default),
-# body (raw JSON to send instead), client_key (a Crypt::PK::ECC pair).
+# body (raw JSON to send instead), client_key (a Crypt::PK::ECC pair),
+# headers (more request headers: [Name => value, ...]).
 sub handshake {
     my (%a) = @_;
     my $vhost = $a{vhost} // 'zeq_file';
@@ -141,7 +142,8 @@ sub handshake {
     my $body = $a{body} // $JSON->encode({ version => 2, clientNonce => unpack('H*', $cn),
                                            clientKey => b64url($point),
                                            ($a{psk} ? (psk => JSON::PP::true) : ()) });
-    my $res = ZeqTest::handshake_raw(vhost => $vhost, path => $a{path}, body => $body);
+    my $res = ZeqTest::handshake_raw(vhost => $vhost, path => $a{path}, body => $body,
+                                     headers => $a{headers});
     my $s = { ok => 0, vhost => $vhost, res => $res, client_point => $point, cn => $cn, seq => 0 };
     return $s unless $res->code == 200;
     my $j = ZeqTest::decode_json_safe($res->decoded_content(charset => 'none'));
