@@ -56,6 +56,7 @@ my %SECRET = (
     zeq_scope_b => ZeqTest::Fixtures::FILE_SECRET,
     zeq_psk     => ZeqTest::Fixtures::FILE_SECRET,
     zeq_v1only  => ZeqTest::Fixtures::FILE_SECRET,
+    zeq_slow    => ZeqTest::Fixtures::FILE_SECRET,
 );
 my %HANDSHAKE_PATH = (zeq_literal => '/custom/handshake');
 my %SCHEME = (zeq_h2 => 'https');
@@ -416,19 +417,23 @@ sub raw_request {
     $got_100 ||= ($buf =~ s{^HTTP/1\.\d 100[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n}{}) ? 1 : 0;
     my $res = HTTP::Response->parse($buf);
     my $body = $res->content;
-    if (($res->header('Transfer-Encoding') // '') =~ /chunked/i) {
-        my $out = '';
-        while ($body =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
-            my $len = hex $1;
-            last if $len == 0;
-            $out .= substr($body, 0, $len, '');
-            $body =~ s/^\r\n//;
-        }
-        $body = $out;
-    }
+    $body = dechunk($body) if ($res->header('Transfer-Encoding') // '') =~ /chunked/i;
     my $r = { status => $res->code // 0, h => $res->headers, body => $body,
               got_100 => $got_100, raw => $buf };
     return finish_response($r, $a{key});
+}
+
+# The data of a chunked body (chunk extensions and trailers dropped).
+sub dechunk {
+    my ($body) = @_;
+    my $out = '';
+    while ($body =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+        my $len = hex $1;
+        last if $len == 0;
+        $out .= substr($body, 0, $len, '');
+        $body =~ s/^\r\n//;
+    }
+    return $out;
 }
 
 # --- a reader that lags behind -----------------------------------------------
