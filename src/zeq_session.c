@@ -288,6 +288,25 @@ static unsigned char *zeq_session_generated_key(apr_pool_t *p, server_rec *s,
         return buf;
     }
     if (rv == APR_SUCCESS) {
+        apr_finfo_t fi;
+        int exposed = apr_file_info_get(&fi, APR_FINFO_PROT, f) == APR_SUCCESS
+                      ? zeq_config_file_exposure(fi.protection) : 0;
+        if (exposed == 2) {
+            apr_file_close(f);
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ZEQLOG(20016)
+                         "the session record key %s is readable by other "
+                         "users (mode %04x): make it readable by its owner "
+                         "only (chmod 600), or remove it to have a new one "
+                         "made", path, ZEQ_CONFIG_MODE(fi.protection));
+            return NULL;
+        }
+        if (exposed == 1) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ZEQLOG(20017)
+                         "the session record key %s is readable by its group "
+                         "(mode %04x): only the user who starts Apache needs "
+                         "to read it (chmod 600)", path,
+                         ZEQ_CONFIG_MODE(fi.protection));
+        }
         rv = apr_file_read_full(f, buf, 2 * sizeof(raw) + 1, &n);
         apr_file_close(f);
         if (rv == APR_EOF) {
