@@ -119,6 +119,7 @@ apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
     }
     sid = apr_palloc(r->pool, zeq_proto_b64url_len(sizeof(raw)) + 1);
     zeq_proto_b64url_encode(raw, sizeof(raw), sid);
+    OPENSSL_cleanse(raw, sizeof(raw));
     if (!zeq_session_hash(sid, hash)) {
         return APR_EGENERAL;
     }
