@@ -772,10 +772,18 @@ static void zeq_config_warn(apr_pool_t *p, server_rec *s)
         const apr_array_header_t *lists[] = {c->secret_notes,
                                              c->record_key_notes,
                                              c->key_notes};
+        /* A virtual host's are named after it (the main server's are the
+         * configuration's top level). */
+        const char *where = vs == s ? ""
+            : apr_psprintf(p, " (virtual host %s:%u)",
+                           vs->server_hostname ? vs->server_hostname : "*",
+                           (unsigned)(vs->addrs ? vs->addrs->host_port
+                                                : vs->port));
         for (k = 0; k < 3; k++) {
             for (i = 0; lists[k] != NULL && i < lists[k]->nelts; i++) {
                 ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, ZEQLOG(10006)
-                             "%s", APR_ARRAY_IDX(lists[k], i, const char *));
+                             "%s%s", APR_ARRAY_IDX(lists[k], i, const char *),
+                             where);
             }
         }
     }

@@ -435,7 +435,7 @@ PidFile "$dir/httpd.pid"
 ErrorLog "$dir/error_log"
 DefaultRuntimeDir "$dir"
 Mutex file:$dir default
-${user}LogLevel warn zeq_e2e:info
+${user}LogLevel warn zeq_e2e:trace8 proxy:trace8 proxy_http:trace8
 LoadModule mpm_${mpm}_module "$lib/mod_mpm_${mpm}.so"
 LoadModule authz_core_module "$lib/mod_authz_core.so"
 LoadModule authz_host_module "$lib/mod_authz_host.so"
