@@ -96,6 +96,9 @@ void *zeq_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->cleanup_interval = base->cleanup_interval;
     c->concurrency = base->concurrency;
     c->unused_sessions = base->unused_sessions;
+    /* Each server warns about its own directives only. */
+    c->secret_notes = add->secret_notes;
+    c->key_notes = add->key_notes;
     return c;
 }
 
@@ -235,11 +238,32 @@ static void zeq_config_wipe(const char *s)
     }
 }
 
+/* Adds a startup warning (when there is one) to a list. */
+static void zeq_config_note(apr_pool_t *p, apr_array_header_t **list,
+                            const char *note)
+{
+    if (note == NULL) {
+        return;
+    }
+    if (*list == NULL) {
+        *list = apr_array_make(p, 2, sizeof(note));
+    }
+    APR_ARRAY_PUSH(*list, const char *) = note;
+}
+
+int zeq_config_file_exposure(apr_fileperms_t prot)
+{
+    return (prot & APR_FPROT_WREAD) ? 2 : (prot & APR_FPROT_GREAD) ? 1 : 0;
+}
+
 /* Reads a whole file of 1 to ZEQ_SECRET_MAX bytes into the temporary
  * pool, zeroed when that pool goes, also when the read fails half-way.
- * what names the file in messages ("secret", "key"). */
+ * what names the file in messages ("secret", "key"). A file other users
+ * may read is refused; one its group may read gets *note, the startup
+ * warning (else NULL). */
 static const char *zeq_config_read_file(cmd_parms *cmd, const char *fpath,
-                                        const char *what, zeq_secret **out)
+                                        const char *what, zeq_secret **out,
+                                        const char **note)
 {
     apr_file_t *fd;
     apr_finfo_t fi;
@@ -247,15 +271,34 @@ static const char *zeq_config_read_file(cmd_parms *cmd, const char *fpath,
     zeq_secret *buf;
     apr_size_t len;
 
+    *note = NULL;
     rv = apr_file_open(&fd, fpath, APR_FOPEN_READ | APR_FOPEN_BINARY,
                        APR_OS_DEFAULT, cmd->temp_pool);
     if (rv == APR_SUCCESS) {
-        rv = apr_file_info_get(&fi, APR_FINFO_SIZE, fd);
+        rv = apr_file_info_get(&fi, APR_FINFO_SIZE | APR_FINFO_PROT, fd);
         if (rv == APR_SUCCESS && (fi.size <= 0 || fi.size > ZEQ_SECRET_MAX)) {
             apr_file_close(fd);
             return apr_psprintf(cmd->pool, "%s: the %s file '%s' must hold "
                                 "1 to %d bytes", cmd->cmd->name, what, fpath,
                                 ZEQ_SECRET_MAX);
+        }
+        if (rv == APR_SUCCESS
+            && zeq_config_file_exposure(fi.protection) == 2) {
+            apr_file_close(fd);
+            return apr_psprintf(cmd->pool, "%s: the %s file '%s' is readable "
+                                "by other users (mode %04x): make it "
+                                "readable by its owner only (chmod 600, "
+                                "owned by the user who starts Apache)",
+                                cmd->cmd->name, what, fpath,
+                                ZEQ_CONFIG_MODE(fi.protection));
+        }
+        if (rv == APR_SUCCESS
+            && zeq_config_file_exposure(fi.protection) == 1) {
+            *note = apr_psprintf(cmd->pool, "%s: the %s file '%s' is "
+                                 "readable by its group (mode %04x): only "
+                                 "the user who starts Apache needs to read "
+                                 "it (chmod 600)", cmd->cmd->name, what,
+                                 fpath, ZEQ_CONFIG_MODE(fi.protection));
         }
         if (rv != APR_SUCCESS) {
             apr_file_close(fd);
@@ -281,6 +324,21 @@ static const char *zeq_config_read_file(cmd_parms *cmd, const char *fpath,
     return NULL;
 }
 
+/* The warning for a secret shorter than ZEQ_SECRET_MIN bytes (where it
+ * came from and its length, never its bytes), or NULL. */
+static const char *zeq_config_short_secret(apr_pool_t *p, const char *name,
+                                           const char *origin, apr_size_t len)
+{
+    if (len >= ZEQ_SECRET_MIN) {
+        return NULL;
+    }
+    return apr_psprintf(p, "%s: the secret %s is %" APR_SIZE_T_FMT " bytes "
+                        "long, shorter than %d: whoever records a v1 "
+                        "handshake can try guesses offline; use %d random "
+                        "bytes or more (openssl rand -hex 32)", name, origin,
+                        len, ZEQ_SECRET_MIN, ZEQ_SECRET_MIN);
+}
+
 /* Reads a file: secret; one trailing line end (LF or CRLF) is not part of
  * the secret. Every copy of the bytes read is zeroed, whatever happens. */
 static const char *zeq_config_read_secret_file(cmd_parms *cmd,
@@ -288,7 +346,7 @@ static const char *zeq_config_read_secret_file(cmd_parms *cmd,
                                                const char *path)
 {
     const char *fpath = ap_server_root_relative(cmd->temp_pool, path);
-    const char *err;
+    const char *err, *note;
     zeq_secret *buf = NULL;
     apr_size_t len;
 
@@ -296,10 +354,11 @@ static const char *zeq_config_read_secret_file(cmd_parms *cmd,
         return apr_psprintf(cmd->pool, "%s: invalid file: path '%s'",
                             cmd->cmd->name, path);
     }
-    err = zeq_config_read_file(cmd, fpath, "secret", &buf);
+    err = zeq_config_read_file(cmd, fpath, "secret", &buf, &note);
     if (err != NULL) {
         return err;
     }
+    zeq_config_note(cmd->pool, &c->secret_notes, note);
     len = buf->len;
     if (len > 0 && buf->bytes[len - 1] == '\n') {
         len--;
@@ -317,6 +376,11 @@ static const char *zeq_config_read_secret_file(cmd_parms *cmd,
                                                 (const char *)buf->bytes,
                                                 len));
     zeq_config_secret_cleanse(buf);
+    zeq_config_note(cmd->pool, &c->secret_notes,
+                    zeq_config_short_secret(cmd->pool, cmd->cmd->name,
+                                            apr_psprintf(cmd->temp_pool,
+                                                         "of the file '%s'",
+                                                         fpath), len));
     return NULL;
 }
 
@@ -334,6 +398,7 @@ const char *zeq_config_set_secret(cmd_parms *cmd, void *dc, const char *arg)
                             "use VALUE, env:NAME or file:PATH",
                             cmd->cmd->name);
     }
+    c->secret_notes = NULL;         /* a later line replaces an earlier */
     if (strncmp(arg, "env:", 4) == 0) {
         const char *v = getenv(arg + 4);
         if (arg[4] == '\0' || v == NULL || *v == '\0') {
@@ -344,6 +409,11 @@ const char *zeq_config_set_secret(cmd_parms *cmd, void *dc, const char *arg)
         zeq_config_secret_set(cmd->pool, c, ZEQ_SECRET_ENV,
                               zeq_config_secret_new(cmd->pool, v,
                                                     strlen(v)));
+        zeq_config_note(cmd->pool, &c->secret_notes,
+                        zeq_config_short_secret(
+                            cmd->pool, cmd->cmd->name,
+                            apr_psprintf(cmd->temp_pool, "of the environment "
+                                         "variable %s", arg + 4), strlen(v)));
         return NULL;
     }
     if (strncmp(arg, "file:", 5) == 0) {
@@ -352,6 +422,10 @@ const char *zeq_config_set_secret(cmd_parms *cmd, void *dc, const char *arg)
     zeq_config_secret_set(cmd->pool, c, ZEQ_SECRET_LITERAL,
                           zeq_config_secret_new(cmd->pool, arg,
                                                 strlen(arg)));
+    zeq_config_note(cmd->pool, &c->secret_notes,
+                    zeq_config_short_secret(cmd->pool, cmd->cmd->name,
+                                            "configured literally",
+                                            strlen(arg)));
     /* The literal also sits in the argument copy and in the configuration
      * tree (which mod_info shows): zero both. */
     zeq_config_wipe(arg);
@@ -399,7 +473,7 @@ const char *zeq_config_set_record_key(cmd_parms *cmd, void *dc,
 {
     zeq_srv_conf *c = zeq_config_srv(cmd->server);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    const char *fpath;
+    const char *fpath, *note;
     zeq_secret *buf = NULL;
     apr_size_t len;
 
@@ -414,10 +488,12 @@ const char *zeq_config_set_record_key(cmd_parms *cmd, void *dc,
                             "-hex 32)", cmd->cmd->name, arg,
                             ZEQ_SESSREC_MIN_IKM);
     }
-    err = zeq_config_read_file(cmd, fpath, "record key", &buf);
+    err = zeq_config_read_file(cmd, fpath, "record key", &buf, &note);
     if (err != NULL) {
         return err;
     }
+    c->record_key_notes = NULL;
+    zeq_config_note(cmd->pool, &c->record_key_notes, note);
     len = buf->len;
     if (len > 0 && buf->bytes[len - 1] == '\n') {
         len--;
@@ -683,7 +759,7 @@ const char *zeq_config_set_server_key(cmd_parms *cmd, void *dc,
 {
     zeq_srv_conf *c = zeq_config_srv(cmd->server);
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
-    const char *fpath;
+    const char *fpath, *note;
     zeq_secret *pem = NULL;
     zeq_kex_signer *signer;
     int rv;
@@ -697,10 +773,11 @@ const char *zeq_config_set_server_key(cmd_parms *cmd, void *dc,
         return apr_psprintf(cmd->pool, "%s: '%s' must be file:PATH of a PEM "
                             "EC P-256 private key", cmd->cmd->name, arg);
     }
-    err = zeq_config_read_file(cmd, fpath, "key", &pem);
+    err = zeq_config_read_file(cmd, fpath, "key", &pem, &note);
     if (err != NULL) {
         return err;
     }
+    zeq_config_note(cmd->pool, &c->key_notes, note);
     rv = zeq_kex_signer_load((const char *)pem->bytes, pem->len, &signer);
     zeq_config_secret_cleanse(pem);
     if (rv == ZEQ_ERR_VERSION) {
@@ -781,30 +858,93 @@ static const char *zeq_config_secret_origin(const zeq_srv_conf *c,
     }
 }
 
+/* The default secret of a main server without ZeqE2ESecret: the value of
+ * ZEQ_E2E_SECRET, else ZEQ_HITE_SECRET (its name in *name), or NULL. */
+static const char *zeq_config_default_env(const zeq_srv_conf *main_conf,
+                                          const char **name)
+{
+    static const char *const names[] = {"ZEQ_E2E_SECRET", "ZEQ_HITE_SECRET",
+                                        NULL};
+    int i;
+
+    if (main_conf->secret_origin != ZEQ_SECRET_NONE) {
+        return NULL;
+    }
+    for (i = 0; names[i] != NULL; i++) {
+        const char *v = getenv(names[i]);
+        if (v != NULL && *v != '\0') {
+            *name = names[i];
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/* Logs the startup warnings of every server's directives, and of a short
+ * default secret: by httpd -t (test_config) and at each start or restart
+ * (post_config). Never a secret. */
+static void zeq_config_warn(apr_pool_t *p, server_rec *s)
+{
+    const char *env_name = NULL;
+    const char *env = zeq_config_default_env(zeq_config_srv(s), &env_name);
+    const char *note;
+    server_rec *vs;
+    int i, k;
+
+    for (vs = s; vs != NULL; vs = vs->next) {
+        const zeq_srv_conf *c = zeq_config_srv(vs);
+        const apr_array_header_t *lists[] = {c->secret_notes,
+                                             c->record_key_notes,
+                                             c->key_notes};
+        /* A virtual host's are named after it (the main server's are the
+         * configuration's top level). */
+        const char *where = vs == s ? ""
+            : apr_psprintf(p, " (virtual host %s:%u)",
+                           vs->server_hostname ? vs->server_hostname : "*",
+                           (unsigned)(vs->addrs ? vs->addrs->host_port
+                                                : vs->port));
+        for (k = 0; k < 3; k++) {
+            for (i = 0; lists[k] != NULL && i < lists[k]->nelts; i++) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, ZEQLOG(10006)
+                             "%s%s", APR_ARRAY_IDX(lists[k], i, const char *),
+                             where);
+            }
+        }
+    }
+    if (env != NULL
+        && (note = zeq_config_short_secret(p, "ZeqE2ESecret (not set)",
+                                           apr_psprintf(p, "of the "
+                                                        "environment "
+                                                        "variable %s",
+                                                        env_name),
+                                           strlen(env))) != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ZEQLOG(10006) "%s",
+                     note);
+    }
+}
+
+static void zeq_config_test_config(apr_pool_t *pconf, server_rec *s)
+{
+    zeq_config_warn(pconf, s);
+}
+
 static int zeq_config_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                   apr_pool_t *ptemp, server_rec *s)
 {
     zeq_srv_conf *main_conf = zeq_config_srv(s);
-    const char *env_name = NULL, *env_value = NULL;
+    const char *env_name = NULL;
+    const char *env_value = zeq_config_default_env(main_conf, &env_name);
     server_rec *vs;
 
     (void)plog;
-    if (main_conf->secret_origin == ZEQ_SECRET_NONE) {
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
+        zeq_config_warn(ptemp, s);
+    }
+    if (env_value != NULL) {
         /* The default secret comes from the environment at startup. */
-        env_name = "ZEQ_E2E_SECRET";
-        env_value = getenv(env_name);
-        if (env_value == NULL || *env_value == '\0') {
-            env_name = "ZEQ_HITE_SECRET";
-            env_value = getenv(env_name);
-        }
-        if (env_value != NULL && *env_value != '\0') {
-            main_conf->secret = zeq_config_secret_new(pconf, env_value,
-                                                      strlen(env_value));
-            main_conf->secret_origin = ZEQ_SECRET_DEFAULT_ENV;
-        }
-        else {
-            env_name = NULL;
-        }
+        main_conf->secret = zeq_config_secret_new(pconf, env_value,
+                                                  strlen(env_value));
+        main_conf->secret_origin = ZEQ_SECRET_DEFAULT_ENV;
     }
     if (main_conf->cleanup_interval != ZEQ_UNSET
         && ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
@@ -861,4 +1001,5 @@ void zeq_config_register_hooks(apr_pool_t *p)
     /* Before zeq_session's post_config, which needs the secrets. */
     ap_hook_post_config(zeq_config_post_config, NULL, NULL,
                         APR_HOOK_MIDDLE - 1);
+    ap_hook_test_config(zeq_config_test_config, NULL, NULL, APR_HOOK_MIDDLE);
 }

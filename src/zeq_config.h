@@ -75,7 +75,23 @@ typedef struct {
                                   * ZEQ_UNSET: the CPUs online */
     int unused_sessions;         /* ZeqE2EUnusedSessions (global), 0 off,
                                   * ZEQ_UNSET */
+    /* Startup warnings of this server's own directives (a short secret, a
+     * key file its group may read), logged once the configuration is
+     * read: by httpd -t, and in post_config. Never the secret. */
+    apr_array_header_t *secret_notes;     /* const char *, each list */
+    apr_array_header_t *record_key_notes; /* replaced with its directive */
+    apr_array_header_t *key_notes;        /* ZeqE2EServerKey: each key's */
 } zeq_srv_conf;
+
+/* A secret shorter than this is warned about at startup. */
+#define ZEQ_SECRET_MIN 32
+
+/* Who besides its owner may read a file of secrets, from its permission
+ * bits: 2 other users (refused), 1 its group (warned about), 0 nobody. */
+int zeq_config_file_exposure(apr_fileperms_t prot);
+/* The permission bits as chmod writes them (apr_fileperms_t spells the
+ * octal digits as hexadecimal ones: APR_FPROT_UREAD is 0x0400). */
+#define ZEQ_CONFIG_MODE(prot) ((unsigned)((prot) & 0x0777))
 
 void *zeq_config_create_dir(apr_pool_t *p, char *dir);
 void *zeq_config_merge_dir(apr_pool_t *p, void *basev, void *addv);

@@ -306,6 +306,36 @@ static void zeq_gate_strip_params(request_rec *r, int version)
     }
 }
 
+/* The request line of an internal redirect without the WebSocket
+ * parameters (it is a copy of its initial request's, made before the gate
+ * saw that one), and the initial query it carries for CGI scripts
+ * (REDIRECT_QUERY_STRING): an ErrorDocument's script gets neither. */
+static void zeq_gate_strip_redirect(request_rec *r, int version)
+{
+    const char *sp1 = r->the_request ? strchr(r->the_request, ' ') : NULL;
+    const char *sp2 = r->the_request ? strrchr(r->the_request, ' ') : NULL;
+    const char *rq = apr_table_get(r->subprocess_env, "REDIRECT_QUERY_STRING");
+
+    if (sp1 != NULL && sp2 != NULL && sp2 > sp1) {
+        char *target = apr_pstrmemdup(r->pool, sp1 + 1,
+                                      (apr_size_t)(sp2 - sp1 - 1));
+        char *q = strchr(target, '?'), *kept;
+        if (q != NULL) {
+            *q = '\0';
+            kept = zeq_gate_query_without(r, q + 1, version);
+            r->the_request = apr_pstrcat(
+                r->pool,
+                apr_pstrmemdup(r->pool, r->the_request,
+                               (apr_size_t)(sp1 - r->the_request)),
+                " ", target, *kept ? "?" : "", kept, sp2, NULL);
+        }
+    }
+    if (rq != NULL) {
+        apr_table_set(r->subprocess_env, "REDIRECT_QUERY_STRING",
+                      zeq_gate_query_without(r, rq, version));
+    }
+}
+
 static void zeq_gate_recognise_opening(request_rec *r, const zeq_srv_conf *sc,
                                        zeq_exchange *ex)
 {
@@ -464,9 +494,13 @@ static zeq_exchange *zeq_gate_exchange(request_rec *r)
         apr_table_unset(r->headers_in, ZEQ_E2E_HDR_SEQ);
         apr_table_unset(r->headers_in, ZEQ_E2E_HDR_SEAL);
         /* Whatever it was meant to be: no WebSocket parameter in the
-         * request line. */
+         * request line, nor in those of the redirects made since. */
         zeq_gate_strip_params(first, 1);
         zeq_gate_strip_params(first, 2);
+        for (; r != first && r != NULL; r = r->prev) {
+            zeq_gate_strip_redirect(r, 1);
+            zeq_gate_strip_redirect(r, 2);
+        }
     }
     return ex;
 }

@@ -347,7 +347,7 @@ static int zeq_guard_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (rv != APR_SUCCESS
         || (g->table = zeq_limit_init(apr_shm_baseaddr_get(shm), slots,
                                       ring)) == NULL) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ZEQLOG(10006)
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ZEQLOG(10011)
                      "cannot create the shared memory of the handshake "
                      "guard (%" APR_SIZE_T_FMT " bytes)",
                      zeq_limit_size(slots, ring));

@@ -26,33 +26,43 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-/* Reads at most ZEQ_PROTO_HANDSHAKE_MAX bytes of body; ZEQ_ERR_BAD when it
- * is larger, an HTTP status on a read error, ZEQ_OK otherwise. */
+/* Reads at most ZEQ_PROTO_HANDSHAKE_MAX bytes of body: ZEQ_OK, ZEQ_ERR_BAD
+ * when it is larger, or the HTTP status of a read error (408 when the body
+ * does not come in time, mod_reqtimeout's RequestReadTimeout; 413 over
+ * LimitRequestBody). ap_get_client_block would lose that status. */
 static int zeq_handshake_read(request_rec *r, char *buf, apr_size_t *len)
 {
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_bucket_brigade *bb;
     apr_size_t got = 0;
-    long n;
-    int rv;
+    apr_off_t n;
+    int eos = 0;
 
-    rv = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
-    if (rv != OK) {
-        return rv;
-    }
-    if (r->remaining > ZEQ_PROTO_HANDSHAKE_MAX) {
+    if (cl != NULL && ap_parse_strict_length(&n, cl)
+        && n > ZEQ_PROTO_HANDSHAKE_MAX) {
         return ZEQ_ERR_BAD;
     }
-    if (ap_should_client_block(r)) {
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    while (!eos) {
         /* One byte more than allowed tells an oversized body apart. */
-        while ((n = ap_get_client_block(r, buf + got,
-                                        ZEQ_PROTO_HANDSHAKE_MAX + 1 - got))
-               > 0) {
-            got += (apr_size_t)n;
-            if (got > ZEQ_PROTO_HANDSHAKE_MAX) {
-                return ZEQ_ERR_BAD;
-            }
+        apr_size_t room = ZEQ_PROTO_HANDSHAKE_MAX + 1 - got;
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb,
+                                         AP_MODE_READBYTES, APR_BLOCK_READ,
+                                         (apr_off_t)room);
+        if (rv != APR_SUCCESS) {
+            apr_brigade_cleanup(bb);
+            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         }
-        if (n < 0) {
+        eos = !APR_BRIGADE_EMPTY(bb)
+              && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb));
+        rv = apr_brigade_flatten(bb, buf + got, &room);
+        apr_brigade_cleanup(bb);
+        if (rv != APR_SUCCESS) {
             return HTTP_BAD_REQUEST;
+        }
+        got += room;
+        if (got > ZEQ_PROTO_HANDSHAKE_MAX) {
+            return ZEQ_ERR_BAD;
         }
     }
     *len = got;

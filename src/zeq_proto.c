@@ -136,15 +136,101 @@ int zeq_proto_b64url_decode(const char *in, size_t inlen, unsigned char *out,
     return ZEQ_OK;
 }
 
-/* Parses a JSON text of at most ZEQ_PROTO_HANDSHAKE_MAX bytes that is one
- * value with nothing but blanks after it. */
+/* The length of the UTF-8 sequence at s[0..left) (RFC 3629: shortest
+ * form, no surrogates, at most U+10FFFF), or 0 when there is none. */
+static size_t zeq_proto_utf8_len(const unsigned char *s, size_t left)
+{
+    unsigned char lo = 0x80, hi = 0xbf;
+    size_t n, i;
+
+    if (s[0] < 0x80) {
+        return 1;
+    }
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+    }
+    else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        lo = s[0] == 0xe0 ? 0xa0 : 0x80;      /* overlong */
+        hi = s[0] == 0xed ? 0x9f : 0xbf;      /* surrogates */
+    }
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        lo = s[0] == 0xf0 ? 0x90 : 0x80;      /* overlong */
+        hi = s[0] == 0xf4 ? 0x8f : 0xbf;      /* over U+10FFFF */
+    }
+    else {
+        return 0;
+    }
+    if (left < n || s[1] < lo || s[1] > hi) {
+        return 0;
+    }
+    for (i = 2; i < n; i++) {
+        if (s[i] < 0x80 || s[i] > 0xbf) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+/* True when a JSON text is UTF-8 (RFC 8259 section 8.1) without control
+ * characters but its four blanks between tokens (cJSON would take any
+ * byte up to 0x20 for a blank, and control characters inside strings),
+ * no string in it holds the escape \u0000 (a NUL would cut the C string
+ * cJSON makes of a member short of what the client sent: "64 hex
+ * digits\u0000x"), and its arrays and objects nest at most
+ * ZEQ_PROTO_JSON_DEPTH deep (a limit of the protocol's own, not whatever
+ * cJSON was built with). */
+static int zeq_proto_json_text_ok(const unsigned char *s, size_t len)
+{
+    size_t i = 0, n;
+    int in_string = 0, depth = 0;
+
+    while (i < len) {
+        if (s[i] < 0x20 && (in_string || (s[i] != '\t' && s[i] != '\n'
+                                          && s[i] != '\r'))) {
+            return 0;
+        }
+        if (!in_string && (s[i] == '[' || s[i] == '{')
+            && ++depth > ZEQ_PROTO_JSON_DEPTH) {
+            return 0;
+        }
+        if (!in_string && (s[i] == ']' || s[i] == '}') && depth > 0) {
+            depth--;
+        }
+        if (in_string && s[i] == '\\' && i + 1 < len && s[i + 1] < 0x80) {
+            if (s[i + 1] == 'u' && len - i >= 6
+                && memcmp(s + i + 2, "0000", 4) == 0) {
+                return 0;
+            }
+            i += 2;       /* the escaped character (cJSON checks the rest) */
+            continue;
+        }
+        if (s[i] == '"') {
+            in_string = !in_string;
+        }
+        n = zeq_proto_utf8_len(s + i, len - i);
+        if (n == 0) {
+            return 0;
+        }
+        i += n;
+    }
+    return 1;
+}
+
+/* Parses a JSON text of at most ZEQ_PROTO_HANDSHAKE_MAX bytes, UTF-8
+ * without NUL (escaped or not), that is one value with nothing but
+ * blanks around it: no byte order mark either, which cJSON would skip
+ * (RFC 8259 section 8.1: senders MUST NOT add one). */
 static cJSON *zeq_proto_json(const char *body, size_t len)
 {
     cJSON *root;
     const char *end = NULL;
 
     if (body == NULL || len == 0 || len > ZEQ_PROTO_HANDSHAKE_MAX
-        || memchr(body, '\0', len) != NULL) {
+        || memchr(body, '\0', len) != NULL
+        || (len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0)
+        || !zeq_proto_json_text_ok((const unsigned char *)body, len)) {
         return NULL;
     }
     /* (cJSON's own require_null_terminated would reject every buffer
@@ -164,15 +250,39 @@ static cJSON *zeq_proto_json(const char *body, size_t len)
     return root;
 }
 
-/* True when v is an integer: finite, without a fractional part. Every
- * double beyond 2^53 is one, and converting it to long long could
- * overflow (undefined behaviour): only smaller ones are converted. */
-static int zeq_proto_is_integer(double v)
+/* True when v is an integer. Every double of magnitude 2^53 or more is
+ * one; the others fit a long long (a cast of a larger one would be
+ * undefined). */
+static int zeq_proto_integral(double v)
 {
-    if (v > -9007199254740992.0 && v < 9007199254740992.0) {
-        return v == (double)(long long)v;
+    if (v != v || v - v != 0) {
+        return 0;                       /* NaN, or infinite */
     }
-    return v - v == 0;   /* not infinite (infinity - infinity is NaN) */
+    if (v >= 9007199254740992.0 || v <= -9007199254740992.0) {
+        return 1;
+    }
+    return v == (double)(long long)v;
+}
+
+/* True when a member the handshake reads is given more than once: JSON
+ * parsers differ on which one counts (RFC 8259 section 4), so none is
+ * taken. */
+static int zeq_proto_duplicates(const cJSON *obj)
+{
+    static const char *const read[] = {"version", "psk", "clientNonce",
+                                       "clientKey", NULL};
+    int seen[4] = {0, 0, 0, 0}, k;
+    const cJSON *item;
+
+    cJSON_ArrayForEach(item, obj) {
+        for (k = 0; read[k] != NULL; k++) {
+            if (item->string != NULL && strcmp(item->string, read[k]) == 0
+                && seen[k]++ > 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
 }
 
 int zeq_proto_handshake_parse(const char *body, size_t len,
@@ -186,13 +296,14 @@ int zeq_proto_handshake_parse(const char *body, size_t len,
     if (root == NULL) {
         return ZEQ_ERR_BAD;
     }
-    if (!cJSON_IsObject(root)) {
+    if (!cJSON_IsObject(root) || zeq_proto_duplicates(root)) {
         goto done;
     }
     hs->version = 1;
     item = cJSON_GetObjectItemCaseSensitive(root, "version");
     if (item != NULL) {
-        if (!cJSON_IsNumber(item) || !zeq_proto_is_integer(item->valuedouble)) {
+        double v = item->valuedouble;
+        if (!cJSON_IsNumber(item) || !zeq_proto_integral(v)) {
             goto done;          /* not an integer */
         }
         if (item->valuedouble != 1 && item->valuedouble != 2) {

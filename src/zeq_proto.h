@@ -10,6 +10,7 @@
 #include "zeq_result.h"
 
 #define ZEQ_PROTO_HANDSHAKE_MAX 4096      /* bytes of handshake body */
+#define ZEQ_PROTO_JSON_DEPTH 32          /* nesting of a handshake body */
 #define ZEQ_PROTO_SESSION_ID_BYTES 32     /* random bytes in a session id */
 #define ZEQ_PROTO_SESSION_ID_MAX 128      /* longest id accepted on input */
 
@@ -49,8 +50,10 @@ typedef struct {
  * "version": 2 and clientKey (base64url of 65 bytes; whether they are a
  * point on the curve is for the caller to check), "psk" a boolean when
  * present. ZEQ_OK; ZEQ_ERR_VERSION when "version" is an integer other
- * than 1 and 2; ZEQ_ERR_BAD otherwise (not JSON, not an object, a member
- * missing or of the wrong type or form). */
+ * than 1 and 2; ZEQ_ERR_BAD otherwise (not JSON, not UTF-8, a NUL byte
+ * raw or escaped, a byte order mark, nested deeper than
+ * ZEQ_PROTO_JSON_DEPTH, not an object, one of the members it reads given
+ * twice, missing or of the wrong type or form). */
 int zeq_proto_handshake_parse(const char *body, size_t len,
                               zeq_proto_handshake *hs);
 

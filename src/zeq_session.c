@@ -116,6 +116,7 @@ const char *zeq_session_new_id(apr_pool_t *p,
     }
     sid = apr_palloc(p, zeq_proto_b64url_len(sizeof(raw)) + 1);
     zeq_proto_b64url_encode(raw, sizeof(raw), sid);
+    OPENSSL_cleanse(raw, sizeof(raw));
     return zeq_session_hash(sid, hash) ? sid : NULL;
 }
 
@@ -298,7 +299,7 @@ apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
             && (mark = zeq_session_mark_used(r, hash, &rec)) != APR_SUCCESS) {
             /* The request goes on with the keys it found; the session
              * merely stays counted as unused. */
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, mark, r, ZEQLOG(20016)
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, mark, r, ZEQLOG(20018)
                           "cannot mark session %s used",
                           zeq_session_tag(r->pool, id));
         }
@@ -416,6 +417,25 @@ static unsigned char *zeq_session_generated_key(apr_pool_t *p, server_rec *s,
         return buf;
     }
     if (rv == APR_SUCCESS) {
+        apr_finfo_t fi;
+        int exposed = apr_file_info_get(&fi, APR_FINFO_PROT, f) == APR_SUCCESS
+                      ? zeq_config_file_exposure(fi.protection) : 0;
+        if (exposed == 2) {
+            apr_file_close(f);
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ZEQLOG(20016)
+                         "the session record key %s is readable by other "
+                         "users (mode %04x): make it readable by its owner "
+                         "only (chmod 600), or remove it to have a new one "
+                         "made", path, ZEQ_CONFIG_MODE(fi.protection));
+            return NULL;
+        }
+        if (exposed == 1) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ZEQLOG(20017)
+                         "the session record key %s is readable by its group "
+                         "(mode %04x): only the user who starts Apache needs "
+                         "to read it (chmod 600)", path,
+                         ZEQ_CONFIG_MODE(fi.protection));
+        }
         rv = apr_file_read_full(f, buf, 2 * sizeof(raw) + 1, &n);
         apr_file_close(f);
         if (rv == APR_EOF) {

@@ -207,6 +207,7 @@ static int zeq_ws_open_message(zeq_ws_ctx *ctx, const zeq_frame_event *ev)
     else if (pt[0] == ZEQ_FRAME_MSG_END && n == 1 && ctx->keys.version == 2) {
         /* v2: the client's last word before its close frame; nothing of it
          * goes to the backend. */
+        OPENSSL_cleanse(pt, n);
         free(pt);
         ctx->client_ended = 1;
         return 1;

@@ -364,10 +364,22 @@ for my $case (['GET /static/a%2Fb.txt HTTP/1.1', '404 for a %2F in the path (vho
     my $w = handshake(vhost => 'zeq_attack', secret => SECRET);
     my $id = $w->{id} // 'no-session';
     for my $path ("/evil-ws/a%2Fb?e2e_session=$id", "/evil-ws/../../x?e2e_session=$id") {
-        raw_request(vhost => 'zeq_attack',
-                    head => "GET $path HTTP/1.1\nHost: $hp\nUpgrade: websocket\nConnection: Upgrade\n"
-                            . 'Sec-WebSocket-Key: ' . encode_base64('0123456789abcdef', '')
-                            . "\nSec-WebSocket-Version: 13\nConnection: close");
+        my $r = raw_request(vhost => 'zeq_attack',
+                            head => "GET $path HTTP/1.1\nHost: $hp\nUpgrade: websocket\nConnection: Upgrade\n"
+                                    . 'Sec-WebSocket-Key: ' . encode_base64('0123456789abcdef', '')
+                                    . "\nSec-WebSocket-Version: 13\nConnection: close");
+        # PROTOCOL.md 7.4: the session id reaches no ErrorDocument script
+        # (REQUEST_URI comes from the request line, REDIRECT_QUERY_STRING
+        # from the initial query).
+        my $e = decode_json_safe($r->{plain} // '') // {};
+        my $env = $e->{env} // {};
+        (my $shown = $path) =~ s/=\Q$id\E/=ID/;
+        check(defined $e->{script} ? (grep({ index($env->{$_} // '', $id) >= 0 } sort keys %$env)
+                                      ? 'the id in ' . join(', ', grep { index($env->{$_} // '', $id) >= 0 } sort keys %$env)
+                                      : 'no session id')
+                                   : 'no script output',
+              'no session id', "an opening refused while its URL is mapped ($shown): its ErrorDocument script "
+                               . 'gets the session id nowhere (REQUEST_URI, REDIRECT_QUERY_STRING)');
     }
     Time::HiRes::sleep(0.3);
     my @leaks;

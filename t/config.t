@@ -12,6 +12,7 @@ use Apache::TestUtil;
 use File::Path qw(make_path);
 use File::Spec::Functions qw(catdir catfile rel2abs);
 use ZeqTest;
+use ZeqTest::Cluster ();
 use ZeqTest::Fixtures ();
 
 my $t_dir   = Apache::Test::vars('t_dir');
@@ -28,14 +29,32 @@ my $p384 = catfile($work, 'p384.pem');
 system('openssl', 'genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384',
        '-out', $p384) == 0 or die "openssl genpkey P-384 failed\n";
 
-# Record keys for ZeqE2ERecordKey: one of 64 hex digits, one too short.
-my $record_key = catfile($work, 'record.key');
-my $short_key = catfile($work, 'short.key');
-for ([$record_key, ('ab' x 32) . "\n"], [$short_key, "0123456789\n"]) {
-    open my $fh, '>', $_->[0] or die "$_->[0]: $!";
-    print {$fh} $_->[1];
+# Files of secrets with their modes: the module refuses one other users
+# may read, warns about one its group may read.
+sub mode_file {
+    my ($name, $bytes, $mode) = @_;
+    my $f = $name =~ m{^/} ? $name : catfile($work, $name);
+    open my $fh, '>', $f or die "$f: $!";
+    print {$fh} $bytes;
     close $fh;
+    chmod $mode, $f or die "chmod $f: $!";
+    return $f;
 }
+# Record keys for ZeqE2ERecordKey: one of 64 hex digits, one too short.
+my $record_key = mode_file('record.key', ('ab' x 32) . "\n", 0600);
+my $short_key = mode_file('short.key', "0123456789\n", 0600);
+my $pem = do { open my $fh, '<', $sign_key or die "$sign_key: $!"; local $/; <$fh> };
+my %file;
+for my $mode (0640, 0644, 0604) {
+    my $m = sprintf '%04o', $mode;
+    $file{"secret $m"} = mode_file("secret-$m", ZeqTest::Fixtures::FILE_SECRET, $mode);
+    $file{"key $m"} = mode_file("key-$m.pem", $pem, $mode);
+    $file{"record $m"} = mode_file("record-$m.key", ('cd' x 32) . "\n", $mode);
+}
+my $short_secret = 'short secret, 31 bytes long...';
+$short_secret .= '.' x (31 - length $short_secret);
+my $just_secret = 'x' x 32;
+$file{'secret short'} = mode_file('secret-short', "$short_secret\n", 0600);
 
 # [name, configuration body, expected outcome, regexes the output must match]
 my @cases = (
@@ -164,11 +183,40 @@ EOC
     ['ZeqE2EUnusedSessions 257', "ZeqE2EUnusedSessions 257\n", 'fail', [qr/ZeqE2EUnusedSessions/, qr/'257'/]],
     ['ZeqE2EUnusedSessions inside <VirtualHost>',
      "<VirtualHost 127.0.0.1:8>\n    ZeqE2EUnusedSessions 8\n</VirtualHost>\n", 'fail', [qr/ZeqE2EUnusedSessions/]],
+    # Files other users may read are refused, files the group may read
+    # warned about; the messages name the directive and the file.
+    (map {
+        my ($d, $kind, $line) = @$_;
+        (["$d of a file other users may read (0644)", "$line\"file:$file{\"$kind 0644\"}\"\n", 'fail',
+          [qr/\b$d: the \w[\w ]* file '\Q$file{"$kind 0644"}\E' is readable by other users \(mode 0644\)/, qr/chmod 600/]],
+         ["$d of a file only other users may read (0604)", "$line\"file:$file{\"$kind 0604\"}\"\n", 'fail',
+          [qr/\b$d: .* readable by other users \(mode 0604\)/]],
+         ["$d of a file its group may read (0640)", "$line\"file:$file{\"$kind 0640\"}\"\n", 'ok',
+          [qr/Syntax OK/, qr/\[zeq_e2e:warn\] .*ZEQ10006: $d: the \w[\w ]* file '\Q$file{"$kind 0640"}\E' is readable by its group \(mode 0640\)/]])
+     } ['ZeqE2ESecret', 'secret', 'ZeqE2ESecret '], ['ZeqE2EServerKey', 'key', 'ZeqE2EServerKey '],
+       ['ZeqE2ERecordKey', 'record', 'ZeqE2ERecordKey ']),
+    ['ZeqE2ESecret of a file readable by its owner only', qq{ZeqE2ESecret "file:$secret_file"\n}, 'ok',
+     [qr/Syntax OK/], [qr/ZEQ10006/]],
+    # Secrets shorter than 32 bytes are warned about; never shown.
+    ['a literal ZeqE2ESecret of 31 bytes', qq{ZeqE2ESecret "$short_secret"\n}, 'ok',
+     [qr/ZEQ10006: ZeqE2ESecret: the secret configured literally is 31 bytes long, shorter than 32/],
+     [qr/\Q$short_secret\E/]],
+    ['a literal ZeqE2ESecret of 32 bytes', qq{ZeqE2ESecret "$just_secret"\n}, 'ok', [qr/Syntax OK/],
+     [qr/ZEQ10006/, qr/\Q$just_secret\E/]],
+    ['ZeqE2ESecret env: of 31 bytes', "ZeqE2ESecret env:ZEQ_T_SHORT_SECRET\n", 'ok',
+     [qr/ZEQ10006: ZeqE2ESecret: the secret of the environment variable ZEQ_T_SHORT_SECRET is 31 bytes long/],
+     [qr/\Q$short_secret\E/]],
+    ['ZeqE2ESecret file: of 31 bytes (and a newline)', qq{ZeqE2ESecret "file:$file{'secret short'}"\n}, 'ok',
+     [qr/ZEQ10006: ZeqE2ESecret: the secret of the file '\Q$file{'secret short'}\E' is 31 bytes long/],
+     [qr/\Q$short_secret\E/]],
+    ['no ZeqE2ESecret and a ZEQ_E2E_SECRET of 31 bytes', "ZeqE2E On\n", 'ok',
+     [qr/ZEQ10006: ZeqE2ESecret \(not set\): the secret of the environment variable ZEQ_E2E_SECRET is 31 bytes long/],
+     [qr/\Q$short_secret\E/], { ZEQ_E2E_SECRET => $short_secret }],
 );
 
 my $checks = 0;
-$checks += 1 + @{ $_->[3] } for @cases;
-plan tests => $checks + 2;
+$checks += 1 + @{ $_->[3] } + @{ $_->[4] || [] } for @cases;
+plan tests => $checks + 2 + 10;
 
 sub base_config {
     my ($n) = @_;
@@ -189,12 +237,14 @@ EOC
 }
 
 sub run_check {
-    my ($n, $config) = @_;
+    my ($n, $config, $env) = @_;
     my $file = catfile($work, "$n.conf");
     open my $fh, '>', $file or die "$file: $!";
     print {$fh} $config;
     close $fh;
     local $ENV{ZEQ_T_ENV_SECRET} = ZeqTest::Fixtures::ENV_SECRET;
+    local $ENV{ZEQ_T_SHORT_SECRET} = $short_secret;
+    local @ENV{ keys %{ $env || {} } } = values %{ $env || {} };
     my $out = `"$httpd" -t -d "$t_dir" -f "$file" 2>&1`;
     my $rc = $? >> 8;
     return ($rc, $out);
@@ -202,9 +252,9 @@ sub run_check {
 
 my $n = 0;
 for my $case (@cases) {
-    my ($what, $body, $expect, $regexes) = @$case;
+    my ($what, $body, $expect, $regexes, $absent, $env) = @$case;
     $n++;
-    my ($rc, $out) = run_check("case$n", base_config("case$n") . $body);
+    my ($rc, $out) = run_check("case$n", base_config("case$n") . $body, $env);
     (my $one_line = $out) =~ s/\s+/ /g;
     ok t_cmp($rc == 0 ? 'ok' : 'fail', $expect,
              "httpd -t with $what: " . ($expect eq 'ok' ? 'passes' : 'fails')
@@ -212,6 +262,48 @@ for my $case (@cases) {
     for my $re (@$regexes) {
         ok t_cmp($out, $re, "httpd -t with $what: the output matches $re");
     }
+    for my $re (@{ $absent || [] }) {
+        ok t_cmp($out =~ $re ? 'matches' : 'does not match', 'does not match',
+                 "httpd -t with $what: the output does not match $re");
+    }
+}
+
+# Real starts (apache2 -k start, as an operator types it): the warnings
+# land in the error log, the refusals stop the start.
+{
+    my $a = ZeqTest::Cluster::Apache->prepare('config-group', secret => $file{'secret 0640'},
+        record_key => $file{'record 0640'}, extra => qq{ZeqE2EServerKey "file:$file{'key 0640'}"\n});
+    my ($rc, $out) = $a->start_output;
+    my $up = $rc == 0 && ZeqTest::Cluster::wait_for(30, sub { ZeqTest::Cluster::port_open($a->{port}) });
+    ok t_cmp($up ? 'running' : "not running (exit $rc: $out)", 'running',
+             'a start with a secret, a server key and a record key its group may read: Apache runs');
+    my $log = $a->error_log;
+    for my $d (['ZeqE2ESecret', 'secret'], ['ZeqE2EServerKey', 'key'], ['ZeqE2ERecordKey', 'record']) {
+        ok t_cmp($log, qr/\[zeq_e2e:warn\] .*ZEQ10006: $d->[0]: the \w[\w ]* file '\Q$file{"$d->[1] 0640"}\E' is readable by its group \(mode 0640\)/,
+                 "that start: the error log warns about the $d->[0] file");
+    }
+    ok t_cmp(index($log, ZeqTest::Fixtures::FILE_SECRET) < 0 ? 'absent' : 'shown', 'absent',
+             'that start: the error log does not hold the secret');
+    $a->ctl('graceful-stop');
+
+    my $b = ZeqTest::Cluster::Apache->prepare('config-others', secret => $file{'secret 0644'});
+    ($rc, $out) = $b->start_output;
+    ok t_cmp($rc == 0 ? 'started' : 'refused', 'refused', 'a start with a secret file other users may read is refused');
+    ok t_cmp($out, qr/ZeqE2ESecret: the secret file '\Q$file{'secret 0644'}\E' is readable by other users \(mode 0644\)/,
+             'that start: the message names the directive and the file');
+    ok t_cmp(ZeqTest::Cluster::port_open($b->{port}) ? 'listening' : 'not listening', 'not listening',
+             'that start: nothing listens on its port');
+
+    # The record key the module generates in the runtime directory.
+    my $c = ZeqTest::Cluster::Apache->prepare('config-generated');
+    my $gen = catfile($c->dir, 'zeq_e2e-record.key');
+    mode_file($gen, ('ef' x 32) . "\n", 0644);
+    ($rc, $out) = $c->start_output;
+    ZeqTest::Cluster::wait_for(30, sub { $c->error_log =~ /ZEQ20016|Configuration Failed/ });
+    ok t_cmp($c->error_log, qr/\[zeq_e2e:emerg\] .*ZEQ20016: the session record key \Q$gen\E is readable by other users \(mode 0644\)/,
+             'a generated record key other users may read: the error log says so, naming the file');
+    ok t_cmp(ZeqTest::Cluster::wait_for(10, sub { !ZeqTest::Cluster::port_open($c->{port}) }) ? 'stopped' : 'running',
+             'stopped', 'that start: Apache does not run');
 }
 
 # The sample configuration as shipped.

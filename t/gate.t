@@ -42,6 +42,8 @@ check($s->{ok}, 1, 'a handshake on zeq_gate');
 my $key = $s->{key} // ("\0" x 32);
 
 # A WebSocket opening's head (RFC 6455 4.1), for raw requests.
+my $fake_id = 'Q' x 43;    # of a session's form, never issued
+
 sub opening_head {
     my ($target, @more) = @_;
     return join "\n", "GET $target HTTP/1.1", "Host: $hp", 'Upgrade: websocket',
@@ -51,8 +53,10 @@ sub opening_head {
 
 # --- 1. Upgrade: websocket turns nothing off ------------------------------------------------
 {
-    # Not an opening (no Connection: upgrade, no key): the HTTP rules apply.
-    my $r = request(vhost => 'zeq_gate', path => "/required/static/hello.txt?e2e_session=$s->{id}",
+    # Not an opening (no Connection: upgrade, no key): the HTTP rules apply,
+    # and an e2e_session parameter is the application's (so not the real id
+    # here: it would go where query strings go, the access log included).
+    my $r = request(vhost => 'zeq_gate', path => "/required/static/hello.txt?e2e_session=$fake_id",
                     headers => [Upgrade => 'websocket']);
     check_err($r, 403, 'e2e_required',
               'Upgrade: websocket and ?e2e_session on a static file under ZeqE2ERequire (no X-E2E-Session)');
@@ -60,7 +64,7 @@ sub opening_head {
 
     my ($cgi, $backend) = hits_delta(sub {
         $r = request(vhost => 'zeq_gate', method => 'POST',
-                     path => "/required/proxy/echo?e2e_session=$s->{id}", raw_body => '{"plain":1}',
+                     path => "/required/proxy/echo?e2e_session=$fake_id", raw_body => '{"plain":1}',
                      content_type => 'application/json',
                      headers => [Upgrade => 'websocket', Connection => 'Upgrade']);
     });
@@ -71,7 +75,7 @@ sub opening_head {
     # id removed, the answer sealed; no Upgrade reaches the script.
     my $pt = '{"sealed":"post with an upgrade header"}';
     ($cgi) = hits_delta(sub {
-        $r = request(vhost => 'zeq_gate', method => 'POST', path => "/cgi-bin/echo.cgi?e2e_session=$s->{id}",
+        $r = request(vhost => 'zeq_gate', method => 'POST', path => "/cgi-bin/echo.cgi?e2e_session=$fake_id",
                      session => $s, body => $pt,
                      headers => [Upgrade => 'websocket', Connection => 'Upgrade',
                                  'Sec-WebSocket-Version' => 13]);

@@ -43,6 +43,7 @@ my $json = do {
 my $o = decode_json_safe($json) // { error => "no JSON from the client: " . ($json // '') };
 print STDERR "# ws_h2_client.cjs (node " . ($o->{node} // "?") . "): $o->{error}\n" if $o->{error};
 ZeqTest::record_key(pack 'H*', $o->{keyHex}) if ($o->{keyHex} // '') =~ /^[0-9a-f]{64}$/;
+ZeqTest::record_session_id($o->{sessionId});
 
 sub desc {
     my ($f) = @_;

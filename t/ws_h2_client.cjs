@@ -181,6 +181,7 @@ async function main() {
                                 Buffer.concat([clientNonce, Buffer.from(j.serverNonce || '', 'hex')]),
                                 100000, 32, 'sha256');
   out.keyHex = key.toString('hex');
+  out.sessionId = j.sessionId || null;
   const sid = encodeURIComponent(j.sessionId || '');
 
   // An encrypted socket: a text and a 70000-byte binary message, a ping, a close.

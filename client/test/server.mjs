@@ -337,8 +337,7 @@ export async function startServer(name = 'client') {
 
   // A secret with non-ASCII characters: the key derivation uses UTF-8 bytes.
   const secret = `zeq-client-test-${randomBytes(12).toString('hex')}-ключ`;
-  writeFileSync(join(dir, 'secret'), secret + '\n', { mode: 0o644 });
-  chmodSync(join(dir, 'secret'), 0o644);
+  writeFileSync(join(dir, 'secret'), secret + '\n', { mode: 0o600 });
   // What Apache's children read: the demo, test files, test CGIs.
   cpSync(join(TOP, 'demo', 'htdocs'), join(dir, 'htdocs'), { recursive: true });
   cpSync(join(TOP, 'demo', 'cgi-bin'), join(dir, 'cgi-bin'), { recursive: true });
@@ -350,6 +349,8 @@ export async function startServer(name = 'client') {
   }
   cpSync(join(TOP, 'client', 'test', 'cgi'), join(dir, 't-cgi'), { recursive: true });
   makeReadable(dir);
+  // Read by Apache's parent only: the module refuses a secret other users may read.
+  chmodSync(join(dir, 'secret'), 0o600);
 
   // The proxied application. It logs each WebSocket's events to
   // backend/ws-<conn>.jsonl (see t/backend/echo.pl).

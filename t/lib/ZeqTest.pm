@@ -56,6 +56,7 @@ my %SECRET = (
     zeq_scope_b => ZeqTest::Fixtures::FILE_SECRET,
     zeq_psk     => ZeqTest::Fixtures::FILE_SECRET,
     zeq_v1only  => ZeqTest::Fixtures::FILE_SECRET,
+    zeq_slow    => ZeqTest::Fixtures::FILE_SECRET,
 );
 my %HANDSHAKE_PATH = (zeq_literal => '/custom/handshake');
 my %SCHEME = (zeq_h2 => 'https');
@@ -168,6 +169,7 @@ sub handshake {
         && defined $j->{sessionId} && defined $j->{serverNonce}
         && $j->{serverNonce} =~ /^[0-9a-f]{64}$/;
     $s->{id} = $j->{sessionId};
+    record_session_id($s->{id});
     $s->{expires_in} = $j->{expiresIn};
     $s->{client_nonce} = pack 'H*', $cn_hex;
     $s->{server_nonce} = pack 'H*', $j->{serverNonce};
@@ -239,6 +241,7 @@ sub request {
             # assertions on the answer fail instead of the script dying.
             my $key = $a{key} // $s->{key} // ("\0" x 32);
             $body = seal($key, $a{body});
+            record_plaintext($a{body});
             $ctype = $a{content_type} // E2E_TYPE;
         }
         else {
@@ -419,19 +422,32 @@ sub raw_request {
     $got_100 ||= ($buf =~ s{^HTTP/1\.\d 100[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n}{}) ? 1 : 0;
     my $res = HTTP::Response->parse($buf);
     my $body = $res->content;
-    if (($res->header('Transfer-Encoding') // '') =~ /chunked/i) {
-        my $out = '';
-        while ($body =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
-            my $len = hex $1;
-            last if $len == 0;
-            $out .= substr($body, 0, $len, '');
-            $body =~ s/^\r\n//;
-        }
-        $body = $out;
-    }
+    $body = dechunk($body) if ($res->header('Transfer-Encoding') // '') =~ /chunked/i;
     my $r = { status => $res->code // 0, h => $res->headers, body => $body,
               got_100 => $got_100, raw => $buf };
     return finish_response($r, $a{key});
+}
+
+# A file's bytes ('' when it cannot be read).
+sub slurp {
+    open my $fh, '<:raw', $_[0] or return '';
+    local $/;
+    my $d = <$fh>;
+    close $fh;
+    return $d // '';
+}
+
+# The data of a chunked body (chunk extensions and trailers dropped).
+sub dechunk {
+    my ($body) = @_;
+    my $out = '';
+    while ($body =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+        my $len = hex $1;
+        last if $len == 0;
+        $out .= substr($body, 0, $len, '');
+        $body =~ s/^\r\n//;
+    }
+    return $out;
 }
 
 # --- a reader that lags behind -----------------------------------------------
@@ -576,14 +592,32 @@ sub log_since {
     return $text;
 }
 
-# Every key the client derives is listed here (hex), so that
-# t/zz_error_log.t can check no key ever reaches the server's logs.
-sub keys_file { catfile(ZeqTest::Fixtures::var_dir(), 'client-keys.txt') }
-sub record_key {
-    my ($key) = @_;
-    open my $fh, '>>', keys_file() or return;
-    print {$fh} unpack('H*', $key), "\n";
+# Every value a test learns that must never reach a log (session ids,
+# derived keys, shared secrets, plaintexts it sealed) is listed in the
+# run's needle file, one "KIND<tab>HEX" line each, for t/zz_log_search.t.
+# The file lasts across the passes of t/run-tests (whose start empties
+# it); helper programs (t/loop_client.cjs) get its name in ZEQ_T_NEEDLES.
+sub needles_file { ZeqTest::Fixtures::needles_file() }
+# (for the helper programs the tests start)
+$ENV{ZEQ_T_NEEDLES} ||= needles_file();
+sub record_needle {
+    my ($kind, $value) = @_;
+    return unless defined $value && length $value;
+    open my $fh, '>>', needles_file() or return;
+    print {$fh} "$kind\t", unpack('H*', $value), "\n";
     close $fh;
+}
+sub record_key        { record_needle('key', $_[0]) }
+sub record_session_id { record_needle('session-id', $_[0]) }
+# A plaintext the client sealed: its first 64 bytes, when they are long
+# and varied enough not to turn up in a log by chance (16 bytes or more,
+# 8 different ones or more).
+sub record_plaintext {
+    my ($pt) = @_;
+    return unless defined $pt && length $pt >= 16;
+    my $head = substr($pt, 0, 64);
+    my %seen = map { $_ => 1 } split //, $head;
+    record_needle('plaintext', $head) if keys %seen >= 8;
 }
 
 1;

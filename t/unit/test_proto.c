@@ -291,6 +291,74 @@ static void test_handshake(void)
     hs_bad("{\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
            "101112131415161718191a1b1c1d1e\\u0000\"}",
            "a \\u0000 escape inside the nonce string");
+    hs_bad("{\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
+           "101112131415161718191a1b1c1d1e1f\\u0000x\"}",
+           "64 hex digits, then \\u0000 and more (a C string would stop at 64)");
+    hs_bad("{\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
+           "101112131415161718191a1b1c1d1e1f\",\"x\":\"\\u0000\"}",
+           "a \\u0000 escape in an ignored member");
+    hs_ok("{\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
+          "101112131415161718191a1b1c1d1e1f\",\"x\":\"\\\\u0000\"}", nonce_lc,
+          "with an escaped backslash before u0000 (no NUL)");
+
+    /* RFC 8259's four blanks only; no control character in a string */
+    hs_bad("{\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
+           "101112131415161718191a1b1c1d1e1f\"\x0c}", "a form feed between tokens");
+    hs_bad("\x0b{\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
+           "101112131415161718191a1b1c1d1e1f\"}", "a vertical tab before the object");
+    hs_bad("{\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
+           "101112131415161718191a1b1c1d1e1f\",\"x\":\"a\tb\"}", "a raw tab inside a string");
+    hs_bad("{\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
+           "101112131415161718191a1b1c1d1e1f\",\"x\":\"a\x01b\"}", "a raw 0x01 inside a string");
+    hs_ok("{\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
+          "101112131415161718191a1b1c1d1e1f\",\"x\":\"a\\tb\\u0001\"}", nonce_lc,
+          "escaped control characters inside a string");
+
+    /* nesting: 32 levels, the object included */
+    n = (size_t)snprintf(buf, sizeof buf, "{\"clientNonce\":\"%s\",\"x\":", nonce_lc);
+    memset(buf + n, '[', ZEQ_PROTO_JSON_DEPTH - 1);
+    memset(buf + n + ZEQ_PROTO_JSON_DEPTH - 1, ']', ZEQ_PROTO_JSON_DEPTH - 1);
+    memcpy(buf + n + 2 * (ZEQ_PROTO_JSON_DEPTH - 1), "}", 2);
+    hs_ok(buf, nonce_lc, "nested 32 levels deep");
+    memmove(buf + n + 1, buf + n, strlen(buf + n) + 1);
+    buf[n] = '[';
+    memmove(buf + n + ZEQ_PROTO_JSON_DEPTH + 1, buf + n + ZEQ_PROTO_JSON_DEPTH,
+            strlen(buf + n + ZEQ_PROTO_JSON_DEPTH) + 1);
+    buf[n + ZEQ_PROTO_JSON_DEPTH] = ']';
+    hs_bad(buf, "nested 33 levels deep");
+    hs_ok("{\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
+          "101112131415161718191a1b1c1d1e1f\",\"x\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"}",
+          nonce_lc, "brackets inside a string do not nest");
+
+    /* duplicate members the parser reads; an ignored one may repeat */
+    hs_bad("{\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
+           "101112131415161718191a1b1c1d1e1f\",\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
+           "101112131415161718191a1b1c1d1e1f\"}", "clientNonce given twice");
+    hs_ok("{\"x\":1,\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
+          "101112131415161718191a1b1c1d1e1f\",\"x\":2}", nonce_lc,
+          "an ignored member given twice");
+
+    /* UTF-8 (RFC 8259 8.1): valid sequences pass, any invalid one fails;
+     * no byte order mark (which cJSON would skip) */
+    hs_bad("\xef\xbb\xbf{\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
+           "101112131415161718191a1b1c1d1e1f\"}", "a byte order mark before the object");
+    hs_ok("{\"clientNonce\":\"000102030405060708090a0b0c0d0e0f"
+          "101112131415161718191a1b1c1d1e1f\",\"x\":\"\xc3\xbc \xe2\x82\xac \xf0\x9d\x84\x9e\"}",
+          nonce_lc, "with 2-, 3- and 4-byte UTF-8 in an ignored member");
+    {
+        static const char *const bad_utf8[] = {
+            "\xff", "\x80", "\xc3", "\xc0\xaf", "\xc1\xbf", "\xe0\x80\xaf",
+            "\xed\xa0\x80", "\xf0\x80\x80\xaf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
+            "\xe2\x82", "\xe2\x28\xa1", NULL};
+        int k;
+        for (k = 0; bad_utf8[k] != NULL; k++) {
+            snprintf(buf, sizeof buf, "{\"clientNonce\":\"%s\",\"x\":\"a%sb\"}",
+                     nonce_lc, bad_utf8[k]);
+            hs_bad(buf, "invalid UTF-8 in an ignored member");
+            snprintf(buf, sizeof buf, "{\"clientNonce\":\"%s\"} %s", nonce_lc, bad_utf8[k]);
+            hs_bad(buf, "invalid UTF-8 after the object");
+        }
+    }
 
     /* size limit: exactly ZEQ_PROTO_HANDSHAKE_MAX bytes is fine, one more
      * is not (the padding is JSON whitespace, so only the size differs). */

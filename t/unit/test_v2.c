@@ -970,6 +970,26 @@ static void test_proto_v2(void)
     unit_int(hs(body, &h), ZEQ_ERR_BAD, "v2 with a 62-digit nonce: ZEQ_ERR_BAD");
     snprintf(body, sizeof body, "{\"version\":3,\"clientNonce\":7}");
     unit_int(hs(body, &h), ZEQ_ERR_VERSION, "version 3 with a bad nonce: the version decides");
+    {
+        /* integral values, huge ones too, name a version; duplicates of a
+         * member the parser reads are refused, even when equal */
+        static const struct { const char *members; int rv; const char *what; } cases[] = {
+            {"\"version\":1e300", ZEQ_ERR_VERSION, "\"version\": 1e300 (an integer)"},
+            {"\"version\":-1e300", ZEQ_ERR_VERSION, "\"version\": -1e300"},
+            {"\"version\":1e400", ZEQ_ERR_BAD, "\"version\": 1e400 (no finite number)"},
+            {"\"version\":2.0", ZEQ_OK, "\"version\": 2.0 (the integer 2)"},
+            {"\"version\":2,\"version\":1", ZEQ_ERR_BAD, "\"version\" twice"},
+            {"\"version\":2,\"version\":2", ZEQ_ERR_BAD, "\"version\" twice, equal"},
+            {"\"version\":2,\"psk\":false,\"psk\":true", ZEQ_ERR_BAD, "\"psk\" twice"},
+            {"\"version\":2,\"clientKey\":\"x\"", ZEQ_ERR_BAD, "\"clientKey\" twice"},
+        };
+        size_t k;
+        for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+            snprintf(body, sizeof body, "{%s,\"clientNonce\":\"%s\",\"clientKey\":\"%s\"}",
+                     cases[k].members, nonce, v_client_b64);
+            unit_int(hs(body, &h), cases[k].rv, "%s", cases[k].what);
+        }
+    }
 
     /* base64url */
     {

@@ -365,12 +365,33 @@ use File::Spec::Functions qw(catfile catdir rel2abs);
 # "zeq-cluster"), secret (a file: v1 too), extra (more configuration).
 sub start {
     my ($class, $name, %o) = @_;
+    my $self = $class->prepare($name, %o);
+    $self->ctl('start') or die "apache $name did not start: " . $self->error_log;
+    return $self;
+}
+
+# The instance with its configuration written, not started (the same
+# options; files may be put into its directory before it starts).
+sub prepare {
+    my ($class, $name, %o) = @_;
     my $self = bless { name => $name, o => \%o,
                        dir => ZeqTest::Cluster::work_dir($name, keep => $o{keep}),
                        port => $o{port} // ZeqTest::Cluster::free_port() }, $class;
     $self->write_config;
-    $self->ctl('start') or die "apache $name did not start: " . $self->error_log;
     return $self;
+}
+
+sub dir { $_[0]{dir} }
+
+# apache2 -k start as an operator types it: (its exit status, what it
+# printed). The server may still fail after it detached: see error_log.
+sub start_output {
+    my ($self) = @_;
+    my $httpd = Apache::Test::vars('httpd');
+    local $ENV{ZEQ_T_ENV_SECRET};
+    delete local @ENV{qw(ZEQ_E2E_SECRET ZEQ_HITE_SECRET)};
+    my $out = `"$httpd" -d "@{[ ZeqTest::Cluster::t_dir() ]}" -f "@{[ $self->conf ]}" -k start 2>&1`;
+    return ($? >> 8, $out);
 }
 
 sub hostport { "127.0.0.1:$_[0]{port}" }
@@ -414,7 +435,7 @@ PidFile "$dir/httpd.pid"
 ErrorLog "$dir/error_log"
 DefaultRuntimeDir "$dir"
 Mutex file:$dir default
-${user}LogLevel warn zeq_e2e:info
+${user}LogLevel warn zeq_e2e:trace8 proxy:trace8 proxy_http:trace8
 LoadModule mpm_${mpm}_module "$lib/mod_mpm_${mpm}.so"
 LoadModule authz_core_module "$lib/mod_authz_core.so"
 LoadModule authz_host_module "$lib/mod_authz_host.so"

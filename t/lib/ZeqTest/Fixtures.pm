@@ -227,10 +227,23 @@ sub generate {
     return 1;
 }
 
-# Empties the per-run state (hit logs, the server's temp directory, the
-# client's key list).
+# The values t/zz_log_search.t looks for in every log (ZeqTest::record_needle);
+# its first line records when the run began.
+sub needles_file { $ENV{ZEQ_T_NEEDLES} || catfile(var_dir(), 'log-needles.txt') }
+
+# The start of a run of t/run-tests (not of each pass): no needle yet, and
+# no log of an earlier run's passes.
+sub reset_run {
+    make_path(var_dir());
+    remove_tree(catdir(var_dir(), $_)) for qw(logs-mod_cgi logs-mod_php logs-mod_cgid);
+    open my $fh, '>', needles_file() or die 'cannot write ' . needles_file() . ": $!\n";
+    print {$fh} '# run ', time, "\n";
+    close $fh;
+    chmod 0600, needles_file();
+}
+
+# Empties the per-run state (hit logs, the server's temp directory).
 sub reset_state {
-    unlink catfile(var_dir(), 'client-keys.txt');
     for my $dir (hits_dir(), server_tmp()) {
         next unless -d $dir;
         opendir my $dh, $dir or next;

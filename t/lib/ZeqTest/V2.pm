@@ -156,6 +156,7 @@ sub handshake {
     my $server = Crypt::PK::ECC->new;
     return $s unless eval { $server->import_key_raw($sk, 'secp256r1'); 1 };
     my $z = $pair->shared_secret($server);
+    ZeqTest::record_needle('shared-secret', $z);
     my $sn = pack 'H*', $j->{serverNonce};
     my $ikm = $z;
     if ($a{psk}) {
@@ -170,6 +171,7 @@ sub handshake {
     $s->{s2c} = hkdf($ikm, $cn . $sn, 'SHA256', 32, 'zeq-e2e/2 s2c');
     $s->{transcript} = "zeq-e2e/2 handshake\0" . $cn . $sn . $point . $sk . $s->{id};
     ZeqTest::record_key($_) for $s->{c2s}, $s->{s2c};
+    ZeqTest::record_session_id($s->{id});
     $s->{ok} = 1;
     return $s;
 }
@@ -223,6 +225,7 @@ sub request {
     }
     elsif (defined $a{body}) {
         $body = seal($key, $aad, $a{body}, %{ $a{seal_opts} || {} });
+        ZeqTest::record_plaintext($a{body});
         $ctype = $a{content_type} // E2E_TYPE;
     }
     my $seal = $a{seal};

@@ -396,6 +396,7 @@ sub send_message {
     my ($opcode, $payload);
     if (defined $key && !$o{plain}) {
         $payload = seal_message($key, $o{type_byte} // $type, $data);
+        ZeqTest::record_plaintext($data);
         $opcode = OP_BINARY;
     }
     else {
