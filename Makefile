@@ -53,7 +53,7 @@ DEPS_TEST  := $(DEPS_BUILD) libapache2-mod-perl2 libcryptx-perl libwww-perl \
               libjson-pp-perl libapache2-mod-php \
               curl openssl redis-server memcached
 DEPS_RUN   := $(DEPS_BUILD) openssl
-DEPS_DEB   := $(DEPS_BUILD) debhelper dpkg-dev
+DEPS_DEB   := $(DEPS_BUILD) build-essential debhelper dpkg-dev
 DEPS_TEST_DEB := $(DEPS_DEB) lintian curl nodejs
 
 # The module's version, written once: include/mod_zeq_e2e.h.
@@ -268,7 +268,7 @@ deb: deps-deb
 	fi
 	@echo "dpkg-buildpackage -us -uc -b in $(DEB_SRC) (log: $(DEB_DIR)/build.log)"
 	@cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b > ../../build.log 2>&1 \
-	  || { tail -n 30 $(DEB_DIR)/build.log >&2; exit 1; }
+	  || { tail -n 30 ../../build.log >&2; exit 1; }
 	@mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/src/*.buildinfo $(DEB_DIR)/src/*.changes $(DEB_DIR)/
 	@rm -rf $(DEB_DIR)/src
 	@test -f $(DEB) && echo "built $(DEB)"
