@@ -277,6 +277,9 @@ for my $case (@cases) {
     my $up = $rc == 0 && ZeqTest::Cluster::wait_for(30, sub { ZeqTest::Cluster::port_open($a->{port}) });
     ok t_cmp($up ? 'running' : "not running (exit $rc: $out)", 'running',
              'a start with a secret, a server key and a record key its group may read: Apache runs');
+    # The port opens before the modules' post_config has run: wait for
+    # the last of the three warnings (or 30 s).
+    ZeqTest::Cluster::wait_for(30, sub { $a->error_log =~ /ZEQ10006: ZeqE2ERecordKey/ }) if $up;
     my $log = $a->error_log;
     for my $d (['ZeqE2ESecret', 'secret'], ['ZeqE2EServerKey', 'key'], ['ZeqE2ERecordKey', 'record']) {
         ok t_cmp($log, qr/\[zeq_e2e:warn\] .*ZEQ10006: $d->[0]: the \w[\w ]* file '\Q$file{"$d->[1] 0640"}\E' is readable by its group \(mode 0640\)/,

@@ -177,6 +177,7 @@ KeepAliveTimeout 5
 # guard's limits per address (tested by the server's own suite) are off.
 ZeqE2EHandshakeRate off
 ZeqE2EUnusedSessions off
+ZeqE2EHandshakeConcurrency 256
 
 ErrorLog "${dir}/error_log"
 LogLevel warn zeq_e2e:info
