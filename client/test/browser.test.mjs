@@ -374,6 +374,17 @@ describe('protocol v2 in Chromium\'s Web Crypto: signed handshakes, pre-shared k
     return { page, seen };
   }
 
+  /** The finished request for pathname: Playwright reports a request finished after the page may
+   * already have read its answer, so a test that looks right after page.evaluate waits for it. */
+  async function finished(seen, pathname) {
+    for (let waited = 0; waited < 10000; waited += 20) {
+      const r = seen.find((x) => new URL(x.url()).pathname === pathname);
+      if (r) return r;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.fail(`no finished request for ${pathname} within 10 s (seen: ${seen.map((x) => x.url()).join(', ')})`);
+  }
+
   /** Runs handshakes in the page: [{ ok, info | code, message }]. */
   const handshakes = (page, list) => page.evaluate(async (list) => {
     const out = [];
@@ -448,13 +459,13 @@ describe('protocol v2 in Chromium\'s Web Crypto: signed handshakes, pre-shared k
       assert.equal(r.ok, true, r.message);
       assert.equal(r.info.psk, true);
       assert.equal(r.text, 'hello from a static file\n');
-      const hs = seen.find((x) => new URL(x.url()).pathname === '/api/e2e/handshake');
+      const hs = await finished(seen, '/api/e2e/handshake');
       const request = JSON.parse(hs.postDataBuffer().toString());
       const answer = JSON.parse((await (await hs.response()).body()).toString());
       assert.equal(request.psk, true);
       const captured = await page.evaluate(() => window.zeqTestKeys);
       const session = v2.keysFromHandshake(request, answer, captured, { secret: server.secret });
-      const get = seen.find((x) => new URL(x.url()).pathname === '/files/hello.txt');
+      const get = await finished(seen, '/files/hello.txt');
       const res = await get.response();
       const entry = {
         method: 'GET', url: get.url(), requestHeaders: new Headers(await get.allHeaders()), requestBody: null,
