@@ -4,8 +4,10 @@
  * [iv||tag][ciphertext][EOS] in a single brigade, so that the headers (a
  * Content-Length of 28 + n) are decided before anything is sent. The
  * ciphertext waits in a spool (zeq_spool.h): memory up to a small bound,
- * then an unlinked temporary file; a static file's bytes are encrypted
- * again from the file as they are sent.
+ * then an unlinked temporary file. A static file's bytes in an answer of
+ * at most 1 MiB are read and encrypted once and wait in memory whole;
+ * beyond, they pass the cipher once for the tag and are encrypted again
+ * from the file as they are sent.
  *
  * Version 2 seals as the application writes: records of 16 KiB bound to the
  * request's session and sequence number and to the answer's status, type
@@ -828,8 +830,47 @@ static int zeq_response_ctx_init(ap_filter_t *f, zeq_exchange *ex,
     return 1;
 }
 
+/* v1: a file region of an answer of at most ZEQ_SPOOL_WHOLE bytes so far,
+ * read (one pread) and encrypted once, in place; its ciphertext waits in
+ * memory. What an answer holds so is at most its own size: the memory
+ * bound of v1, twice the body, holds. */
+static apr_status_t zeq_response_seal_whole(zeq_response_ctx *ctx,
+                                            apr_file_t *fd, apr_off_t at,
+                                            apr_size_t len)
+{
+    unsigned char *buf = malloc(len);
+    apr_size_t done = 0;
+
+    if (buf == NULL) {
+        return APR_ENOMEM;
+    }
+    while (done < len) {
+        struct iovec iov;
+        apr_ssize_t got;
+        iov.iov_base = buf + done;
+        iov.iov_len = len - done;
+        got = zeq_response_preadv(fd, at + (apr_off_t)done, &iov, 1);
+        if (got <= 0) {
+            apr_status_t rv = got == 0 ? APR_EOF : APR_FROM_OS_ERROR(errno);
+            OPENSSL_cleanse(buf, done);
+            free(buf);
+            return rv;
+        }
+        done += (apr_size_t)got;
+    }
+    if (zeq_envelope_seal_update(ctx->cipher, buf, len, buf) != ZEQ_OK) {
+        OPENSSL_cleanse(buf, len);
+        free(buf);
+        return APR_EGENERAL;
+    }
+    return zeq_spool_add_whole(ctx->spool, buf, len);
+}
+
 /* v1: passes a file region's plaintext through the cipher (for the tag);
- * its ciphertext is produced again from the file when sent. */
+ * its ciphertext is produced again from the file when sent. Two passes of
+ * AES over the body (v1's tag precedes the ciphertext), for answers over
+ * ZEQ_SPOOL_WHOLE: what waits is 64 KiB of scratch and the spool's 64 KiB
+ * whatever the body's size, far under v1's bound of twice the body. */
 static apr_status_t zeq_response_seal_file(zeq_response_ctx *ctx,
                                            apr_pool_t *p, apr_file_t *fd,
                                            apr_off_t start, apr_off_t len)
@@ -975,22 +1016,33 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
         }
         if (APR_BUCKET_IS_FILE(e) && !r->header_only
             && ctx->ex->version == 1) {
-            apr_bucket_file *file;
+            apr_bucket_file *file = e->data;
             ctx->plain_len += (apr_off_t)e->length;
             if (ctx->plain_len > ctx->limit) {
                 apr_brigade_cleanup(bb);
                 return zeq_response_over_limit(f, ctx);
             }
-            /* The file is read again when the answer is sent: it must
-             * live as long as this request. A subrequest's file belongs
-             * to the subrequest's pool, which its caller may destroy
-             * before EOS (mod_autoindex does, for HeaderName): setting
-             * the bucket aside moves the file into r->pool. */
-            rv = apr_bucket_setaside(e, r->pool);
-            file = e->data;
-            if (rv == APR_SUCCESS) {
-                rv = zeq_response_seal_file(ctx, r->pool, file->fd,
-                                            e->start, (apr_off_t)e->length);
+            if (ctx->plain_len <= ZEQ_SPOOL_WHOLE) {
+                /* Small: read and encrypted once, now. */
+                rv = e->length > 0
+                     ? zeq_response_seal_whole(ctx, file->fd, e->start,
+                                               e->length)
+                     : APR_SUCCESS;
+            }
+            else {
+                /* The file is read again when the answer is sent: it
+                 * must live as long as this request. A subrequest's file
+                 * belongs to the subrequest's pool, which its caller may
+                 * destroy before EOS (mod_autoindex does, for
+                 * HeaderName): setting the bucket aside moves the file
+                 * into r->pool. */
+                rv = apr_bucket_setaside(e, r->pool);
+                file = e->data;
+                if (rv == APR_SUCCESS) {
+                    rv = zeq_response_seal_file(ctx, r->pool, file->fd,
+                                                e->start,
+                                                (apr_off_t)e->length);
+                }
             }
             if (rv != APR_SUCCESS) {
                 apr_brigade_cleanup(bb);
