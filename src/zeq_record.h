@@ -77,8 +77,10 @@ void zeq_record_sealer_free(zeq_record_sealer *s);
 void zeq_record_sealer_prefix(const zeq_record_sealer *s,
                               unsigned char out[ZEQ_RECORD_PREFIX_LEN]);
 /* Seals the next record of len plaintext bytes (len <= ZEQ_RECORD_MAX):
- * writes ZEQ_RECORD_OVERHEAD + len bytes to out (in and out may not
- * overlap). final marks the last record; nothing may follow it. */
+ * writes ZEQ_RECORD_OVERHEAD + len bytes to out. in and out may not
+ * overlap, but for in == out + ZEQ_RECORD_HEADER_LEN: the record is then
+ * sealed in place, around its plaintext. final marks the last record;
+ * nothing may follow it. */
 int zeq_record_seal(zeq_record_sealer *s, const unsigned char *in,
                     size_t len, int final, unsigned char *out);
 

@@ -4,13 +4,17 @@
  * [iv||tag][ciphertext][EOS] in a single brigade, so that the headers (a
  * Content-Length of 28 + n) are decided before anything is sent. The
  * ciphertext waits in a spool (zeq_spool.h): memory up to a small bound,
- * then an unlinked temporary file; a static file's bytes are encrypted
- * again from the file as they are sent.
+ * then an unlinked temporary file. A static file's bytes in an answer of
+ * at most 1 MiB are read and encrypted once and wait in memory whole;
+ * beyond, they pass the cipher once for the tag and are encrypted again
+ * from the file as they are sent.
  *
  * Version 2 seals as the application writes: records of 16 KiB bound to the
  * request's session and sequence number and to the answer's status, type
- * and encoding, passed on as they are sealed (memory per response: one
- * record). Where the length is known before the first byte (a static file,
+ * and encoding, sealed in place in a batch of four (the plaintext is
+ * copied, or a file read with one preadv, straight into the records' own
+ * places) and passed on a batch at a time (memory per response: one batch
+ * of 64 KiB). Where the length is known before the first byte (a static file,
  * a backend's Content-Length) the answer has the exact sealed
  * Content-Length; otherwise it is chunked, and a flush of the application
  * (SSE, long polling) sends the record pending. A failure once the headers
@@ -29,10 +33,22 @@
 
 #include "apr_strings.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
 #include <openssl/crypto.h>
 
 #define ZEQ_RESPONSE_SCRATCH (64 * 1024)
+/* v2: one full record, and a batch: the message's prefix and four of them
+ * (64 KiB of plaintext, what a file read fetches at once). */
+#define ZEQ_RESPONSE_SLOT    (ZEQ_RECORD_OVERHEAD + ZEQ_RECORD_SIZE)
+#define ZEQ_RESPONSE_RECORDS 4
+#define ZEQ_RESPONSE_BATCH   (ZEQ_RECORD_PREFIX_LEN \
+                              + ZEQ_RESPONSE_RECORDS * ZEQ_RESPONSE_SLOT)
+/* A batch passed on with fewer sealed bytes (a flush of a stream) is
+ * copied into a bucket of its size and the batch kept. */
+#define ZEQ_RESPONSE_COPY_MAX 4096
 
 static ap_filter_rec_t *zeq_response_out_handle;
 
@@ -49,8 +65,10 @@ typedef struct {
     unsigned char head[ZEQ_ENVELOPE_OVERHEAD];   /* iv || tag */
     /* version 2 */
     zeq_record_sealer sealer;
-    unsigned char *pending;      /* the record being filled */
-    apr_size_t pending_len;
+    unsigned char *batch;        /* ZEQ_RESPONSE_BATCH bytes (malloc) */
+    apr_size_t batch_len;        /* of sealed bytes in it; the current
+                                  * record's header follows them */
+    apr_size_t pending_len;      /* plaintext in the current record */
     int status;                  /* what the AAD binds */
     const char *type, *encoding;
     apr_off_t length;            /* the plaintext length, -1 unknown */
@@ -70,8 +88,11 @@ static apr_status_t zeq_response_ctx_cleanup(void *data)
     if (ctx->scratch != NULL) {
         OPENSSL_cleanse(ctx->scratch, ZEQ_RESPONSE_SCRATCH);
     }
-    if (ctx->pending != NULL) {
-        OPENSSL_cleanse(ctx->pending, ZEQ_RECORD_SIZE);
+    if (ctx->batch != NULL) {
+        OPENSSL_cleanse(ctx->batch + ctx->batch_len + ZEQ_RECORD_HEADER_LEN,
+                        ctx->pending_len);
+        free(ctx->batch);
+        ctx->batch = NULL;
     }
     return APR_SUCCESS;
 }
@@ -202,8 +223,64 @@ static const char *zeq_response_seal_header(request_rec *r,
     return b64;
 }
 
-/* v2: passes what is sealed so far (and, with flush, a FLUSH after it). */
-static apr_status_t zeq_response_v2_pass(ap_filter_t *f, zeq_response_ctx *ctx,
+/* The end of a sealed answer: a FLUSH, then its EOS. Without the FLUSH
+ * the core output filter sets aside what it holds under its minimum write
+ * (4 KiB: a whole small answer, the tail of a large one) instead of
+ * writing it; the request then ends with its answer unsent, the check for
+ * a pipelined request finds none (the client is still waiting), and the
+ * event MPM writes the answer in write completion and hands the connection
+ * to its listener to wait for the next request: an epoll_ctl to add and
+ * one to remove it, and futex wake-ups of the listener and of a worker
+ * through the queue (about 9 futex calls a request). Flushed, the answer
+ * is on the wire before the handler returns, and the worker usually finds
+ * the client's next request already there (as after a plaintext answer,
+ * which the core sends at once: a file bucket). Pipelined requests are
+ * answered in turn all the same, one write each; under HTTP/2 a FLUSH
+ * only hands the stream's data to the connection now. */
+static void zeq_response_end(ap_filter_t *f, apr_bucket_brigade *bb,
+                             apr_bucket *eos)
+{
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(f->c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, eos);
+}
+
+/* v2: moves the records sealed in the batch onto ctx->out. A batch of
+ * ZEQ_RESPONSE_COPY_MAX sealed bytes or more with no plaintext pending
+ * goes as it is, in a heap bucket that frees it; otherwise its records are
+ * copied into a bucket of their size, the plaintext pending moves to the
+ * front and the batch stays. */
+static void zeq_response_v2_emit(ap_filter_t *f, zeq_response_ctx *ctx)
+{
+    apr_size_t n = ctx->batch_len, p = ctx->pending_len;
+    apr_bucket *b;
+
+    if (n == 0) {
+        return;
+    }
+    if (p == 0 && n >= ZEQ_RESPONSE_COPY_MAX) {
+        b = apr_bucket_heap_create((const char *)ctx->batch, n, free,
+                                   f->c->bucket_alloc);
+        ctx->batch = NULL;
+    }
+    else {
+        unsigned char *from = ctx->batch + n + ZEQ_RECORD_HEADER_LEN;
+        unsigned char *to = ctx->batch + ZEQ_RECORD_HEADER_LEN;
+        b = apr_bucket_heap_create((const char *)ctx->batch, n, NULL,
+                                   f->c->bucket_alloc);
+        if (p > 0) {
+            /* What of its old place the move leaves is cleansed. */
+            unsigned char *stale = from > to + p ? from : to + p;
+            memmove(to, from, p);
+            OPENSSL_cleanse(stale, (apr_size_t)(from + p - stale));
+        }
+    }
+    ctx->batch_len = 0;
+    ctx->out_len += n;
+    APR_BRIGADE_INSERT_TAIL(ctx->out, b);
+}
+
+/* v2: passes ctx->out (and, with flush, a FLUSH after it). */
+static apr_status_t zeq_response_v2_send(ap_filter_t *f, zeq_response_ctx *ctx,
                                          int flush)
 {
     apr_status_t rv;
@@ -222,78 +299,211 @@ static apr_status_t zeq_response_v2_pass(ap_filter_t *f, zeq_response_ctx *ctx,
     return rv;
 }
 
-/* v2: seals the pending record (final: the last) onto ctx->out. */
-static apr_status_t zeq_response_v2_record(ap_filter_t *f,
-                                           zeq_response_ctx *ctx, int final)
+/* v2: passes what is sealed so far (and, with flush, a FLUSH after it). */
+static apr_status_t zeq_response_v2_pass(ap_filter_t *f, zeq_response_ctx *ctx,
+                                         int flush)
 {
-    apr_size_t n = ZEQ_RECORD_OVERHEAD + ctx->pending_len;
-    unsigned char *rec = malloc(n);
+    zeq_response_v2_emit(f, ctx);
+    return zeq_response_v2_send(f, ctx, flush);
+}
 
-    if (rec == NULL
-        || zeq_record_seal(&ctx->sealer, ctx->pending, ctx->pending_len, final,
-                           rec) != ZEQ_OK) {
-        free(rec);
-        return APR_EGENERAL;
+/* v2: a batch to fill, when the last was passed on. */
+static apr_status_t zeq_response_v2_batch(zeq_response_ctx *ctx)
+{
+    if (ctx->batch == NULL) {
+        ctx->batch = malloc(ZEQ_RESPONSE_BATCH);
+        ctx->batch_len = 0;
+        if (ctx->batch == NULL) {
+            return APR_ENOMEM;
+        }
     }
-    OPENSSL_cleanse(ctx->pending, ctx->pending_len);
-    ctx->pending_len = 0;
-    ctx->final = final;
-    APR_BRIGADE_INSERT_TAIL(ctx->out, apr_bucket_heap_create((const char *)rec,
-                                                             n, free,
-                                                             f->c->bucket_alloc));
-    ctx->out_len += n;
     return APR_SUCCESS;
 }
 
-/* v2: takes plaintext into records, from data or (data NULL) read from
- * fd at its current offset straight into the record (*read_rv gets a read
- * error). A full record is sealed once more follows, or at once when it
- * ends a body of known length (it is then final); at most 64 KiB of sealed
- * records wait before they are passed. */
+/* v2: seals the current record (final: the last) in place; once the
+ * batch has no room for another full record, its records go onto
+ * ctx->out. */
+static apr_status_t zeq_response_v2_record(ap_filter_t *f,
+                                           zeq_response_ctx *ctx, int final)
+{
+    unsigned char *rec;
+
+    if (zeq_response_v2_batch(ctx) != APR_SUCCESS) {
+        return APR_ENOMEM;
+    }
+    rec = ctx->batch + ctx->batch_len;
+    if (zeq_record_seal(&ctx->sealer, rec + ZEQ_RECORD_HEADER_LEN,
+                        ctx->pending_len, final, rec) != ZEQ_OK) {
+        return APR_EGENERAL;
+    }
+    ctx->batch_len += ZEQ_RECORD_OVERHEAD + ctx->pending_len;
+    ctx->pending_len = 0;
+    ctx->final = final;
+    if (final || ZEQ_RESPONSE_BATCH - ctx->batch_len < ZEQ_RESPONSE_SLOT) {
+        zeq_response_v2_emit(f, ctx);
+    }
+    return APR_SUCCESS;
+}
+
+/* v2: where the next plaintext goes: *at, room for *room bytes (the rest
+ * of the current record, within a known length). A full record is sealed
+ * first: more follows it, so it is not the last. APR_EOF: the body is
+ * longer than its known length. */
+static apr_status_t zeq_response_v2_room(ap_filter_t *f,
+                                         zeq_response_ctx *ctx,
+                                         unsigned char **at, apr_size_t *room)
+{
+    apr_status_t rv;
+
+    if (ctx->final) {
+        return APR_EOF;
+    }
+    if (ctx->pending_len == ZEQ_RECORD_SIZE
+        && (rv = zeq_response_v2_record(f, ctx, 0)) != APR_SUCCESS) {
+        return rv;
+    }
+    if ((rv = zeq_response_v2_batch(ctx)) != APR_SUCCESS) {
+        return rv;
+    }
+    *at = ctx->batch + ctx->batch_len + ZEQ_RECORD_HEADER_LEN
+          + ctx->pending_len;
+    *room = ZEQ_RECORD_SIZE - ctx->pending_len;
+    if (ctx->length >= 0 && (apr_off_t)*room > ctx->length - ctx->plain_len) {
+        *room = (apr_size_t)(ctx->length - ctx->plain_len);
+    }
+    return APR_SUCCESS;
+}
+
+/* v2: n bytes of plaintext (at most the room) are in place. The record
+ * that ends a body of known length is sealed at once (it is final); at
+ * most 64 KiB of sealed records wait on ctx->out before they are passed
+ * (the batch stays as it is: a file read may have filled records ahead). */
+static apr_status_t zeq_response_v2_took(ap_filter_t *f, zeq_response_ctx *ctx,
+                                         apr_size_t n)
+{
+    apr_status_t rv;
+
+    ctx->pending_len += n;
+    ctx->plain_len += (apr_off_t)n;
+    if (ctx->length >= 0 && ctx->plain_len == ctx->length
+        && (rv = zeq_response_v2_record(f, ctx, 1)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (ctx->out_len >= ZEQ_RESPONSE_RECORDS * ZEQ_RECORD_SIZE) {
+        return zeq_response_v2_send(f, ctx, 0);
+    }
+    return APR_SUCCESS;
+}
+
+/* v2: takes len bytes of plaintext at data into the records. */
 static apr_status_t zeq_response_v2_add(ap_filter_t *f, zeq_response_ctx *ctx,
                                         const unsigned char *data,
-                                        apr_file_t *fd, apr_size_t len,
-                                        apr_status_t *read_rv)
+                                        apr_size_t len)
 {
     apr_status_t rv;
 
     while (len > 0) {
+        unsigned char *at;
         apr_size_t n;
-        if (ctx->final) {
-            return APR_EOF;          /* more than the known length */
-        }
-        if (ctx->pending_len == ZEQ_RECORD_SIZE
-            && (rv = zeq_response_v2_record(f, ctx, 0)) != APR_SUCCESS) {
+        if ((rv = zeq_response_v2_room(f, ctx, &at, &n)) != APR_SUCCESS) {
             return rv;
         }
-        n = ZEQ_RECORD_SIZE - ctx->pending_len;
+        if (n == 0) {
+            return APR_EOF;          /* more than the known length */
+        }
         if (n > len) {
             n = len;
         }
-        if (ctx->length >= 0 && ctx->plain_len + (apr_off_t)n > ctx->length) {
-            return APR_EOF;
-        }
-        if (data == NULL) {
-            *read_rv = apr_file_read_full(fd, ctx->pending + ctx->pending_len,
-                                          n, NULL);
-            if (*read_rv != APR_SUCCESS) {
-                return *read_rv;
-            }
-        }
-        else {
-            memcpy(ctx->pending + ctx->pending_len, data, n);
-            data += n;
-        }
-        ctx->pending_len += n;
-        ctx->plain_len += (apr_off_t)n;
+        memcpy(at, data, n);
+        data += n;
         len -= n;
-        if (ctx->length >= 0 && ctx->plain_len == ctx->length
-            && (rv = zeq_response_v2_record(f, ctx, 1)) != APR_SUCCESS) {
+        if ((rv = zeq_response_v2_took(f, ctx, n)) != APR_SUCCESS) {
             return rv;
         }
-        if (ctx->out_len >= 4 * ZEQ_RECORD_SIZE
-            && (rv = zeq_response_v2_pass(f, ctx, 0)) != APR_SUCCESS) {
+    }
+    return APR_SUCCESS;
+}
+
+/* Reads into iov (n buffers) from fd at offset at, with one preadv
+ * (again after a signal): the bytes read, 0 at the end of the file, -1
+ * (errno) on an error. The file's own offset does not move. */
+static apr_ssize_t zeq_response_preadv(apr_file_t *file, apr_off_t at,
+                                       const struct iovec *iov, int n)
+{
+    apr_os_file_t fd;
+    ssize_t got;
+
+    if (apr_os_file_get(&fd, file) != APR_SUCCESS) {
+        errno = EBADF;
+        return -1;
+    }
+    do {
+        got = preadv(fd, iov, n, (off_t)at);
+    } while (got < 0 && errno == EINTR);
+    return (apr_ssize_t)got;
+}
+
+/* v2: takes len bytes of file from offset at into the records: each
+ * preadv fills the current record and the whole records after it that the
+ * batch holds (64 KiB of plaintext a call). *read_rv gets a read error (a
+ * file shorter than its bucket: APR_EOF). */
+static apr_status_t zeq_response_v2_add_file(ap_filter_t *f,
+                                             zeq_response_ctx *ctx,
+                                             apr_file_t *file, apr_off_t at,
+                                             apr_size_t len,
+                                             apr_status_t *read_rv)
+{
+    apr_status_t rv;
+
+    if (ctx->length >= 0 && (apr_off_t)len > ctx->length - ctx->plain_len) {
+        return APR_EOF;              /* more than the known length */
+    }
+    while (len > 0) {
+        struct iovec iov[ZEQ_RESPONSE_RECORDS];
+        unsigned char *p;
+        apr_size_t room, want, next;
+        apr_ssize_t got;
+        int n = 1, i;
+
+        if ((rv = zeq_response_v2_room(f, ctx, &p, &room)) != APR_SUCCESS) {
             return rv;
+        }
+        want = room < len ? room : len;
+        iov[0].iov_base = p;
+        iov[0].iov_len = want;
+        /* Whole records after the current one, in their places. */
+        next = ctx->batch_len + ZEQ_RESPONSE_SLOT;
+        while (n < ZEQ_RESPONSE_RECORDS && want < len
+               && ctx->pending_len + iov[0].iov_len == ZEQ_RECORD_SIZE
+               && next + ZEQ_RESPONSE_SLOT <= ZEQ_RESPONSE_BATCH) {
+            apr_size_t k = len - want < ZEQ_RECORD_SIZE ? len - want
+                                                        : ZEQ_RECORD_SIZE;
+            iov[n].iov_base = ctx->batch + next + ZEQ_RECORD_HEADER_LEN;
+            iov[n].iov_len = k;
+            want += k;
+            next += ZEQ_RESPONSE_SLOT;
+            n++;
+        }
+        got = zeq_response_preadv(file, at, iov, n);
+        if (got <= 0) {
+            *read_rv = got == 0 ? APR_EOF : APR_FROM_OS_ERROR(errno);
+            return *read_rv;
+        }
+        at += (apr_off_t)got;
+        len -= (apr_size_t)got;
+        /* Record by record: each one filled before the next has bytes is
+         * sealed by the room of the next (more follows it). */
+        for (i = 0; i < n && got > 0; i++) {
+            apr_size_t k = (apr_size_t)got < iov[i].iov_len ? (apr_size_t)got
+                                                            : iov[i].iov_len;
+            if (i > 0 && (rv = zeq_response_v2_room(f, ctx, &p, &room))
+                         != APR_SUCCESS) {
+                return rv;
+            }
+            if ((rv = zeq_response_v2_took(f, ctx, k)) != APR_SUCCESS) {
+                return rv;
+            }
+            got -= (apr_ssize_t)k;
         }
     }
     return APR_SUCCESS;
@@ -411,7 +621,7 @@ static apr_status_t zeq_response_v2_filter(ap_filter_t *f,
             }
             ctx->done = 1;
             APR_BUCKET_REMOVE(e);
-            APR_BRIGADE_INSERT_TAIL(ctx->out, e);
+            zeq_response_end(f, ctx->out, e);
             apr_brigade_cleanup(bb);
             ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, f->r, ZEQLOG(50002)
                           "answer sealed (version 2): %" APR_OFF_T_FMT " bytes "
@@ -447,6 +657,8 @@ static apr_status_t zeq_response_v2_filter(ap_filter_t *f,
             continue;
         }
         if (APR_BUCKET_IS_METADATA(e)) {
+            /* After the records sealed before it. */
+            zeq_response_v2_emit(f, ctx);
             APR_BUCKET_REMOVE(e);
             APR_BRIGADE_INSERT_TAIL(ctx->out, e);
             continue;
@@ -457,12 +669,9 @@ static apr_status_t zeq_response_v2_filter(ap_filter_t *f,
              * interrupts all its cores (for a small file that costs more
              * than the read). */
             apr_bucket_file *file = e->data;
-            apr_off_t at = e->start;
-            apr_status_t read_rv = apr_file_seek(file->fd, APR_SET, &at);
-            if (read_rv == APR_SUCCESS) {
-                rv = zeq_response_v2_add(f, ctx, NULL, file->fd, e->length,
-                                         &read_rv);
-            }
+            apr_status_t read_rv = APR_SUCCESS;
+            rv = zeq_response_v2_add_file(f, ctx, file->fd, e->start,
+                                          e->length, &read_rv);
             if (read_rv != APR_SUCCESS) {
                 apr_brigade_cleanup(bb);
                 return zeq_response_v2_fail(f, ctx, "reading the file failed");
@@ -490,8 +699,7 @@ static apr_status_t zeq_response_v2_filter(ap_filter_t *f,
             apr_brigade_cleanup(bb);
             return zeq_response_v2_fail(f, ctx, "reading the body failed");
         }
-        rv = zeq_response_v2_add(f, ctx, (const unsigned char *)data, NULL,
-                                 len, NULL);
+        rv = zeq_response_v2_add(f, ctx, (const unsigned char *)data, len);
         if (rv != APR_SUCCESS) {
             return zeq_response_v2_add_failed(f, ctx, bb, rv);
         }
@@ -558,7 +766,7 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
     ex->answered = 1;
     APR_BRIGADE_CONCAT(bb, ctx->meta);
     APR_BUCKET_REMOVE(eos);
-    APR_BRIGADE_INSERT_TAIL(bb, eos);
+    zeq_response_end(f, bb, eos);
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, ZEQLOG(50002)
                   "response sealed (version %d): %" APR_OFF_T_FMT " bytes of "
                   "plaintext", ex->version, ctx->plain_len);
@@ -583,7 +791,6 @@ static int zeq_response_ctx_init(ap_filter_t *f, zeq_exchange *ex,
     apr_pool_cleanup_register(r->pool, ctx, zeq_response_ctx_cleanup,
                               apr_pool_cleanup_null);
     if (ex->version == 2) {
-        unsigned char *prefix;
         apr_size_t aadlen;
         unsigned char *aad;
         /* The AAD binds the answer as its headers go out: now, with the
@@ -599,19 +806,14 @@ static int zeq_response_ctx_init(ap_filter_t *f, zeq_exchange *ex,
         ctx->out = apr_brigade_create(r->pool, f->c->bucket_alloc);
         aad = zeq_exchange_response_aad(r->pool, ex, ctx->status, ctx->type,
                                         ctx->encoding, &aadlen);
-        ctx->pending = apr_palloc(r->pool, ZEQ_RECORD_SIZE);
-        prefix = malloc(ZEQ_RECORD_PREFIX_LEN);
-        if (prefix == NULL
+        /* The first batch starts with the message's prefix. */
+        if (zeq_response_v2_batch(ctx) != APR_SUCCESS
             || zeq_record_sealer_init(&ctx->sealer, ex->keys.s2c, NULL, aad,
                                       aadlen) != ZEQ_OK) {
-            free(prefix);
             return 0;
         }
-        zeq_record_sealer_prefix(&ctx->sealer, prefix);
-        APR_BRIGADE_INSERT_TAIL(ctx->out, apr_bucket_heap_create(
-                                              (const char *)prefix,
-                                              ZEQ_RECORD_PREFIX_LEN, free,
-                                              f->c->bucket_alloc));
+        zeq_record_sealer_prefix(&ctx->sealer, ctx->batch);
+        ctx->batch_len = ZEQ_RECORD_PREFIX_LEN;
         zeq_response_v2_headers(r, ctx);
         ex->answered = 1;
         return 1;
@@ -628,8 +830,47 @@ static int zeq_response_ctx_init(ap_filter_t *f, zeq_exchange *ex,
     return 1;
 }
 
+/* v1: a file region of an answer of at most ZEQ_SPOOL_WHOLE bytes so far,
+ * read (one pread) and encrypted once, in place; its ciphertext waits in
+ * memory. What an answer holds so is at most its own size: the memory
+ * bound of v1, twice the body, holds. */
+static apr_status_t zeq_response_seal_whole(zeq_response_ctx *ctx,
+                                            apr_file_t *fd, apr_off_t at,
+                                            apr_size_t len)
+{
+    unsigned char *buf = malloc(len);
+    apr_size_t done = 0;
+
+    if (buf == NULL) {
+        return APR_ENOMEM;
+    }
+    while (done < len) {
+        struct iovec iov;
+        apr_ssize_t got;
+        iov.iov_base = buf + done;
+        iov.iov_len = len - done;
+        got = zeq_response_preadv(fd, at + (apr_off_t)done, &iov, 1);
+        if (got <= 0) {
+            apr_status_t rv = got == 0 ? APR_EOF : APR_FROM_OS_ERROR(errno);
+            OPENSSL_cleanse(buf, done);
+            free(buf);
+            return rv;
+        }
+        done += (apr_size_t)got;
+    }
+    if (zeq_envelope_seal_update(ctx->cipher, buf, len, buf) != ZEQ_OK) {
+        OPENSSL_cleanse(buf, len);
+        free(buf);
+        return APR_EGENERAL;
+    }
+    return zeq_spool_add_whole(ctx->spool, buf, len);
+}
+
 /* v1: passes a file region's plaintext through the cipher (for the tag);
- * its ciphertext is produced again from the file when sent. */
+ * its ciphertext is produced again from the file when sent. Two passes of
+ * AES over the body (v1's tag precedes the ciphertext), for answers over
+ * ZEQ_SPOOL_WHOLE: what waits is 64 KiB of scratch and the spool's 64 KiB
+ * whatever the body's size, far under v1's bound of twice the body. */
 static apr_status_t zeq_response_seal_file(zeq_response_ctx *ctx,
                                            apr_pool_t *p, apr_file_t *fd,
                                            apr_off_t start, apr_off_t len)
@@ -775,22 +1016,33 @@ static apr_status_t zeq_response_out_filter(ap_filter_t *f,
         }
         if (APR_BUCKET_IS_FILE(e) && !r->header_only
             && ctx->ex->version == 1) {
-            apr_bucket_file *file;
+            apr_bucket_file *file = e->data;
             ctx->plain_len += (apr_off_t)e->length;
             if (ctx->plain_len > ctx->limit) {
                 apr_brigade_cleanup(bb);
                 return zeq_response_over_limit(f, ctx);
             }
-            /* The file is read again when the answer is sent: it must
-             * live as long as this request. A subrequest's file belongs
-             * to the subrequest's pool, which its caller may destroy
-             * before EOS (mod_autoindex does, for HeaderName): setting
-             * the bucket aside moves the file into r->pool. */
-            rv = apr_bucket_setaside(e, r->pool);
-            file = e->data;
-            if (rv == APR_SUCCESS) {
-                rv = zeq_response_seal_file(ctx, r->pool, file->fd,
-                                            e->start, (apr_off_t)e->length);
+            if (ctx->plain_len <= ZEQ_SPOOL_WHOLE) {
+                /* Small: read and encrypted once, now. */
+                rv = e->length > 0
+                     ? zeq_response_seal_whole(ctx, file->fd, e->start,
+                                               e->length)
+                     : APR_SUCCESS;
+            }
+            else {
+                /* The file is read again when the answer is sent: it
+                 * must live as long as this request. A subrequest's file
+                 * belongs to the subrequest's pool, which its caller may
+                 * destroy before EOS (mod_autoindex does, for
+                 * HeaderName): setting the bucket aside moves the file
+                 * into r->pool. */
+                rv = apr_bucket_setaside(e, r->pool);
+                file = e->data;
+                if (rv == APR_SUCCESS) {
+                    rv = zeq_response_seal_file(ctx, r->pool, file->fd,
+                                                e->start,
+                                                (apr_off_t)e->length);
+                }
             }
             if (rv != APR_SUCCESS) {
                 apr_brigade_cleanup(bb);

@@ -257,7 +257,10 @@ static apr_status_t zeq_spool_open_tmp(zeq_spool *sp)
     return rv;
 }
 
-apr_status_t zeq_spool_add(zeq_spool *sp, unsigned char *buf, apr_size_t len)
+/* Appends ciphertext: in memory while this spool holds at most bound
+ * bytes there (and the process's spools their bound), else spilled. */
+static apr_status_t zeq_spool_put(zeq_spool *sp, unsigned char *buf,
+                                  apr_size_t len, apr_size_t bound)
 {
     apr_status_t rv;
     apr_size_t done;
@@ -266,7 +269,7 @@ apr_status_t zeq_spool_add(zeq_spool *sp, unsigned char *buf, apr_size_t len)
         free(buf);
         return APR_SUCCESS;
     }
-    if (!sp->spilling && sp->mem + len <= ZEQ_SPOOL_MEMORY) {
+    if (!sp->spilling && sp->mem + len <= bound) {
         apr_uint32_t before = apr_atomic_add32(&zeq_spool_in_memory,
                                                (apr_uint32_t)len);
         if ((apr_size_t)before + len <= ZEQ_SPOOL_PROCESS_MEMORY) {
@@ -292,6 +295,17 @@ apr_status_t zeq_spool_add(zeq_spool *sp, unsigned char *buf, apr_size_t len)
     sp->tmp_len += (apr_off_t)len;
     sp->pos += (apr_off_t)len;
     return APR_SUCCESS;
+}
+
+apr_status_t zeq_spool_add(zeq_spool *sp, unsigned char *buf, apr_size_t len)
+{
+    return zeq_spool_put(sp, buf, len, ZEQ_SPOOL_MEMORY);
+}
+
+apr_status_t zeq_spool_add_whole(zeq_spool *sp, unsigned char *buf,
+                                 apr_size_t len)
+{
+    return zeq_spool_put(sp, buf, len, ZEQ_SPOOL_WHOLE);
 }
 
 apr_status_t zeq_spool_add_file(zeq_spool *sp, apr_file_t *fd,

@@ -5,9 +5,12 @@
  * to ZEQ_SPOOL_MEMORY bytes per response (and while the process's
  * spools together hold under ZEQ_SPOOL_PROCESS_MEMORY), beyond that in an
  * unlinked temporary file: ciphertext is not secret, plaintext never
- * touches the disk. A body region read from a file (a static file's FILE
- * bucket) is not stored at all: its ciphertext is produced again from the
- * file, at its keystream offset, when the bucket is read.
+ * touches the disk. The ciphertext of a body of at most ZEQ_SPOOL_WHOLE
+ * bytes may stay in memory whole (zeq_spool_add_whole: a small static
+ * file read and encrypted once). A body region read from a file (a larger
+ * static file's FILE bucket) is not stored at all: its ciphertext is
+ * produced again from the file, at its keystream offset, when the bucket
+ * is read.
  *
  * APR, APR-util and libcrypto only (no httpd header): unit-tested alone. */
 #ifndef ZEQ_SPOOL_H
@@ -20,6 +23,10 @@
 
 #define ZEQ_SPOOL_MEMORY          (64 * 1024)
 #define ZEQ_SPOOL_PROCESS_MEMORY  (32 * 1024 * 1024)
+/* The largest body whose ciphertext a response may hold whole in memory
+ * (zeq_spool_add_whole): a static file of at most this size is read and
+ * encrypted once. */
+#define ZEQ_SPOOL_WHOLE           (1024 * 1024)
 
 typedef struct zeq_spool zeq_spool;
 
@@ -34,6 +41,12 @@ zeq_spool *zeq_spool_create(apr_pool_t *p, apr_bucket_alloc_t *list,
 /* Appends len bytes of ciphertext that follow what the spool holds; takes
  * buf (malloc'd) in every case. */
 apr_status_t zeq_spool_add(zeq_spool *sp, unsigned char *buf, apr_size_t len);
+/* The same for the ciphertext of a body of at most ZEQ_SPOOL_WHOLE bytes,
+ * kept whole: in memory up to ZEQ_SPOOL_WHOLE bytes for this spool (not
+ * ZEQ_SPOOL_MEMORY), while the process's spools hold under
+ * ZEQ_SPOOL_PROCESS_MEMORY; spilled as zeq_spool_add does beyond. */
+apr_status_t zeq_spool_add_whole(zeq_spool *sp, unsigned char *buf,
+                                 apr_size_t len);
 /* Appends the ciphertext of the plaintext at [offset, offset + len) of fd,
  * whose bytes the caller has just passed through the envelope's cipher (so
  * its tag covers them): it is produced again from fd when the bucket is

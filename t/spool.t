@@ -3,7 +3,8 @@
 # spill file can be seen while the answer is sent) and HTTP/2, a large
 # proxied answer, a static file of several 64 KiB reads and an odd length
 # with a Range header, a subrequest's file (mod_autoindex's HeaderName),
-# server-side includes (a file between two runs of text).
+# server-side includes (a file between two runs of text, under and over
+# the 1 MiB that v1 seals in one pass).
 # Each opens to exactly the right bytes, and the server's temporary
 # directory stays empty: the spill file is unlinked at once, holds
 # ciphertext only and is closed once the answer is sent.
@@ -27,7 +28,7 @@ use constant CGI_SIZE => 5_000_000;
 use constant PROXY_SIZE => 5_000_000;
 use constant ODD_SIZE => ZeqTest::Fixtures::ODD_SIZE;
 
-plan tests => 12 + 5 + 4 + 1 + 2 * 5 + 6 + 1 + 2 * 2 + 1, need(need_lwp(),
+plan tests => 12 + 5 + 4 + 1 + 2 * 5 + 6 + 2 * (1 + 2 * 2 + 1), need(need_lwp(),
     { 'the server\'s open files are read from /proc/PID/fd' => -d "/proc/$$/fd" });
 
 my $tmp = ZeqTest::Fixtures::server_tmp();
@@ -182,7 +183,8 @@ my $cgi_pt = cgi_bytes(CGI_SIZE);
 # mod_autoindex runs a subrequest for HEADER.html, whose file the sealer
 # sees, and destroys the subrequest (closing the file) before the listing
 # ends and the answer is sent. The header starts at an offset of the body
-# that is no multiple of 16.
+# that is no multiple of 16. It is over 1 MiB: v1 reads it again as the
+# answer is sent, after the subrequest is gone.
 {
     my $header = slurp(catfile(Apache::Test::vars('documentroot'), 'gen', 'listing', 'HEADER.html')) // '';
     my $p = request(path => '/gen/listing/');
@@ -202,21 +204,24 @@ my $cgi_pt = cgi_bytes(CGI_SIZE);
 }
 
 # --- server-side includes: a file between two runs of text -------------------------------------------
-# Over 64 KiB of text first (it spills), the included file, more text: the
-# ciphertext goes out as a spill file segment, the file, a second segment
-# of the same spill file.
-{
-    my $odd = slurp(catfile(Apache::Test::vars('documentroot'), 'gen', 'odd.bin')) // '';
-    my $want = ZeqTest::Fixtures::ssi_text() . $odd . ZeqTest::Fixtures::SSI_TAIL;
-    my $p = request(path => '/gen/ssi/page.shtml');
+# Over 64 KiB of text first (it spills), the included file, more text.
+# page.shtml includes odd.bin (under 1 MiB: v1 reads and encrypts it once,
+# its ciphertext joins the spill file); big.shtml includes big.bin (the
+# ciphertext goes out as a spill file segment, the file encrypted again as
+# it is sent, a second segment of the same spill file).
+for my $page (['page.shtml', 'odd.bin'], ['big.shtml', 'big.bin']) {
+    my ($shtml, $file) = @$page;
+    my $inc = slurp(catfile(Apache::Test::vars('documentroot'), 'gen', $file)) // '';
+    my $want = ZeqTest::Fixtures::ssi_text() . $inc . ZeqTest::Fixtures::SSI_TAIL;
+    my $p = request(path => "/gen/ssi/$shtml");
     ok t_cmp("$p->{status} " . digest_of($p->{body}), '200 ' . digest_of($want),
-             'plaintext SSI page: 70,007 bytes of text, odd.bin, the tail (control)');
+             "plaintext SSI page $shtml: 70,007 bytes of text, $file, the tail (control)");
     for my $case (['HTTP/1.1', 'zeq_file', $s, 'lwp'], ['HTTP/2', 'zeq_h2', $s2, 'curl']) {
         my ($proto, $vhost, $sess, $via) = @$case;
-        my $r = request(vhost => $vhost, via => $via, path => '/gen/ssi/page.shtml', session => $sess);
-        ok t_cmp($r->{status}, 200, "sealed SSI page over $proto: 200");
+        my $r = request(vhost => $vhost, via => $via, path => "/gen/ssi/$shtml", session => $sess);
+        ok t_cmp($r->{status}, 200, "sealed SSI page $shtml over $proto: 200");
         ok t_cmp(digest_of($r->{plain}), digest_of($want),
-                 "sealed SSI page over $proto: opens to the text, the file and the tail");
+                 "sealed SSI page $shtml over $proto: opens to the text, $file and the tail");
     }
-    ok t_cmp(join(' ', tmp_entries()), '', 'SSI: the server\'s temporary directory is empty after');
+    ok t_cmp(join(' ', tmp_entries()), '', "SSI $shtml: the server's temporary directory is empty after");
 }

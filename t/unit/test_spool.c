@@ -485,15 +485,23 @@ static const char *first_kind(zeq_spool *sp, apr_pool_t *p)
            : kinds[0] ? "other" : "nothing";
 }
 
-static zeq_spool *spool_with(apr_pool_t *p, size_t n)
+/* A spool holding n bytes given to add (zeq_spool_add or _add_whole). */
+static zeq_spool *spool_by(apr_pool_t *p, size_t n,
+                           apr_status_t (*add)(zeq_spool *, unsigned char *,
+                                               apr_size_t))
 {
     zeq_spool *sp = zeq_spool_create(p, list, key, iv, spill_dir);
     unsigned char *buf = malloc(n);
 
     unit_fill(buf, n, (unsigned)n);
-    if (zeq_spool_add(sp, buf, n) != APR_SUCCESS)
+    if (add(sp, buf, n) != APR_SUCCESS)
         abort();
     return sp;
+}
+
+static zeq_spool *spool_with(apr_pool_t *p, size_t n)
+{
+    return spool_by(p, n, zeq_spool_add);
 }
 
 static void test_process_bound(void)
@@ -540,6 +548,44 @@ static void test_process_bound(void)
     k = first_kind(spool_with(p, ZEQ_SPOOL_MEMORY), p);
     unit_str(k, "memory", "after the pool of the held spools is destroyed, a "
              "new spool holds 64 KiB in memory");
+    apr_pool_destroy(p);
+    unit_int((long long)dir_entries(spill_dir), 0, "the temporary directory "
+             "is empty");
+}
+
+/* A body held whole (zeq_spool_add_whole): memory up to ZEQ_SPOOL_WHOLE
+ * for one spool, within the process's bound. */
+static zeq_spool *spool_whole(apr_pool_t *p, size_t n)
+{
+    return spool_by(p, n, zeq_spool_add_whole);
+}
+
+static void test_whole(void)
+{
+    enum { FULL = ZEQ_SPOOL_PROCESS_MEMORY / ZEQ_SPOOL_WHOLE };
+    static zeq_spool *held[FULL];
+    apr_pool_t *p, *q;
+    int i, in_memory = 0;
+
+    apr_pool_create(&p, root);
+    apr_pool_create(&q, root);
+    unit_str(first_kind(spool_whole(p, ZEQ_SPOOL_WHOLE), p), "memory",
+             "1 MiB added whole stays in memory");
+    unit_str(first_kind(spool_with(p, ZEQ_SPOOL_WHOLE), p), "spill file",
+             "1 MiB added as zeq_spool_add spills (over 64 KiB)");
+    unit_str(first_kind(spool_whole(p, ZEQ_SPOOL_WHOLE + 1), p), "spill file",
+             "1 MiB and a byte added whole spills");
+    for (i = 0; i < FULL; i++)
+        held[i] = spool_whole(q, ZEQ_SPOOL_WHOLE);
+    unit_str(first_kind(spool_whole(p, 1), p), "spill file",
+             "with %d bodies of 1 MiB held whole, one more byte goes to a spill "
+             "file", FULL);
+    for (i = 0; i < FULL; i++)
+        in_memory += strcmp(first_kind(held[i], q), "memory") == 0;
+    unit_int(in_memory, FULL, "each of them was in memory (drained now)");
+    unit_str(first_kind(spool_whole(p, ZEQ_SPOOL_WHOLE), p), "memory",
+             "after they are drained, 1 MiB is held whole again");
+    apr_pool_destroy(q);
     apr_pool_destroy(p);
     unit_int((long long)dir_entries(spill_dir), 0, "the temporary directory "
              "is empty");
@@ -666,6 +712,7 @@ int main(void)
     test_keystream();
     test_sequence();
     test_process_bound();
+    test_whole();
     test_discard();
     test_shrinking(70000);
     test_shrinking(65536 + 1);

@@ -733,6 +733,31 @@ static void test_records_edges(void)
     }
     unit_int(zeq_record_seal(&(zeq_record_sealer){0}, pt, 1, 1, msg), ZEQ_ERR_BAD,
              "a sealer that was never set up refuses");
+    /* sealed in place: each record's plaintext already at its place */
+    {
+        unsigned char text[45], whole[13 + 3 * 20 + 45], in_place[sizeof whole];
+        size_t i, at = 13;
+        for (i = 0; i < sizeof text; i++) {
+            text[i] = (unsigned char)(i * 37 + 5);
+        }
+        unit_int(zeq_record_seal_message(key, base, (const unsigned char *)"aad", 3, text,
+                                         sizeof text, 16, whole),
+                 ZEQ_OK, "45 bytes in records of 16, sealed from their own buffer");
+        zeq_record_sealer_init(&sl, key, base, (const unsigned char *)"aad", 3);
+        zeq_record_sealer_prefix(&sl, in_place);
+        for (i = 0; i < sizeof text; i += 16) {
+            size_t k = sizeof text - i < 16 ? sizeof text - i : 16;
+            memcpy(in_place + at + 4, text + i, k);
+            unit_int(zeq_record_seal(&sl, in_place + at + 4, k, i + k == sizeof text,
+                                     in_place + at),
+                     ZEQ_OK, "record %zu sealed in place", i / 16);
+            at += 20 + k;
+        }
+        zeq_record_sealer_free(&sl);
+        unit_int((long long)at, (long long)sizeof whole, "... the same length");
+        unit_mem(in_place, sizeof in_place, whole, sizeof whole,
+                 "... and the same bytes as sealed from another buffer");
+    }
     /* v1 through the reader, the v1 vector of PROTOCOL.md */
     {
         size_t kl, el;

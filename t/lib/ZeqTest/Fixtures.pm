@@ -80,10 +80,11 @@ sub ssi_text {
 }
 use constant SSI_TAIL => "\nend of the page\n";
 
-# The HTML header of t/htdocs/gen/listing/ (about 100 kB).
+# The HTML header of t/htdocs/gen/listing/ (about 1.1 MB: over the 1 MiB
+# that v1 seals in one pass, so that its file is read again when sent).
 sub listing_header {
     return "<h1>Listing header</h1>\n<pre>\n"
-        . join('', map { sprintf "line %04d of the listing header %s\n", $_, 'z' x 60 } 1 .. 1100)
+        . join('', map { sprintf "line %05d of the listing header %s\n", $_, 'z' x 60 } 1 .. 12000)
         . "</pre>\n";
 }
 
@@ -188,6 +189,9 @@ sub generate {
     # A page of server-side includes: text over 64 KiB, odd.bin, text.
     _write(catfile($gen, 'ssi', 'page.shtml'),
            ssi_text() . '<!--#include virtual="/gen/odd.bin" -->' . SSI_TAIL, 0644);
+    # The same with big.bin (3 MB: over 1 MiB, read again when sent).
+    _write(catfile($gen, 'ssi', 'big.shtml'),
+           ssi_text() . '<!--#include virtual="/gen/big.bin" -->' . SSI_TAIL, 0644);
     _write(catfile($gen, 'small.txt'), "small static file\n" x 10, 0644);  # 180 B
     my $line = ('0123456789abcdef' x 4) . "\n";
     _write(catfile($gen, 'five-k.txt'), $line x 80, 0644);           # 5200 B
