@@ -6,6 +6,13 @@
  * them itself (shmcb and dbm when they next store, redis and memcached by
  * their TTL), and a lookup checks it too.
  *
+ * On a store of one server each process keeps the records it opened in its
+ * own cache (zeq_reccache), read without a lock: a lookup reads the store
+ * again after ZEQ_RECCACHE_RECHECK seconds, never past the record's expiry,
+ * and caches only used sessions (an unused one is marked used in the store
+ * first), so none that may be dropped as unused. A shared store is read at
+ * every lookup: other servers change its records.
+ *
  * Replays: on a socache store (one server) the window travels in the
  * record and is updated under the store's mutex (zeq_store_update). A
  * shared store (redis, memcached) has no compare-and-set through which
@@ -15,6 +22,7 @@
  * server to add it accepts the request, every other gets APR_EEXIST. */
 #include "zeq_session.h"
 #include "zeq_proto.h"
+#include "zeq_reccache.h"
 #include "zeq_replay.h"
 #include "zeq_sessrec.h"
 #include "zeq_stats.h"
@@ -249,7 +257,11 @@ apr_status_t zeq_session_drop_unused(request_rec *r,
 
     if (!zeq_store_shared()) {
         rv = zeq_session_use(r, hash, 1);
-        return rv == ZEQ_STORE_REMOVE ? APR_SUCCESS : rv;
+        if (rv == ZEQ_STORE_REMOVE) {
+            zeq_reccache_drop(hash);
+            return APR_SUCCESS;
+        }
+        return rv;
     }
     rv = zeq_store_get(r->server, hash, ZEQ_SESSION_ID_HASH_LEN, data, &len,
                        r->pool);
@@ -271,6 +283,47 @@ apr_status_t zeq_session_drop_unused(request_rec *r,
     return zeq_store_remove(r->server, hash, ZEQ_SESSION_ID_HASH_LEN, r->pool);
 }
 
+/* The cache entry of an opened record (a store of one server). */
+static void zeq_session_cache_put(const unsigned char *hash,
+                                  const zeq_sessrec *rec, apr_int64_t now)
+{
+    zeq_reccache_entry e;
+
+    memset(&e, 0, sizeof(e));
+    memcpy(e.hash, hash, sizeof(e.hash));
+    memcpy(e.scope, rec->scope, sizeof(e.scope));
+    e.expires = rec->expires;
+    e.checked = now;
+    e.window = ZEQ_RECCACHE_NO_WINDOW;
+    e.keys = rec->keys;
+    zeq_reccache_put(&e);
+    OPENSSL_cleanse(&e, sizeof(e));
+}
+
+/* A session found in this process's cache: APR_SUCCESS, APR_NOTFOUND (of
+ * another scope), or APR_INCOMPLETE when the cache does not hold it. */
+static apr_status_t zeq_session_cached(const zeq_srv_conf *sc,
+                                       const unsigned char *hash,
+                                       apr_int64_t now, zeq_keys *keys,
+                                       apr_int64_t *expires)
+{
+    zeq_reccache_entry e;
+    apr_status_t rv = APR_INCOMPLETE;
+
+    if (!zeq_store_shared() && zeq_reccache_get(hash, now, &e)) {
+        rv = CRYPTO_memcmp(e.scope, sc->scope_id, ZEQ_SCOPE_ID_LEN) == 0
+             ? APR_SUCCESS : APR_NOTFOUND;
+        if (rv == APR_SUCCESS) {
+            *keys = e.keys;
+            if (expires != NULL) {
+                *expires = e.expires;
+            }
+        }
+        OPENSSL_cleanse(&e, sizeof(e));
+    }
+    return rv;
+}
+
 apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
                                 const char *id, zeq_keys *keys,
                                 apr_int64_t *expires)
@@ -280,8 +333,9 @@ apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
      * and refused instead of failing as a too-small buffer. */
     unsigned char data[2 * ZEQ_SESSREC_MAX_LEN];
     apr_size_t len = sizeof(data);
+    apr_int64_t now = apr_time_sec(apr_time_now());
     zeq_sessrec rec;
-    apr_status_t rv, mark;
+    apr_status_t rv, mark = APR_SUCCESS;
 
     if (!zeq_proto_session_id_valid(id)) {
         return APR_NOTFOUND;
@@ -289,27 +343,43 @@ apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
     if (!zeq_session_hash(id, hash)) {
         return APR_EGENERAL;
     }
+    rv = zeq_session_cached(sc, hash, now, keys, expires);
+    if (rv != APR_INCOMPLETE) {
+        return rv;
+    }
     rv = zeq_store_get(r->server, hash, sizeof(hash), data, &len, r->pool);
     if (rv == APR_SUCCESS) {
         rv = zeq_session_open(r, sc, hash, data, len, &rec);
     }
     OPENSSL_cleanse(data, sizeof(data));
-    if (rv == APR_SUCCESS) {
-        if (rec.unused
-            && (mark = zeq_session_mark_used(r, hash, &rec)) != APR_SUCCESS) {
-            /* The request goes on with the keys it found; the session
-             * merely stays counted as unused. */
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, mark, r, ZEQLOG(20018)
-                          "cannot mark session %s used",
-                          zeq_session_tag(r->pool, id));
-        }
-        *keys = rec.keys;
-        if (expires != NULL) {
-            *expires = rec.expires;
-        }
-        OPENSSL_cleanse(&rec, sizeof(rec));
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
-    return rv;
+    if (rec.unused
+        && (mark = zeq_session_mark_used(r, hash, &rec)) != APR_SUCCESS) {
+        if (mark == APR_NOTFOUND && !zeq_store_shared()) {
+            /* Dropped as unused between the read and the mark: gone. */
+            OPENSSL_cleanse(&rec, sizeof(rec));
+            return APR_NOTFOUND;
+        }
+        /* The request goes on with the keys it found; the session merely
+         * stays counted as unused (and is not cached: the next request
+         * tries again). */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, mark, r, ZEQLOG(20018)
+                      "cannot mark session %s used",
+                      zeq_session_tag(r->pool, id));
+    }
+    if (mark == APR_SUCCESS && !zeq_store_shared()) {
+        /* Only a used session is cached: none that may still be dropped
+         * as unused. */
+        zeq_session_cache_put(hash, &rec, now);
+    }
+    *keys = rec.keys;
+    if (expires != NULL) {
+        *expires = rec.expires;
+    }
+    OPENSSL_cleanse(&rec, sizeof(rec));
+    return APR_SUCCESS;
 }
 
 typedef struct {
@@ -461,6 +531,7 @@ static apr_status_t zeq_session_key_cleanse(void *data)
 {
     (void)data;
     zeq_sessrec_key_cleanse(&zeq_session_key);
+    zeq_reccache_clear();
     zeq_session_key_ready = 0;
     return APR_SUCCESS;
 }
