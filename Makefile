@@ -26,7 +26,7 @@ SOURCES := mod_zeq_e2e.c src/zeq_config.c src/zeq_envelope.c src/zeq_proto.c \
            src/zeq_session.c src/zeq_handshake.c src/zeq_request.c \
            src/zeq_response.c src/zeq_error.c src/zeq_client.c \
            src/zeq_frame.c src/zeq_ws.c src/zeq_limit.c src/zeq_guard.c \
-           src/zeq_reccache.c
+           src/zeq_reccache.c src/zeq_wintab.c
 HEADERS := $(wildcard src/*.h include/*.h)
 WARN    := -std=c11 -Wall -Wextra -Werror
 MODULE  := .libs/mod_zeq_e2e.so
@@ -45,7 +45,7 @@ FLAVOUR_NAME := $(if $(SAN),sanitize,plain)
 # Pure parts, unit-tested and fuzzed without httpd.
 PURE    := src/zeq_envelope.c src/zeq_proto.c src/zeq_frame.c src/zeq_kex.c \
            src/zeq_record.c src/zeq_seal.c src/zeq_replay.c src/zeq_sessrec.c \
-           src/zeq_limit.c src/zeq_reccache.c
+           src/zeq_limit.c src/zeq_reccache.c src/zeq_wintab.c
 UNIT    := $(patsubst t/unit/%.c,$(BUILD)/%,$(wildcard t/unit/test_*.c))
 
 # Debian packages: to build, to test, to run the demo.
