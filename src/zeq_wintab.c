@@ -90,8 +90,10 @@ static void zeq_wintab_lock(const zeq_wintab *t, zeq_wintab_slot *s)
 {
     unsigned spins = 0, yields = 0;
     uint32_t holder = 0;
+    /* A handle whose pid was not set still locks (as pid 1, never gone). */
+    uint32_t self = t->self != 0 ? t->self : 1;
 
-    while (!atomic_compare_exchange_weak_explicit(&s->lock, &holder, t->self,
+    while (!atomic_compare_exchange_weak_explicit(&s->lock, &holder, self,
                                                   memory_order_acquire,
                                                   memory_order_relaxed)) {
         if (holder != 0 && ++spins >= ZEQ_WINTAB_SPINS) {
@@ -101,7 +103,7 @@ static void zeq_wintab_lock(const zeq_wintab *t, zeq_wintab_slot *s)
                 yields = 0;
                 if (t->alive != NULL && !t->alive(holder)
                     && atomic_compare_exchange_strong_explicit(
-                           &s->lock, &holder, t->self, memory_order_acquire,
+                           &s->lock, &holder, self, memory_order_acquire,
                            memory_order_relaxed)) {
                     zeq_wintab_empty(s);
                     return;
