@@ -25,7 +25,8 @@ SOURCES := mod_zeq_e2e.c src/zeq_config.c src/zeq_envelope.c src/zeq_proto.c \
            src/zeq_store.c src/zeq_stats.c src/zeq_status.c \
            src/zeq_session.c src/zeq_handshake.c src/zeq_request.c \
            src/zeq_response.c src/zeq_error.c src/zeq_client.c \
-           src/zeq_frame.c src/zeq_ws.c src/zeq_limit.c src/zeq_guard.c
+           src/zeq_frame.c src/zeq_ws.c src/zeq_limit.c src/zeq_guard.c \
+           src/zeq_reccache.c src/zeq_wintab.c
 HEADERS := $(wildcard src/*.h include/*.h)
 WARN    := -std=c11 -Wall -Wextra -Werror
 MODULE  := .libs/mod_zeq_e2e.so
@@ -44,7 +45,7 @@ FLAVOUR_NAME := $(if $(SAN),sanitize,plain)
 # Pure parts, unit-tested and fuzzed without httpd.
 PURE    := src/zeq_envelope.c src/zeq_proto.c src/zeq_frame.c src/zeq_kex.c \
            src/zeq_record.c src/zeq_seal.c src/zeq_replay.c src/zeq_sessrec.c \
-           src/zeq_limit.c
+           src/zeq_limit.c src/zeq_reccache.c src/zeq_wintab.c
 UNIT    := $(patsubst t/unit/%.c,$(BUILD)/%,$(wildcard t/unit/test_*.c))
 
 # Debian packages: to build, to test, to run the demo.
@@ -144,7 +145,7 @@ deps-fuzz:
 $(BUILD)/%: t/unit/%.c $(PURE) $(PURE:.c=.h) src/zeq_result.h $(wildcard t/unit/*.h) $(FLAVOUR)
 	@mkdir -p $(BUILD)
 	$(CC) $(WARN) $(SAN) -D_POSIX_C_SOURCE=200809L -Isrc -Iinclude $< $(PURE) \
-	  -lcrypto -lcjson -o $@
+	  -pthread -lcrypto -lcjson -o $@
 
 # The spool's test also needs APR and APR-util (src/zeq_spool.c has no
 # httpd header); the other unit tests link the pure parts only.

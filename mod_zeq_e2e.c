@@ -15,7 +15,8 @@
  * (WebSocket frames), zeq_error (JSON errors); pure parts without httpd:
  * zeq_envelope (AES-256-GCM, PBKDF2), zeq_proto (parsers), zeq_frame
  * (RFC 6455), zeq_sessrec (sealed session records), zeq_limit (the
- * guard's shared tables). */
+ * guard's shared tables), zeq_reccache (each process's cache of opened
+ * records), zeq_wintab (the replay window table). */
 #define ZEQ_MODULE_GLUE
 #include "zeq_private.h"
 #include "zeq_client.h"
@@ -109,6 +110,11 @@ static const command_rec zeq_e2e_cmds[] = {
                   RSRC_CONF,
                   "N | off: a session still unused after N more handshakes "
                   "from its address is dropped (default 32; global only)"),
+    AP_INIT_TAKE1("ZeqE2EReplayWindows", zeq_config_set_windows, NULL,
+                  RSRC_CONF,
+                  "how many v2 sessions keep their replay windows in shared "
+                  "memory, with a store of one server (default 100000; "
+                  "global only)"),
     AP_INIT_TAKE1("ZeqE2EClientScriptPath", zeq_config_set_path,
                   (void *)APR_OFFSETOF(zeq_srv_conf, client_path),
                   RSRC_CONF,

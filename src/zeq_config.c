@@ -63,6 +63,7 @@ void *zeq_config_create_srv(apr_pool_t *p, server_rec *s)
     c->hs_burst = ZEQ_UNSET;
     c->concurrency = ZEQ_UNSET;
     c->unused_sessions = ZEQ_UNSET;
+    c->replay_windows = ZEQ_UNSET;
     return c;
 }
 
@@ -96,6 +97,7 @@ void *zeq_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->cleanup_interval = base->cleanup_interval;
     c->concurrency = base->concurrency;
     c->unused_sessions = base->unused_sessions;
+    c->replay_windows = base->replay_windows;
     /* Each server warns about its own directives only. */
     c->secret_notes = add->secret_notes;
     c->key_notes = add->key_notes;
@@ -190,6 +192,12 @@ int zeq_config_unused_sessions(const zeq_srv_conf *main_conf)
 {
     return main_conf->unused_sessions != ZEQ_UNSET
            ? main_conf->unused_sessions : ZEQ_DEFAULT_UNUSED_SESSIONS;
+}
+
+int zeq_config_replay_windows(const zeq_srv_conf *main_conf)
+{
+    return main_conf->replay_windows != ZEQ_UNSET
+           ? main_conf->replay_windows : ZEQ_DEFAULT_REPLAY_WINDOWS;
 }
 
 static apr_status_t zeq_config_secret_cleanse(void *data)
@@ -669,22 +677,30 @@ const char *zeq_config_set_hs_rate(cmd_parms *cmd, void *dc, const char *a1,
     return NULL;
 }
 
-const char *zeq_config_set_concurrency(cmd_parms *cmd, void *dc,
-                                       const char *arg)
+/* A directive that takes a whole number of what from min to max into
+ * *out; err: what the context check said (NULL: allowed here). */
+static const char *zeq_config_count(cmd_parms *cmd, const char *err,
+                                    const char *arg, int min, int max,
+                                    const char *what, int *out)
 {
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-
-    (void)dc;
     if (err != NULL) {
         return err;
     }
-    if (!zeq_config_int(arg, 1, ZEQ_LIMIT_SLOTS_MAX,
-                        &zeq_config_srv(cmd->server)->concurrency)) {
+    if (!zeq_config_int(arg, min, max, out)) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number of "
-                            "key derivations from 1 to %d", cmd->cmd->name,
-                            arg, ZEQ_LIMIT_SLOTS_MAX);
+                            "%s from %d to %d", cmd->cmd->name, arg, what,
+                            min, max);
     }
     return NULL;
+}
+
+const char *zeq_config_set_concurrency(cmd_parms *cmd, void *dc,
+                                       const char *arg)
+{
+    (void)dc;
+    return zeq_config_count(cmd, ap_check_cmd_context(cmd, GLOBAL_ONLY), arg,
+                            1, ZEQ_LIMIT_SLOTS_MAX, "key derivations",
+                            &zeq_config_srv(cmd->server)->concurrency);
 }
 
 const char *zeq_config_set_unused(cmd_parms *cmd, void *dc, const char *arg)
@@ -706,6 +722,15 @@ const char *zeq_config_set_unused(cmd_parms *cmd, void *dc, const char *arg)
                             arg, ZEQ_LIMIT_RING_MAX);
     }
     return NULL;
+}
+
+const char *zeq_config_set_windows(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    return zeq_config_count(cmd, ap_check_cmd_context(cmd, GLOBAL_ONLY), arg,
+                            ZEQ_MIN_REPLAY_WINDOWS, ZEQ_MAX_REPLAY_WINDOWS,
+                            "windows",
+                            &zeq_config_srv(cmd->server)->replay_windows);
 }
 
 /* One version of ZeqE2EProtocol: its bit, or 0. */

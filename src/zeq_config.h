@@ -24,6 +24,10 @@
 #define ZEQ_HS_RATE_MAX 10000.0
 #define ZEQ_HS_BURST_MAX 100000
 #define ZEQ_DEFAULT_UNUSED_SESSIONS 32
+/* ZeqE2EReplayWindows: as many v2 sessions as the default store holds. */
+#define ZEQ_DEFAULT_REPLAY_WINDOWS 100000
+#define ZEQ_MIN_REPLAY_WINDOWS 16
+#define ZEQ_MAX_REPLAY_WINDOWS 10000000
 
 /* Per-directory configuration; every field has an unset marker. */
 typedef struct {
@@ -73,6 +77,7 @@ typedef struct {
     int hs_burst;                /* its BURST (set with hs_rate) */
     int concurrency;             /* ZeqE2EHandshakeConcurrency (global),
                                   * ZEQ_UNSET: the CPUs online */
+    int replay_windows;          /* ZeqE2EReplayWindows (global) */
     int unused_sessions;         /* ZeqE2EUnusedSessions (global), 0 off,
                                   * ZEQ_UNSET */
     /* Startup warnings of this server's own directives (a short secret, a
@@ -126,6 +131,8 @@ const char *zeq_config_set_concurrency(cmd_parms *cmd, void *dc,
                                        const char *arg);
 /* ZeqE2EUnusedSessions N | off (global only). */
 const char *zeq_config_set_unused(cmd_parms *cmd, void *dc, const char *arg);
+/* ZeqE2EReplayWindows N (global only). */
+const char *zeq_config_set_windows(cmd_parms *cmd, void *dc, const char *arg);
 /* The byte limits: cmd->info is the APR_OFFSETOF slot in zeq_dir_conf. */
 const char *zeq_config_set_limit(cmd_parms *cmd, void *dc, const char *arg);
 void zeq_config_register_hooks(apr_pool_t *p);
@@ -151,6 +158,9 @@ int zeq_config_hs_rate(const zeq_srv_conf *c, double *rate, int *burst);
  * hold (0: no bound). */
 int zeq_config_concurrency(const zeq_srv_conf *main_conf);
 int zeq_config_unused_sessions(const zeq_srv_conf *main_conf);
+/* The slots of the replay window table (ZeqE2EReplayWindows or its
+ * default), from the main server's configuration. */
+int zeq_config_replay_windows(const zeq_srv_conf *main_conf);
 const char *zeq_config_client_path(const zeq_srv_conf *c);
 
 #endif

@@ -1,5 +1,5 @@
 /* The return codes the pure parts of mod_zeq_e2e share (envelope, kex,
- * record, replay, sessrec, proto, frame). No httpd or APR header. */
+ * record, replay, sessrec, proto, frame, wintab). No httpd or APR header. */
 #ifndef ZEQ_RESULT_H
 #define ZEQ_RESULT_H
 
@@ -11,5 +11,6 @@
 #define ZEQ_ERR_REPLAY (-5)   /* a sequence number seen before or too old */
 #define ZEQ_ERR_VERSION (-6)  /* a protocol version not implemented */
 #define ZEQ_ERR_KEY    (-7)   /* sealed under another key (session records) */
+#define ZEQ_ERR_GONE   (-8)   /* no longer held (a replay window's slot) */
 
 #endif

@@ -6,8 +6,21 @@
  * them itself (shmcb and dbm when they next store, redis and memcached by
  * their TTL), and a lookup checks it too.
  *
- * Replays: on a socache store (one server) the window travels in the
- * record and is updated under the store's mutex (zeq_store_update). A
+ * On a store of one server each process keeps the records it opened in its
+ * own cache (zeq_reccache), read without a lock: a lookup reads the store
+ * again after ZEQ_RECCACHE_RECHECK seconds, never past the record's expiry,
+ * and caches only used sessions (an unused one is marked used in the store
+ * first), so none that may be dropped as unused. A shared store is read at
+ * every lookup: other servers change its records.
+ *
+ * Replays: on a socache store (one server) each v2 session's window is a
+ * slot of the window table (zeq_wintab), in shared memory made in
+ * post_config (ZeqE2EReplayWindows slots) that survives graceful restarts;
+ * its record names the slot, and a number is checked under that slot's own
+ * lock word, no global mutex. A session whose slot went to a newer one has
+ * lost its window: it is removed and counts as unknown. Records of earlier
+ * releases that carry their window are still updated under the store's
+ * mutex (zeq_store_update). A
  * shared store (redis, memcached) has no compare-and-set through which
  * servers could update one window: each number is claimed instead with an
  * atomic add of an entry of its own (hash of the id || the number), which
@@ -15,14 +28,21 @@
  * server to add it accepts the request, every other gets APR_EEXIST. */
 #include "zeq_session.h"
 #include "zeq_proto.h"
+#include "zeq_reccache.h"
 #include "zeq_replay.h"
 #include "zeq_sessrec.h"
 #include "zeq_stats.h"
 #include "zeq_store.h"
+#include "zeq_wintab.h"
 
 #include "http_core.h"
 #include "apr_file_io.h"
+#include "apr_shm.h"
 #include "apr_strings.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -33,10 +53,14 @@
 #error "the store id of a session is the record's id hash"
 #endif
 #define ZEQ_SESSION_KEY_FILE "zeq_e2e-record.key"
+#define ZEQ_SESSION_WINDOWS_KEY "zeq_e2e-windows"
 
 /* The module-wide sealing key of this configuration generation. */
 static zeq_sessrec_key zeq_session_key;
 static int zeq_session_key_ready;
+/* This process's handle of the replay window table (a store of one server;
+ * mem is NULL for a shared store). */
+static zeq_wintab zeq_session_windows;
 
 static int zeq_session_hash(const char *id,
                             unsigned char out[ZEQ_SESSION_ID_HASH_LEN])
@@ -135,13 +159,31 @@ apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
     rec.created = apr_time_sec(r->request_time);
     rec.expires = rec.created + zeq_config_ttl(sc);
     rec.keys = *keys;
-    rec.has_window = keys->version == 2 && !zeq_store_shared();
     rec.unused = 1;
     zeq_replay_init(&rec.window);
+    if (keys->version == 2 && !zeq_store_shared()) {
+        rec.has_slot = zeq_session_windows.mem != NULL;
+        rec.has_window = !rec.has_slot;
+    }
+    if (rec.has_slot) {
+        int evicted = 0;
+        rec.slot = zeq_wintab_claim(&zeq_session_windows, hash, rec.expires,
+                                    apr_time_sec(apr_time_now()), &evicted);
+        if (evicted) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(20019)
+                          "every replay window is in use "
+                          "(ZeqE2EReplayWindows %u): the oldest live "
+                          "session's went to the new one",
+                          (unsigned)zeq_session_windows.slots);
+        }
+    }
     len = zeq_session_seal(&rec, hash, data);
     rv = len == 0 ? APR_EGENERAL
          : zeq_store_put(r->server, hash, ZEQ_SESSION_ID_HASH_LEN,
                          apr_time_from_sec(rec.expires), data, len, r->pool);
+    if (rv != APR_SUCCESS && rec.has_slot) {
+        zeq_wintab_release(&zeq_session_windows, rec.slot, hash);
+    }
     if (expires != NULL) {
         *expires = rec.expires;
     }
@@ -173,6 +215,8 @@ static apr_status_t zeq_session_reseal(const zeq_sessrec *rec,
 typedef struct {
     const unsigned char *hash;
     int drop;                   /* 0: mark used; 1: remove if unused */
+    int has_slot;               /* removed: the slot of its window */
+    uint32_t slot;
 } zeq_session_use_ctx;
 
 static apr_status_t zeq_session_use_one(void *baton, unsigned char *data,
@@ -191,6 +235,8 @@ static apr_status_t zeq_session_use_one(void *baton, unsigned char *data,
     }
     if (rec.unused && ctx->drop) {
         rv = ZEQ_STORE_REMOVE;
+        ctx->has_slot = rec.has_slot;
+        ctx->slot = rec.slot;
     }
     else if (rec.unused) {
         rec.unused = 0;
@@ -205,12 +251,19 @@ static apr_status_t zeq_session_use(request_rec *r, const unsigned char *hash,
                                     int drop)
 {
     zeq_session_use_ctx ctx;
+    apr_status_t rv;
 
     ctx.hash = hash;
     ctx.drop = drop;
-    return zeq_store_update(r->server, hash, ZEQ_SESSION_ID_HASH_LEN,
-                            ZEQ_SESSREC_MAX_LEN, zeq_session_use_one, &ctx,
-                            r->pool);
+    ctx.has_slot = 0;
+    rv = zeq_store_update(r->server, hash, ZEQ_SESSION_ID_HASH_LEN,
+                          ZEQ_SESSREC_MAX_LEN, zeq_session_use_one, &ctx,
+                          r->pool);
+    if (rv == ZEQ_STORE_REMOVE && ctx.has_slot
+        && zeq_session_windows.mem != NULL) {
+        zeq_wintab_release(&zeq_session_windows, ctx.slot, hash);
+    }
+    return rv;
 }
 
 /* A shared store has no read-modify-write: the record is written again
@@ -249,7 +302,11 @@ apr_status_t zeq_session_drop_unused(request_rec *r,
 
     if (!zeq_store_shared()) {
         rv = zeq_session_use(r, hash, 1);
-        return rv == ZEQ_STORE_REMOVE ? APR_SUCCESS : rv;
+        if (rv == ZEQ_STORE_REMOVE) {
+            zeq_reccache_drop(hash);
+            return APR_SUCCESS;
+        }
+        return rv;
     }
     rv = zeq_store_get(r->server, hash, ZEQ_SESSION_ID_HASH_LEN, data, &len,
                        r->pool);
@@ -271,6 +328,47 @@ apr_status_t zeq_session_drop_unused(request_rec *r,
     return zeq_store_remove(r->server, hash, ZEQ_SESSION_ID_HASH_LEN, r->pool);
 }
 
+/* The cache entry of an opened record (a store of one server). */
+static void zeq_session_cache_put(const unsigned char *hash,
+                                  const zeq_sessrec *rec, apr_int64_t now)
+{
+    zeq_reccache_entry e;
+
+    memset(&e, 0, sizeof(e));
+    memcpy(e.hash, hash, sizeof(e.hash));
+    memcpy(e.scope, rec->scope, sizeof(e.scope));
+    e.expires = rec->expires;
+    e.checked = now;
+    e.window = rec->has_slot ? rec->slot : ZEQ_RECCACHE_NO_WINDOW;
+    e.keys = rec->keys;
+    zeq_reccache_put(&e);
+    OPENSSL_cleanse(&e, sizeof(e));
+}
+
+/* A session found in this process's cache: APR_SUCCESS, APR_NOTFOUND (of
+ * another scope), or APR_INCOMPLETE when the cache does not hold it. */
+static apr_status_t zeq_session_cached(const zeq_srv_conf *sc,
+                                       const unsigned char *hash,
+                                       apr_int64_t now, zeq_keys *keys,
+                                       apr_int64_t *expires)
+{
+    zeq_reccache_entry e;
+    apr_status_t rv = APR_INCOMPLETE;
+
+    if (!zeq_store_shared() && zeq_reccache_get(hash, now, &e)) {
+        rv = CRYPTO_memcmp(e.scope, sc->scope_id, ZEQ_SCOPE_ID_LEN) == 0
+             ? APR_SUCCESS : APR_NOTFOUND;
+        if (rv == APR_SUCCESS) {
+            *keys = e.keys;
+            if (expires != NULL) {
+                *expires = e.expires;
+            }
+        }
+        OPENSSL_cleanse(&e, sizeof(e));
+    }
+    return rv;
+}
+
 apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
                                 const char *id, zeq_keys *keys,
                                 apr_int64_t *expires)
@@ -280,8 +378,9 @@ apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
      * and refused instead of failing as a too-small buffer. */
     unsigned char data[2 * ZEQ_SESSREC_MAX_LEN];
     apr_size_t len = sizeof(data);
+    apr_int64_t now = apr_time_sec(apr_time_now());
     zeq_sessrec rec;
-    apr_status_t rv, mark;
+    apr_status_t rv, mark = APR_SUCCESS;
 
     if (!zeq_proto_session_id_valid(id)) {
         return APR_NOTFOUND;
@@ -289,27 +388,43 @@ apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
     if (!zeq_session_hash(id, hash)) {
         return APR_EGENERAL;
     }
+    rv = zeq_session_cached(sc, hash, now, keys, expires);
+    if (rv != APR_INCOMPLETE) {
+        return rv;
+    }
     rv = zeq_store_get(r->server, hash, sizeof(hash), data, &len, r->pool);
     if (rv == APR_SUCCESS) {
         rv = zeq_session_open(r, sc, hash, data, len, &rec);
     }
     OPENSSL_cleanse(data, sizeof(data));
-    if (rv == APR_SUCCESS) {
-        if (rec.unused
-            && (mark = zeq_session_mark_used(r, hash, &rec)) != APR_SUCCESS) {
-            /* The request goes on with the keys it found; the session
-             * merely stays counted as unused. */
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, mark, r, ZEQLOG(20018)
-                          "cannot mark session %s used",
-                          zeq_session_tag(r->pool, id));
-        }
-        *keys = rec.keys;
-        if (expires != NULL) {
-            *expires = rec.expires;
-        }
-        OPENSSL_cleanse(&rec, sizeof(rec));
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
-    return rv;
+    if (rec.unused
+        && (mark = zeq_session_mark_used(r, hash, &rec)) != APR_SUCCESS) {
+        if (mark == APR_NOTFOUND && !zeq_store_shared()) {
+            /* Dropped as unused between the read and the mark: gone. */
+            OPENSSL_cleanse(&rec, sizeof(rec));
+            return APR_NOTFOUND;
+        }
+        /* The request goes on with the keys it found; the session merely
+         * stays counted as unused (and is not cached: the next request
+         * tries again). */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, mark, r, ZEQLOG(20018)
+                      "cannot mark session %s used",
+                      zeq_session_tag(r->pool, id));
+    }
+    if (mark == APR_SUCCESS && !zeq_store_shared()) {
+        /* Only a used session is cached: none that may still be dropped
+         * as unused. */
+        zeq_session_cache_put(hash, &rec, now);
+    }
+    *keys = rec.keys;
+    if (expires != NULL) {
+        *expires = rec.expires;
+    }
+    OPENSSL_cleanse(&rec, sizeof(rec));
+    return APR_SUCCESS;
 }
 
 typedef struct {
@@ -343,11 +458,72 @@ static apr_status_t zeq_session_accept_one(void *baton, unsigned char *data,
     return rv;
 }
 
+/* The window slot of a live session of this host (a store of one server):
+ * from the process's cache, else from its record. APR_SUCCESS with *slot,
+ * ZEQ_RECCACHE_NO_WINDOW when the window travels in the record;
+ * APR_NOTFOUND; a store failure. */
+static apr_status_t zeq_session_window_slot(request_rec *r,
+                                            const zeq_srv_conf *sc,
+                                            const unsigned char *hash,
+                                            uint32_t *slot)
+{
+    unsigned char data[2 * ZEQ_SESSREC_MAX_LEN];
+    apr_size_t len = sizeof(data);
+    zeq_reccache_entry e;
+    zeq_sessrec rec;
+    apr_status_t rv;
+
+    if (zeq_reccache_get(hash, apr_time_sec(apr_time_now()), &e)) {
+        rv = CRYPTO_memcmp(e.scope, sc->scope_id, ZEQ_SCOPE_ID_LEN) == 0
+             ? APR_SUCCESS : APR_NOTFOUND;
+        *slot = e.window;
+        OPENSSL_cleanse(&e, sizeof(e));
+        return rv;
+    }
+    rv = zeq_store_get(r->server, hash, ZEQ_SESSION_ID_HASH_LEN, data, &len,
+                       r->pool);
+    if (rv == APR_SUCCESS) {
+        rv = zeq_session_open(r, sc, hash, data, len, &rec);
+    }
+    OPENSSL_cleanse(data, sizeof(data));
+    if (rv == APR_SUCCESS) {
+        *slot = rec.has_slot ? rec.slot : ZEQ_RECCACHE_NO_WINDOW;
+        OPENSSL_cleanse(&rec, sizeof(rec));
+    }
+    return rv;
+}
+
+/* Accepts seq in the session's slot of the window table: APR_SUCCESS,
+ * APR_EEXIST; APR_NOTFOUND when the slot went to another session (this
+ * one is removed: without its window it cannot go on). */
+static apr_status_t zeq_session_accept_slot(request_rec *r, const char *id,
+                                            const unsigned char *hash,
+                                            uint32_t slot, apr_uint64_t seq)
+{
+    int rv = zeq_wintab_accept(&zeq_session_windows, slot, hash, seq);
+
+    if (rv == ZEQ_OK) {
+        return APR_SUCCESS;
+    }
+    if (rv != ZEQ_ERR_GONE) {
+        return APR_EEXIST;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(20020)
+                  "session %s has lost its replay window (its slot went to a "
+                  "newer session, or the table was made anew): it counts as "
+                  "unknown", zeq_session_tag(r->pool, id));
+    zeq_reccache_drop(hash);
+    zeq_store_remove(r->server, hash, ZEQ_SESSION_ID_HASH_LEN, r->pool);
+    return APR_NOTFOUND;
+}
+
 apr_status_t zeq_session_accept_seq(request_rec *r, const zeq_srv_conf *sc,
                                     const char *id, apr_uint64_t seq)
 {
     unsigned char hash[ZEQ_SESSION_ID_HASH_LEN], claim[ZEQ_SESSION_ID_HASH_LEN + 8];
     zeq_session_accept_ctx ctx;
+    uint32_t slot = ZEQ_RECCACHE_NO_WINDOW;
+    apr_status_t rv;
     int i;
 
     if (!zeq_session_hash(id, hash)) {
@@ -366,6 +542,16 @@ apr_status_t zeq_session_accept_seq(request_rec *r, const zeq_srv_conf *sc,
                              + apr_time_from_sec(zeq_config_ttl(sc)),
                              r->pool);
     }
+    if (zeq_session_windows.mem != NULL) {
+        rv = zeq_session_window_slot(r, sc, hash, &slot);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (slot != ZEQ_RECCACHE_NO_WINDOW) {
+            return zeq_session_accept_slot(r, id, hash, slot, seq);
+        }
+    }
+    /* A record that carries its window (an earlier release's). */
     ctx.r = r;
     ctx.sc = sc;
     ctx.hash = hash;
@@ -461,8 +647,70 @@ static apr_status_t zeq_session_key_cleanse(void *data)
 {
     (void)data;
     zeq_sessrec_key_cleanse(&zeq_session_key);
+    zeq_reccache_clear();
     zeq_session_key_ready = 0;
     return APR_SUCCESS;
+}
+
+static int zeq_session_alive(uint32_t pid)
+{
+    return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
+}
+
+/* The replay window table of a store of one server: in the process pool,
+ * made once and found again by every generation after a graceful restart
+ * (made anew when ZeqE2EReplayWindows changed); children inherit it. */
+static int zeq_session_windows_init(server_rec *s)
+{
+    apr_pool_t *pp = s->process->pool;
+    int n = zeq_config_replay_windows(zeq_config_srv(s));
+    apr_shm_t *shm = NULL;
+    void *data = NULL;
+    apr_status_t rv;
+
+    memset(&zeq_session_windows, 0, sizeof(zeq_session_windows));
+    if (zeq_store_shared()) {
+        return OK;
+    }
+    apr_pool_userdata_get(&data, ZEQ_SESSION_WINDOWS_KEY, pp);
+    shm = data;
+    if (shm != NULL
+        && (zeq_wintab_attach(&zeq_session_windows, apr_shm_baseaddr_get(shm),
+                              apr_shm_size_get(shm)) != ZEQ_OK
+            || zeq_session_windows.slots != (uint32_t)n)) {
+        apr_pool_userdata_set(NULL, ZEQ_SESSION_WINDOWS_KEY,
+                              apr_pool_cleanup_null, pp);
+        apr_shm_destroy(shm);
+        shm = NULL;
+    }
+    if (shm == NULL) {
+        apr_size_t size = zeq_wintab_size((uint32_t)n);
+        rv = apr_shm_create(&shm, size, NULL, pp);
+        if (rv != APR_SUCCESS
+            || zeq_wintab_format(&zeq_session_windows,
+                                 apr_shm_baseaddr_get(shm), size,
+                                 (uint32_t)n) != ZEQ_OK) {
+            memset(&zeq_session_windows, 0, sizeof(zeq_session_windows));
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ZEQLOG(20021)
+                         "cannot create the shared memory of %d replay "
+                         "windows (%" APR_SIZE_T_FMT " bytes; "
+                         "ZeqE2EReplayWindows)", n, size);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        apr_pool_userdata_set(shm, ZEQ_SESSION_WINDOWS_KEY,
+                              apr_pool_cleanup_null, pp);
+    }
+    zeq_session_windows.self = (uint32_t)getpid();
+    zeq_session_windows.alive = zeq_session_alive;
+    return OK;
+}
+
+static void zeq_session_child_init(apr_pool_t *p, server_rec *s)
+{
+    (void)p;
+    (void)s;
+    zeq_session_windows.self = (uint32_t)getpid();
+    zeq_reccache_clear();
 }
 
 static int zeq_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -507,11 +755,12 @@ static int zeq_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     zeq_session_key_ready = 1;
     apr_pool_cleanup_register(pconf, NULL, zeq_session_key_cleanse,
                               apr_pool_cleanup_null);
-    return OK;
+    return zeq_session_windows_init(s);
 }
 
 void zeq_session_register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_post_config(zeq_session_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(zeq_session_child_init, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -29,7 +29,10 @@ apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
  * keys and expiry, APR_NOTFOUND when unknown, malformed, expired, of
  * another scope or stored in a record that does not open (logged at
  * info), other values on a store failure. The first lookup of a session
- * marks it used (its record is written again without the unused flag). */
+ * marks it used (its record is written again without the unused flag); on
+ * a store of one server, a session dropped as unused before it was marked
+ * is APR_NOTFOUND, and a used one is answered from the process's cache for
+ * up to ZEQ_RECCACHE_RECHECK seconds. */
 apr_status_t zeq_session_lookup(request_rec *r, const zeq_srv_conf *sc,
                                 const char *id, zeq_keys *keys,
                                 apr_int64_t *expires);

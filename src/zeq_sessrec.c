@@ -93,7 +93,8 @@ size_t zeq_sessrec_len(const zeq_sessrec *rec)
     if (rec->keys.version != 2) {
         return ZEQ_SESSREC_V1_LEN;
     }
-    return rec->has_window ? ZEQ_SESSREC_MAX_LEN : ZEQ_SESSREC_V2_LEN;
+    return rec->has_window ? ZEQ_SESSREC_MAX_LEN
+           : rec->has_slot ? ZEQ_SESSREC_V2_SLOT_LEN : ZEQ_SESSREC_V2_LEN;
 }
 
 /* The plaintext of rec; returns its length. */
@@ -115,6 +116,13 @@ static size_t zeq_sessrec_body(const zeq_sessrec *rec, unsigned char *out)
             zeq_replay_encode(&rec->window, out + n);
             n += ZEQ_REPLAY_ENCODED_LEN;
         }
+        else if (rec->has_slot) {
+            out[n] = (unsigned char)(rec->slot >> 24);
+            out[n + 1] = (unsigned char)(rec->slot >> 16);
+            out[n + 2] = (unsigned char)(rec->slot >> 8);
+            out[n + 3] = (unsigned char)rec->slot;
+            n += ZEQ_SESSREC_SLOT_LEN;
+        }
     }
     return n;
 }
@@ -133,6 +141,7 @@ size_t zeq_sessrec_seal(const zeq_sessrec_key *key, const zeq_sessrec *rec,
     out[0] = ZEQ_SESSREC_VERSION;
     out[1] = v2 ? 2 : 1;
     out[2] = (unsigned char)((v2 && rec->has_window ? ZEQ_SESSREC_FLAG_WINDOW
+                              : v2 && rec->has_slot ? ZEQ_SESSREC_FLAG_SLOT
                                                     : 0)
                              | (rec->unused ? ZEQ_SESSREC_FLAG_UNUSED : 0));
     out[3] = 0;
@@ -182,6 +191,11 @@ static int zeq_sessrec_parse(const unsigned char *body, int version, int flags,
                                  ZEQ_REPLAY_ENCODED_LEN);
     }
     zeq_replay_init(&rec->window);
+    rec->has_slot = (flags & ZEQ_SESSREC_FLAG_SLOT) != 0;
+    if (rec->has_slot) {
+        rec->slot = ((uint32_t)body[n] << 24) | ((uint32_t)body[n + 1] << 16)
+                    | ((uint32_t)body[n + 2] << 8) | body[n + 3];
+    }
     return ZEQ_OK;
 }
 
@@ -202,14 +216,19 @@ int zeq_sessrec_open(const zeq_sessrec_key *key, const unsigned char *in,
     }
     if (len < ZEQ_SESSREC_HEAD_LEN || (in[1] != 1 && in[1] != 2)
         || in[3] != 0
-        || (in[2] & ~(ZEQ_SESSREC_FLAG_WINDOW | ZEQ_SESSREC_FLAG_UNUSED)) != 0
-        || (in[1] == 1 && (in[2] & ZEQ_SESSREC_FLAG_WINDOW) != 0)) {
+        || (in[2] & ~(ZEQ_SESSREC_FLAG_WINDOW | ZEQ_SESSREC_FLAG_UNUSED
+                      | ZEQ_SESSREC_FLAG_SLOT)) != 0
+        || (in[1] == 1 && (in[2] & (ZEQ_SESSREC_FLAG_WINDOW
+                                    | ZEQ_SESSREC_FLAG_SLOT)) != 0)
+        || (in[2] & (ZEQ_SESSREC_FLAG_WINDOW | ZEQ_SESSREC_FLAG_SLOT))
+           == (ZEQ_SESSREC_FLAG_WINDOW | ZEQ_SESSREC_FLAG_SLOT)) {
         return ZEQ_ERR_BAD;
     }
     flags = in[2];
     want = in[1] == 1 ? ZEQ_SESSREC_V1_LEN
            : (flags & ZEQ_SESSREC_FLAG_WINDOW) ? ZEQ_SESSREC_MAX_LEN
-                                               : ZEQ_SESSREC_V2_LEN;
+           : (flags & ZEQ_SESSREC_FLAG_SLOT) ? ZEQ_SESSREC_V2_SLOT_LEN
+                                             : ZEQ_SESSREC_V2_LEN;
     if (len != want) {
         return ZEQ_ERR_BAD;
     }

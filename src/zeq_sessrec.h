@@ -6,12 +6,15 @@
  * A record (all integers big-endian):
  *   0 record version (3), 1 protocol version (1 or 2),
  *   2 flags (bit 0: a replay window follows the keys; bit 1: the session
- *     was never used for a request), 3 reserved (0),
+ *     was never used for a request; bit 2: the number of the session's
+ *     slot in the server's window table follows the keys, not with bit 0),
+ *   3 reserved (0),
  *   4 key id (4 bytes: which record key sealed it),
  *   8 nonce (12 bytes), 20 ciphertext, then the GCM tag (16 bytes).
  * The ciphertext holds: scope (16), created (8), expires (8), k_c2s (32),
- * for v2 k_s2c (32), with the flag the replay window (zeq_replay.h, 138).
- *   v1: 100 bytes; v2: 132 bytes, 270 with its window.
+ * for v2 k_s2c (32), with bit 0 the replay window (zeq_replay.h, 138), with
+ * bit 2 the slot (4).
+ *   v1: 100 bytes; v2: 132 bytes, 136 with its slot, 270 with its window.
  * AES-256-GCM under HKDF-SHA256(master, salt "", info "zeq-e2e record"
  * 0x00 || id hash, 32), where master comes from the record key (see
  * zeq_sessrec_key_derive) and the id hash is the store key of the record
@@ -37,8 +40,11 @@
 #define ZEQ_SESSREC_TAG_LEN 16
 #define ZEQ_SESSREC_FLAG_WINDOW 0x01
 #define ZEQ_SESSREC_FLAG_UNUSED 0x02
+#define ZEQ_SESSREC_FLAG_SLOT 0x04
+#define ZEQ_SESSREC_SLOT_LEN 4
 #define ZEQ_SESSREC_V1_LEN (ZEQ_SESSREC_HEAD_LEN + 64 + ZEQ_SESSREC_TAG_LEN)
 #define ZEQ_SESSREC_V2_LEN (ZEQ_SESSREC_V1_LEN + ZEQ_KEX_KEY_LEN)
+#define ZEQ_SESSREC_V2_SLOT_LEN (ZEQ_SESSREC_V2_LEN + ZEQ_SESSREC_SLOT_LEN)
 #define ZEQ_SESSREC_MAX_LEN (ZEQ_SESSREC_V2_LEN + ZEQ_REPLAY_ENCODED_LEN)
 /* The shortest record key (file) accepted. */
 #define ZEQ_SESSREC_MIN_IKM 32
@@ -49,6 +55,8 @@ typedef struct {
     int64_t expires;
     zeq_keys keys;                 /* keys.version is the record's */
     int has_window;                /* v2: the window travels in the record */
+    int has_slot;                  /* v2: the window is in the table, at */
+    uint32_t slot;                 /* this slot */
     int unused;                    /* no request has named it yet */
     zeq_replay window;             /* with has_window: the numbers seen */
 } zeq_sessrec;

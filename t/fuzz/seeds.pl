@@ -269,6 +269,10 @@ my %bodies_sr = (
                               . "\x01\x00" . substr($window, 2)],
     'v2-window-too-high' => ["\x03\x02\x01\x00", $scope . $times . ('1' x 32) . ('2' x 32)
                              . "\x01\x01" . pack('Q>', 2**53) . ("\0" x 128)],
+    'v2-slot' => ["\x03\x02\x04\x00", $scope . $times . ('1' x 32) . ('2' x 32) . pack('N', 123456)],
+    'v2-slot-unused' => ["\x03\x02\x06\x00", $scope . $times . ('1' x 32) . ('2' x 32) . pack('N', 7)],
+    'v2-slot-and-window' => ["\x03\x02\x05\x00", $scope . $times . ('1' x 32) . ('2' x 32) . $window],
+    'v1-slot' => ["\x03\x01\x04\x00", $scope . $times . ('1' x 32) . pack('N', 1)],
     'v1-flags' => ["\x03\x01\x01\x00", $scope . $times . ('1' x 32)],
     'reserved' => ["\x03\x02\x00\x01", $scope . $times . ('1' x 32) . ('2' x 32)],
     'old-version' => ["\x02\x02\x00\x00", $scope . $times . ('1' x 32) . ('2' x 32)],

@@ -36,6 +36,13 @@ static const char v_rec2_unused[] =
     "9d27d1e4ebca1cc3927f3cd12854bb91a3e35cee64ac2428a09e4d7d3ea5b94396ad"
     "6281ac865c2265828b5ed27d847c999d4dd0bfe7b0e7150f49b4a25b573878fc40e4"
     "dab404f17a58684f0e7b4d04859192436e27593169d74e121ffe5e1863ad";
+/* The v2 record of a session whose window is in the window table, at slot
+ * 123456 (flags 0x04). */
+static const char v_rec2_slot[] =
+    "03020400ea974a020102030405060708090a0b0c524f2422ff522066c2902f8833f6"
+    "9d27d1e4ebca1cc3927f3cd12854bb91a3e35cee64ac2428a09e4d7d3ea5b94396ad"
+    "6281ac865c2265828b5ed27d847c999d4dd0bfe7b0e7150f49b4a25b573878fc40e4"
+    "dab404f17a58684f0e7b4d0485912022411a50782905cf2399b2aa25d78b8b55e5da";
 
 static void vector_record(zeq_sessrec *rec, int version)
 {
@@ -65,6 +72,7 @@ static int same_record(const zeq_sessrec *a, const zeq_sessrec *b)
            && memcmp(a->keys.c2s, b->keys.c2s, sizeof(a->keys.c2s)) == 0
            && memcmp(a->keys.s2c, b->keys.s2c, sizeof(a->keys.s2c)) == 0
            && a->has_window == b->has_window && a->unused == b->unused
+           && a->has_slot == b->has_slot && (!a->has_slot || a->slot == b->slot)
            && (!a->has_window
                || memcmp(&a->window, &b->window, sizeof(a->window)) == 0);
 }
@@ -112,6 +120,21 @@ static void test_vectors(void)
     unit_int(zeq_sessrec_open(&key, want, wl, hash, &got), ZEQ_OK,
              "vectors: the unused v2 record (CryptX) opens");
     unit_bool(got.unused, 1, "vectors: and says it is unused");
+    free(want);
+    vector_record(&rec, 2);
+    rec.has_slot = 1;
+    rec.slot = 123456;
+    n = zeq_sessrec_seal(&key, &rec, hash, nonce, out);
+    want = unit_unhex(v_rec2_slot, &wl);
+    unit_int((long long)n, 136, "vectors: a v2 record naming its window's "
+                                "slot is 136 bytes");
+    unit_mem(out, n, want, wl, "vectors: the v2 record of slot 123456, byte "
+                               "for byte");
+    unit_int(zeq_sessrec_open(&key, want, wl, hash, &got), ZEQ_OK,
+             "vectors: the v2 record of slot 123456 (CryptX) opens");
+    unit_bool(got.has_slot && got.slot == 123456 && !got.has_window, 1,
+              "vectors: and names slot 123456, with no window of its own");
+    unit_bool(same_record(&rec, &got), 1, "vectors: it holds the session");
     free(want);
     free(nonce);
     zeq_sessrec_key_cleanse(&key);
@@ -192,6 +215,39 @@ static void test_round_trips(void)
         out[2] = ZEQ_SESSREC_FLAG_WINDOW;
         unit_int(zeq_sessrec_open(&key, out, n, hash, &got), ZEQ_ERR_BAD,
                  "a v1 record with the window flag: ZEQ_ERR_BAD");
+        out[2] = ZEQ_SESSREC_FLAG_SLOT;
+        unit_int(zeq_sessrec_open(&key, out, n, hash, &got), ZEQ_ERR_BAD,
+                 "a v1 record with the slot flag: ZEQ_ERR_BAD");
+    }
+    /* The slot flag: 4 bytes more, not with a window, with the unused
+     * flag. */
+    {
+        vector_record(&rec, 2);
+        rec.has_slot = 1;
+        rec.slot = UINT32_MAX - 1;
+        rec.unused = 1;
+        n = zeq_sessrec_seal(&key, &rec, hash, nonce, out);
+        unit_int((long long)n, ZEQ_SESSREC_V2_SLOT_LEN,
+                 "a v2 record with a slot: %d bytes", ZEQ_SESSREC_V2_SLOT_LEN);
+        unit_int(out[2], ZEQ_SESSREC_FLAG_SLOT | ZEQ_SESSREC_FLAG_UNUSED,
+                 "flags 0x06: slot and unused");
+        unit_int((long long)zeq_sessrec_len(&rec), (long long)n,
+                 "zeq_sessrec_len says so");
+        unit_int(zeq_sessrec_open(&key, out, n, hash, &got), ZEQ_OK, "opens");
+        unit_bool(same_record(&rec, &got), 1, "with its slot and unused");
+        out[2] = ZEQ_SESSREC_FLAG_SLOT | ZEQ_SESSREC_FLAG_WINDOW;
+        unit_int(zeq_sessrec_open(&key, out, n, hash, &got), ZEQ_ERR_BAD,
+                 "the slot and window flags together: ZEQ_ERR_BAD");
+        out[2] = 0;
+        unit_int(zeq_sessrec_open(&key, out, n, hash, &got), ZEQ_ERR_BAD,
+                 "136 bytes without the slot flag: ZEQ_ERR_BAD (length)");
+        out[2] = ZEQ_SESSREC_FLAG_SLOT;
+        unit_int(zeq_sessrec_open(&key, out, n, hash, &got), ZEQ_ERR_AUTH,
+                 "the unused flag cleared by hand: does not verify");
+        rec.has_window = 1;
+        n = zeq_sessrec_seal(&key, &rec, hash, nonce, out);
+        unit_int(out[2] & ZEQ_SESSREC_FLAG_SLOT, 0,
+                 "a record with its window never names a slot too");
     }
     zeq_sessrec_key_cleanse(&key);
 }

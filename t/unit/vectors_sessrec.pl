@@ -47,3 +47,14 @@ for my $v (1, 2) {
     my ($ct, $tag) = gcm_encrypt_authenticate('AES', $rkey, $nonce, $head . $id_hash, $body);
     out('v2 unused', hex_of($head . $nonce . $ct . $tag));
 }
+# A v2 session whose replay window is in the server's window table, at slot
+# 123456 (flags bit 2, the slot's number in 4 bytes after the keys).
+{
+    my $head = pack('CCCC', 3, 2, 4, 0) . $key_id;
+    my $body = $scope . pack('Q>', $created) . pack('Q>', $expires) . $c2s . $s2c
+               . pack('N', 123456);
+    my ($ct, $tag) = gcm_encrypt_authenticate('AES', $rkey, $nonce, $head . $id_hash, $body);
+    my $rec = $head . $nonce . $ct . $tag;
+    out('v2 slot', hex_of($rec));
+    out('v2 slot length', length $rec);
+}
