@@ -10,7 +10,6 @@
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <openssl/obj_mac.h>
 #include <openssl/param_build.h>
 #include <openssl/params.h>
@@ -176,51 +175,67 @@ int zeq_kex_pbkdf2_sha256(const unsigned char *password, size_t passlen,
     return ZEQ_OK;
 }
 
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-
-/* HKDF fetched from the provider once per process (a fetch takes the
- * provider store's locks). */
-static EVP_KDF *zeq_kex_hkdf_fetched;
-
-static void zeq_kex_hkdf_fetch(void)
+/* HMAC-SHA256 of a || b || c under the states of zeq_kex_hmac_states. */
+static void zeq_kex_hmac_3(const SHA256_CTX *inner, const SHA256_CTX *outer,
+                           const unsigned char *a, size_t alen,
+                           const unsigned char *b, size_t blen,
+                           const unsigned char *c, size_t clen,
+                           unsigned char out[ZEQ_KEX_SHA_LEN])
 {
-    zeq_kex_hkdf_fetched = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    SHA256_CTX h = *inner;
+
+    SHA256_Update(&h, a, alen);
+    SHA256_Update(&h, b, blen);
+    SHA256_Update(&h, c, clen);
+    SHA256_Final(out, &h);
+    h = *outer;
+    SHA256_Update(&h, out, ZEQ_KEX_SHA_LEN);
+    SHA256_Final(out, &h);
+    OPENSSL_cleanse(&h, sizeof(h));
 }
 
+/* HKDF-SHA256 (RFC 5869) on the HMAC states above, as PBKDF2: no EVP_KDF
+ * context, parameters or provider call per derivation (the per-request
+ * record keys and each handshake's two keys), 8 compressions for 32 bytes
+ * of output. An empty salt is HMAC's all-zero key, as the RFC's HashLen
+ * zeros: the same blocks. */
 int zeq_kex_hkdf_sha256(const unsigned char *ikm, size_t ikmlen,
                         const unsigned char *salt, size_t saltlen,
                         const unsigned char *info, size_t infolen,
                         unsigned char *out, size_t outlen)
 {
-    static CRYPTO_ONCE once = CRYPTO_ONCE_STATIC_INIT;
-    EVP_KDF_CTX *kctx;
-    OSSL_PARAM params[5];
-    static const unsigned char empty = 0;
-    int ok;
+    SHA256_CTX inner, outer;
+    unsigned char prk[ZEQ_KEX_SHA_LEN], t[ZEQ_KEX_SHA_LEN], i;
+    size_t done = 0, tlen = 0;
 
-    if (!CRYPTO_THREAD_run_once(&once, zeq_kex_hkdf_fetch)
-        || zeq_kex_hkdf_fetched == NULL) {
-        return ZEQ_ERR_CRYPTO;
+    if (outlen == 0 || outlen > 255 * ZEQ_KEX_SHA_LEN
+        || (ikm == NULL && ikmlen > 0) || (salt == NULL && saltlen > 0)
+        || (info == NULL && infolen > 0)) {
+        return ZEQ_ERR_BAD;
     }
-    kctx = EVP_KDF_CTX_new(zeq_kex_hkdf_fetched);
-    if (kctx == NULL) {
-        return ZEQ_ERR_CRYPTO;
+    /* PRK = HMAC(salt, IKM) */
+    zeq_kex_hmac_states(salt, saltlen, &inner, &outer);
+    zeq_kex_hmac_3(&inner, &outer, ikm, ikmlen, NULL, 0, NULL, 0, prk);
+    /* T(i) = HMAC(PRK, T(i-1) || info || i) */
+    zeq_kex_hmac_states(prk, sizeof(prk), &inner, &outer);
+    for (i = 1; done < outlen; i++) {
+        size_t n = outlen - done < ZEQ_KEX_SHA_LEN ? outlen - done
+                                                   : ZEQ_KEX_SHA_LEN;
+        zeq_kex_hmac_3(&inner, &outer, t, tlen, info, infolen, &i, 1, t);
+        tlen = ZEQ_KEX_SHA_LEN;
+        memcpy(out + done, t, n);
+        done += n;
     }
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
-                                                 (char *)"SHA256", 0);
-    params[1] = OSSL_PARAM_construct_octet_string(
-        OSSL_KDF_PARAM_KEY, (void *)(ikmlen ? ikm : &empty), ikmlen);
-    params[2] = OSSL_PARAM_construct_octet_string(
-        OSSL_KDF_PARAM_SALT, (void *)(saltlen ? salt : &empty), saltlen);
-    params[3] = OSSL_PARAM_construct_octet_string(
-        OSSL_KDF_PARAM_INFO, (void *)(infolen ? info : &empty), infolen);
-    params[4] = OSSL_PARAM_construct_end();
-    ok = EVP_KDF_derive(kctx, out, outlen, params) == 1;
-    EVP_KDF_CTX_free(kctx);
-    return ok ? ZEQ_OK : ZEQ_ERR_CRYPTO;
+    OPENSSL_cleanse(prk, sizeof(prk));
+    OPENSSL_cleanse(t, sizeof(t));
+    OPENSSL_cleanse(&inner, sizeof(inner));
+    OPENSSL_cleanse(&outer, sizeof(outer));
+    return ZEQ_OK;
 }
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 int zeq_kex_v1(const unsigned char *secret, size_t secretlen,
                const unsigned char client_nonce[ZEQ_KEX_NONCE_LEN],

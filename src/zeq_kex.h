@@ -36,7 +36,8 @@ int zeq_kex_pbkdf2_sha256(const unsigned char *password, size_t passlen,
                           unsigned int iterations,
                           unsigned char *out, size_t outlen);
 
-/* HKDF-SHA256 (RFC 5869: extract, then expand). */
+/* HKDF-SHA256 (RFC 5869: extract, then expand; an empty salt is HashLen
+ * zeros): ZEQ_OK, or ZEQ_ERR_BAD when outlen is 0 or over 255 * 32. */
 int zeq_kex_hkdf_sha256(const unsigned char *ikm, size_t ikmlen,
                         const unsigned char *salt, size_t saltlen,
                         const unsigned char *info, size_t infolen,
