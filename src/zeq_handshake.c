@@ -113,10 +113,12 @@ static int zeq_handshake_policy(request_rec *r, const zeq_srv_conf *sc,
     return OK;
 }
 
-/* Protocol v2: an ephemeral key pair, ECDH and HKDF; the pair is freed
- * (its private key cleansed) as soon as the keys are derived. */
+/* Protocol v2: an ephemeral key pair, ECDH with the client's point (as
+ * decoded and checked with the body) and HKDF; the pair is freed (its
+ * private key cleansed) as soon as the keys are derived. */
 static int zeq_handshake_v2_keys(const zeq_srv_conf *sc,
                                  const zeq_proto_handshake *hs,
+                                 const zeq_kex_peer *client,
                                  const unsigned char sn[ZEQ_KEX_NONCE_LEN],
                                  unsigned char server_key[ZEQ_KEX_POINT_LEN],
                                  zeq_keys *keys)
@@ -126,12 +128,32 @@ static int zeq_handshake_v2_keys(const zeq_srv_conf *sc,
 
     if (pair != NULL
         && zeq_kex_pair_public(pair, server_key) == ZEQ_OK) {
-        rv = zeq_kex_v2(pair, hs->client_key,
-                        hs->psk ? sc->secret->psk : NULL, hs->client_nonce,
-                        sn, keys);
+        rv = zeq_kex_v2_peer(pair, client,
+                             hs->psk ? sc->secret->psk : NULL,
+                             hs->client_nonce, sn, keys);
     }
     zeq_kex_pair_free(pair);
     return rv;
+}
+
+static apr_status_t zeq_handshake_peer_free(void *data)
+{
+    zeq_kex_peer_free(data);
+    return APR_SUCCESS;
+}
+
+/* The client's point of a v2 handshake, decoded and checked once, freed
+ * with the request; NULL when it is not a P-256 point. */
+static zeq_kex_peer *zeq_handshake_peer(request_rec *r,
+                                        const zeq_proto_handshake *hs)
+{
+    zeq_kex_peer *peer = zeq_kex_peer_new(hs->client_key);
+
+    if (peer != NULL) {
+        apr_pool_cleanup_register(r->pool, peer, zeq_handshake_peer_free,
+                                  apr_pool_cleanup_null);
+    }
+    return peer;
 }
 
 /* Signs the transcript with the first ZeqE2EServerKey. */
@@ -189,6 +211,7 @@ static int zeq_handshake_handler(request_rec *r)
     apr_uint64_t client;
     apr_int64_t expires = 0;
     zeq_proto_answer a;
+    zeq_kex_peer *peer = NULL;
     zeq_keys keys;
     char *json;
     apr_status_t rv;
@@ -221,7 +244,7 @@ static int zeq_handshake_handler(request_rec *r)
                                     "the protocol versions are 1 and 2");
     }
     if (st != ZEQ_OK
-        || (hs.version == 2 && !zeq_kex_point_valid(hs.client_key))) {
+        || (hs.version == 2 && (peer = zeq_handshake_peer(r, &hs)) == NULL)) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ZEQLOG(30001)
                       "handshake refused: malformed request body "
                       "(%" APR_SIZE_T_FMT " bytes)", len);
@@ -245,7 +268,8 @@ static int zeq_handshake_handler(request_rec *r)
     st = hs.version == 1
          ? zeq_kex_v1(sc->secret->bytes, sc->secret->len, hs.client_nonce,
                       server_nonce, &keys)
-         : zeq_handshake_v2_keys(sc, &hs, server_nonce, server_key, &keys);
+         : zeq_handshake_v2_keys(sc, &hs, peer, server_nonce, server_key,
+                                 &keys);
     if (st != ZEQ_OK) {
         zeq_keys_cleanse(&keys);
         return zeq_handshake_failed(r, APR_EGENERAL, "key agreement error");

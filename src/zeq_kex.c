@@ -10,16 +10,19 @@
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <openssl/obj_mac.h>
-#include <openssl/param_build.h>
-#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
 struct zeq_kex_pair {
-    EVP_PKEY *pkey;
+    BIGNUM *d;                             /* secure, constant-time */
+    BN_CTX *bn;                            /* secure */
+    unsigned char pub[ZEQ_KEX_POINT_LEN];  /* d * G, uncompressed */
+};
+
+struct zeq_kex_peer {
+    EC_POINT *point;
 };
 
 struct zeq_kex_signer {
@@ -176,51 +179,67 @@ int zeq_kex_pbkdf2_sha256(const unsigned char *password, size_t passlen,
     return ZEQ_OK;
 }
 
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-
-/* HKDF fetched from the provider once per process (a fetch takes the
- * provider store's locks). */
-static EVP_KDF *zeq_kex_hkdf_fetched;
-
-static void zeq_kex_hkdf_fetch(void)
+/* HMAC-SHA256 of a || b || c under the states of zeq_kex_hmac_states. */
+static void zeq_kex_hmac_3(const SHA256_CTX *inner, const SHA256_CTX *outer,
+                           const unsigned char *a, size_t alen,
+                           const unsigned char *b, size_t blen,
+                           const unsigned char *c, size_t clen,
+                           unsigned char out[ZEQ_KEX_SHA_LEN])
 {
-    zeq_kex_hkdf_fetched = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    SHA256_CTX h = *inner;
+
+    SHA256_Update(&h, a, alen);
+    SHA256_Update(&h, b, blen);
+    SHA256_Update(&h, c, clen);
+    SHA256_Final(out, &h);
+    h = *outer;
+    SHA256_Update(&h, out, ZEQ_KEX_SHA_LEN);
+    SHA256_Final(out, &h);
+    OPENSSL_cleanse(&h, sizeof(h));
 }
 
+/* HKDF-SHA256 (RFC 5869) on the HMAC states above, as PBKDF2: no EVP_KDF
+ * context, parameters or provider call per derivation (the per-request
+ * record keys and each handshake's two keys), 8 compressions for 32 bytes
+ * of output. An empty salt is HMAC's all-zero key, as the RFC's HashLen
+ * zeros: the same blocks. */
 int zeq_kex_hkdf_sha256(const unsigned char *ikm, size_t ikmlen,
                         const unsigned char *salt, size_t saltlen,
                         const unsigned char *info, size_t infolen,
                         unsigned char *out, size_t outlen)
 {
-    static CRYPTO_ONCE once = CRYPTO_ONCE_STATIC_INIT;
-    EVP_KDF_CTX *kctx;
-    OSSL_PARAM params[5];
-    static const unsigned char empty = 0;
-    int ok;
+    SHA256_CTX inner, outer;
+    unsigned char prk[ZEQ_KEX_SHA_LEN], t[ZEQ_KEX_SHA_LEN], i;
+    size_t done = 0, tlen = 0;
 
-    if (!CRYPTO_THREAD_run_once(&once, zeq_kex_hkdf_fetch)
-        || zeq_kex_hkdf_fetched == NULL) {
-        return ZEQ_ERR_CRYPTO;
+    if (outlen == 0 || outlen > 255 * ZEQ_KEX_SHA_LEN
+        || (ikm == NULL && ikmlen > 0) || (salt == NULL && saltlen > 0)
+        || (info == NULL && infolen > 0)) {
+        return ZEQ_ERR_BAD;
     }
-    kctx = EVP_KDF_CTX_new(zeq_kex_hkdf_fetched);
-    if (kctx == NULL) {
-        return ZEQ_ERR_CRYPTO;
+    /* PRK = HMAC(salt, IKM) */
+    zeq_kex_hmac_states(salt, saltlen, &inner, &outer);
+    zeq_kex_hmac_3(&inner, &outer, ikm, ikmlen, NULL, 0, NULL, 0, prk);
+    /* T(i) = HMAC(PRK, T(i-1) || info || i) */
+    zeq_kex_hmac_states(prk, sizeof(prk), &inner, &outer);
+    for (i = 1; done < outlen; i++) {
+        size_t n = outlen - done < ZEQ_KEX_SHA_LEN ? outlen - done
+                                                   : ZEQ_KEX_SHA_LEN;
+        zeq_kex_hmac_3(&inner, &outer, t, tlen, info, infolen, &i, 1, t);
+        tlen = ZEQ_KEX_SHA_LEN;
+        memcpy(out + done, t, n);
+        done += n;
     }
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
-                                                 (char *)"SHA256", 0);
-    params[1] = OSSL_PARAM_construct_octet_string(
-        OSSL_KDF_PARAM_KEY, (void *)(ikmlen ? ikm : &empty), ikmlen);
-    params[2] = OSSL_PARAM_construct_octet_string(
-        OSSL_KDF_PARAM_SALT, (void *)(saltlen ? salt : &empty), saltlen);
-    params[3] = OSSL_PARAM_construct_octet_string(
-        OSSL_KDF_PARAM_INFO, (void *)(infolen ? info : &empty), infolen);
-    params[4] = OSSL_PARAM_construct_end();
-    ok = EVP_KDF_derive(kctx, out, outlen, params) == 1;
-    EVP_KDF_CTX_free(kctx);
-    return ok ? ZEQ_OK : ZEQ_ERR_CRYPTO;
+    OPENSSL_cleanse(prk, sizeof(prk));
+    OPENSSL_cleanse(t, sizeof(t));
+    OPENSSL_cleanse(&inner, sizeof(inner));
+    OPENSSL_cleanse(&outer, sizeof(outer));
+    return ZEQ_OK;
 }
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 int zeq_kex_v1(const unsigned char *secret, size_t secretlen,
                const unsigned char client_nonce[ZEQ_KEX_NONCE_LEN],
@@ -258,186 +277,219 @@ int zeq_kex_psk(const unsigned char *secret, size_t secretlen,
 
 /* --- P-256 ---------------------------------------------------------------- */
 
-static zeq_kex_pair *zeq_kex_pair_wrap(EVP_PKEY *pkey)
-{
-    zeq_kex_pair *pair;
+/* The handshake's P-256 arithmetic is done on one EC_GROUP per process
+ * with EC_POINT and BIGNUM calls, none of them deprecated in OpenSSL 3.0
+ * (only EC_KEY and ECDH_compute_key are): EVP_EC_gen, EVP_PKEY_fromdata
+ * and EVP_PKEY_derive build a group from its name, fetch the key
+ * management, encode and decode parameters and take the provider store's
+ * locks for every key, which cost more than the scalar multiplications.
+ * The calls below are those that OpenSSL's own EC key generation and ECDH
+ * make under EVP (the built-in EC implementation, not a provider's): the
+ * scalar drawn with BN_priv_rand_range_ex from the private generator,
+ * flagged constant-time, Q = d * G and Z = x(d * P) by EC_POINT_mul. The
+ * group is read only once made, so threads share it; it is never freed
+ * (one per load of the module). */
+static EC_GROUP *zeq_kex_group_made;
 
-    if (pkey == NULL) {
+static void zeq_kex_group_make(void)
+{
+    zeq_kex_group_made = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+}
+
+static const EC_GROUP *zeq_kex_group(void)
+{
+    static CRYPTO_ONCE once = CRYPTO_ONCE_STATIC_INIT;
+
+    if (!CRYPTO_THREAD_run_once(&once, zeq_kex_group_make)) {
         return NULL;
     }
-    pair = OPENSSL_zalloc(sizeof(*pair));
-    if (pair == NULL) {
-        EVP_PKEY_free(pkey);
-        return NULL;
-    }
-    pair->pkey = pkey;
-    return pair;
-}
-
-zeq_kex_pair *zeq_kex_pair_generate(void)
-{
-    return zeq_kex_pair_wrap(EVP_EC_gen("P-256"));
-}
-
-/* An EVP_PKEY of the given parts (public only when priv is NULL). */
-static EVP_PKEY *zeq_kex_pkey_from(const unsigned char *pub, size_t publen,
-                                   const BIGNUM *priv)
-{
-    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    OSSL_PARAM *params = NULL;
-    EVP_PKEY_CTX *ctx = NULL;
-    EVP_PKEY *pkey = NULL;
-
-    if (bld != NULL
-        && OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-                                           "P-256", 0)
-        && OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY,
-                                            pub, publen)
-        && (priv == NULL
-            || OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv))
-        && (params = OSSL_PARAM_BLD_to_param(bld)) != NULL
-        && (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) != NULL
-        && EVP_PKEY_fromdata_init(ctx) == 1) {
-        if (EVP_PKEY_fromdata(ctx, &pkey,
-                              priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY,
-                              params) != 1) {
-            pkey = NULL;
-        }
-    }
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_free(params);
-    OSSL_PARAM_BLD_free(bld);
-    return pkey;
-}
-
-/* The public point of a private scalar (EC_POINT arithmetic). */
-static int zeq_kex_public_of(const BIGNUM *d,
-                             unsigned char pub[ZEQ_KEX_POINT_LEN])
-{
-    EC_GROUP *group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
-    EC_POINT *q = group ? EC_POINT_new(group) : NULL;
-    BN_CTX *bn = BN_CTX_new();
-    const BIGNUM *order = group ? EC_GROUP_get0_order(group) : NULL;
-    int ok = 0;
-
-    if (q != NULL && bn != NULL && order != NULL && !BN_is_zero(d)
-        && BN_cmp(d, order) < 0
-        && EC_POINT_mul(group, q, d, NULL, NULL, bn) == 1
-        && EC_POINT_point2oct(group, q, POINT_CONVERSION_UNCOMPRESSED, pub,
-                              ZEQ_KEX_POINT_LEN, bn) == ZEQ_KEX_POINT_LEN) {
-        ok = 1;
-    }
-    BN_CTX_free(bn);
-    EC_POINT_free(q);
-    EC_GROUP_free(group);
-    return ok;
-}
-
-zeq_kex_pair *zeq_kex_pair_from_private(const unsigned char d[32])
-{
-    unsigned char pub[ZEQ_KEX_POINT_LEN];
-    BIGNUM *priv = BN_secure_new();
-    EVP_PKEY *pkey = NULL;
-
-    if (priv != NULL && BN_bin2bn(d, 32, priv) != NULL
-        && zeq_kex_public_of(priv, pub)) {
-        pkey = zeq_kex_pkey_from(pub, sizeof(pub), priv);
-    }
-    BN_clear_free(priv);
-    return zeq_kex_pair_wrap(pkey);
+    return zeq_kex_group_made;
 }
 
 void zeq_kex_pair_free(zeq_kex_pair *pair)
 {
     if (pair != NULL) {
-        /* EVP_PKEY_free clears the private scalar (a secure BIGNUM). */
-        EVP_PKEY_free(pair->pkey);
-        OPENSSL_free(pair);
+        BN_clear_free(pair->d);
+        BN_CTX_free(pair->bn);
+        OPENSSL_clear_free(pair, sizeof(*pair));
     }
+}
+
+/* A pair with its scalar and context allocated, d still zero. */
+static zeq_kex_pair *zeq_kex_pair_new(void)
+{
+    zeq_kex_pair *pair = OPENSSL_zalloc(sizeof(*pair));
+
+    if (pair == NULL) {
+        return NULL;
+    }
+    pair->d = BN_secure_new();
+    pair->bn = BN_CTX_secure_new();
+    if (pair->d == NULL || pair->bn == NULL) {
+        zeq_kex_pair_free(pair);
+        return NULL;
+    }
+    BN_set_flags(pair->d, BN_FLG_CONSTTIME);
+    return pair;
+}
+
+/* The public point of the pair's scalar, which must be in [1, n-1]; the
+ * pair is freed on failure. */
+static zeq_kex_pair *zeq_kex_pair_finish(zeq_kex_pair *pair)
+{
+    const EC_GROUP *group = zeq_kex_group();
+    const BIGNUM *order = group ? EC_GROUP_get0_order(group) : NULL;
+    EC_POINT *q = group ? EC_POINT_new(group) : NULL;
+    int ok = q != NULL && order != NULL && !BN_is_zero(pair->d)
+             && BN_cmp(pair->d, order) < 0
+             && EC_POINT_mul(group, q, pair->d, NULL, NULL, pair->bn) == 1
+             && EC_POINT_point2oct(group, q, POINT_CONVERSION_UNCOMPRESSED,
+                                   pair->pub, ZEQ_KEX_POINT_LEN, pair->bn)
+                == ZEQ_KEX_POINT_LEN;
+
+    EC_POINT_free(q);
+    if (!ok) {
+        zeq_kex_pair_free(pair);
+        return NULL;
+    }
+    return pair;
+}
+
+zeq_kex_pair *zeq_kex_pair_generate(void)
+{
+    const EC_GROUP *group = zeq_kex_group();
+    zeq_kex_pair *pair = group ? zeq_kex_pair_new() : NULL;
+
+    if (pair == NULL) {
+        return NULL;
+    }
+    /* d uniform in [1, n-1], as OpenSSL's EC key generation draws it. */
+    do {
+        if (BN_priv_rand_range_ex(pair->d, EC_GROUP_get0_order(group), 0,
+                                  pair->bn) != 1) {
+            zeq_kex_pair_free(pair);
+            return NULL;
+        }
+    } while (BN_is_zero(pair->d));
+    return zeq_kex_pair_finish(pair);
+}
+
+zeq_kex_pair *zeq_kex_pair_from_private(const unsigned char d[32])
+{
+    zeq_kex_pair *pair = zeq_kex_pair_new();
+
+    if (pair == NULL) {
+        return NULL;
+    }
+    if (BN_bin2bn(d, 32, pair->d) == NULL) {
+        zeq_kex_pair_free(pair);
+        return NULL;
+    }
+    return zeq_kex_pair_finish(pair);
 }
 
 int zeq_kex_pair_public(const zeq_kex_pair *pair,
                         unsigned char point[ZEQ_KEX_POINT_LEN])
 {
-    size_t len = 0;
-
-    if (EVP_PKEY_get_octet_string_param(pair->pkey,
-                                        OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
-                                        point, ZEQ_KEX_POINT_LEN, &len) != 1
-        || len != ZEQ_KEX_POINT_LEN || point[0] != 0x04) {
-        return ZEQ_ERR_CRYPTO;
-    }
+    memcpy(point, pair->pub, ZEQ_KEX_POINT_LEN);
     return ZEQ_OK;
 }
 
-/* The peer's point as a key, checked: on P-256, not the identity. P-256
- * has cofactor 1, so a point on the curve is in the prime-order group:
- * the full check (EVP_PKEY_public_check) would add a scalar
- * multiplication by the order, as costly as the ECDH itself, that cannot
+/* The peer's point, decoded and checked once: uncompressed, coordinates
+ * below p, on P-256 (EC_POINT_oct2point checks the last two, the curve
+ * equation through EC_POINT_set_affine_coordinates), not the identity. P-256 has
+ * cofactor 1, so a point on the curve is in the prime-order group: a
+ * multiplication by the order, as costly as the ECDH itself, could not
  * fail for such a point. */
-static EVP_PKEY *zeq_kex_peer(const unsigned char point[ZEQ_KEX_POINT_LEN])
+zeq_kex_peer *zeq_kex_peer_new(const unsigned char point[ZEQ_KEX_POINT_LEN])
 {
-    EVP_PKEY *pkey;
-    EVP_PKEY_CTX *ctx;
-    int ok;
+    const EC_GROUP *group = zeq_kex_group();
+    zeq_kex_peer *peer;
 
-    if (point[0] != 0x04) {
+    if (point[0] != 0x04 || group == NULL) {
         return NULL;    /* uncompressed points only */
     }
-    pkey = zeq_kex_pkey_from(point, ZEQ_KEX_POINT_LEN, NULL);
-    if (pkey == NULL) {
+    peer = OPENSSL_zalloc(sizeof(*peer));
+    if (peer == NULL) {
         return NULL;
     }
-    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-    ok = ctx != NULL && EVP_PKEY_public_check_quick(ctx) == 1;
-    EVP_PKEY_CTX_free(ctx);
-    if (!ok) {
-        EVP_PKEY_free(pkey);
+    peer->point = EC_POINT_new(group);
+    if (peer->point == NULL
+        || EC_POINT_oct2point(group, peer->point, point, ZEQ_KEX_POINT_LEN,
+                              NULL) != 1
+        || EC_POINT_is_at_infinity(group, peer->point)) {
+        zeq_kex_peer_free(peer);
         return NULL;
     }
-    return pkey;
+    return peer;
+}
+
+void zeq_kex_peer_free(zeq_kex_peer *peer)
+{
+    if (peer != NULL) {
+        EC_POINT_free(peer->point);
+        OPENSSL_free(peer);
+    }
 }
 
 int zeq_kex_point_valid(const unsigned char point[ZEQ_KEX_POINT_LEN])
 {
-    EVP_PKEY *pkey = zeq_kex_peer(point);
+    zeq_kex_peer *peer = zeq_kex_peer_new(point);
 
-    EVP_PKEY_free(pkey);
-    return pkey != NULL;
+    zeq_kex_peer_free(peer);
+    return peer != NULL;
 }
 
-int zeq_kex_ecdh(const zeq_kex_pair *pair,
-                 const unsigned char peer[ZEQ_KEX_POINT_LEN],
-                 unsigned char z[32])
+int zeq_kex_ecdh_peer(const zeq_kex_pair *pair, const zeq_kex_peer *peer,
+                      unsigned char z[32])
 {
-    EVP_PKEY *peer_key = zeq_kex_peer(peer);
-    EVP_PKEY_CTX *ctx = NULL;
-    size_t len = 32;
+    const EC_GROUP *group = zeq_kex_group();
+    EC_POINT *r = group ? EC_POINT_new(group) : NULL;
+    BIGNUM *x;
     int rv = ZEQ_ERR_CRYPTO;
 
-    if (peer_key == NULL) {
-        return ZEQ_ERR_BAD;
-    }
-    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pair->pkey, NULL);
-    if (ctx != NULL && EVP_PKEY_derive_init(ctx) == 1
-        && EVP_PKEY_derive_set_peer(ctx, peer_key) == 1
-        && EVP_PKEY_derive(ctx, z, &len) == 1 && len == 32) {
+    BN_CTX_start(pair->bn);
+    x = BN_CTX_get(pair->bn);
+    /* Z = x(d * P); the identity (impossible for a point of the
+     * prime-order group and d in [1, n-1]) is refused, as ECDH does. */
+    if (r != NULL && x != NULL
+        && EC_POINT_mul(group, r, NULL, peer->point, pair->d, pair->bn) == 1
+        && !EC_POINT_is_at_infinity(group, r)
+        && EC_POINT_get_affine_coordinates(group, r, x, NULL, pair->bn) == 1
+        && BN_bn2binpad(x, z, 32) == 32) {
         rv = ZEQ_OK;
     }
-    EVP_PKEY_CTX_free(ctx);
-    EVP_PKEY_free(peer_key);
+    if (x != NULL) {
+        BN_clear(x);
+    }
+    BN_CTX_end(pair->bn);
+    EC_POINT_clear_free(r);
     if (rv != ZEQ_OK) {
         OPENSSL_cleanse(z, 32);
     }
     return rv;
 }
 
-int zeq_kex_v2(const zeq_kex_pair *pair,
-               const unsigned char client_point[ZEQ_KEX_POINT_LEN],
-               const unsigned char *psk,
-               const unsigned char client_nonce[ZEQ_KEX_NONCE_LEN],
-               const unsigned char server_nonce[ZEQ_KEX_NONCE_LEN],
-               zeq_keys *keys)
+int zeq_kex_ecdh(const zeq_kex_pair *pair,
+                 const unsigned char peer[ZEQ_KEX_POINT_LEN],
+                 unsigned char z[32])
+{
+    zeq_kex_peer *p = zeq_kex_peer_new(peer);
+    int rv;
+
+    if (p == NULL) {
+        return ZEQ_ERR_BAD;
+    }
+    rv = zeq_kex_ecdh_peer(pair, p, z);
+    zeq_kex_peer_free(p);
+    return rv;
+}
+
+int zeq_kex_v2_peer(const zeq_kex_pair *pair, const zeq_kex_peer *client,
+                    const unsigned char *psk,
+                    const unsigned char client_nonce[ZEQ_KEX_NONCE_LEN],
+                    const unsigned char server_nonce[ZEQ_KEX_NONCE_LEN],
+                    zeq_keys *keys)
 {
     static const char c2s[] = "zeq-e2e/2 c2s", s2c[] = "zeq-e2e/2 s2c";
     unsigned char ikm[32 + ZEQ_KEX_KEY_LEN];
@@ -445,7 +497,7 @@ int zeq_kex_v2(const zeq_kex_pair *pair,
     size_t ikmlen = 32;
     int rv;
 
-    rv = zeq_kex_ecdh(pair, client_point, ikm);
+    rv = zeq_kex_ecdh_peer(pair, client, ikm);
     if (rv != ZEQ_OK) {
         return rv;
     }
@@ -470,6 +522,24 @@ int zeq_kex_v2(const zeq_kex_pair *pair,
     }
     keys->version = 2;
     return ZEQ_OK;
+}
+
+int zeq_kex_v2(const zeq_kex_pair *pair,
+               const unsigned char client_point[ZEQ_KEX_POINT_LEN],
+               const unsigned char *psk,
+               const unsigned char client_nonce[ZEQ_KEX_NONCE_LEN],
+               const unsigned char server_nonce[ZEQ_KEX_NONCE_LEN],
+               zeq_keys *keys)
+{
+    zeq_kex_peer *client = zeq_kex_peer_new(client_point);
+    int rv;
+
+    if (client == NULL) {
+        return ZEQ_ERR_BAD;
+    }
+    rv = zeq_kex_v2_peer(pair, client, psk, client_nonce, server_nonce, keys);
+    zeq_kex_peer_free(client);
+    return rv;
 }
 
 /* --- the transcript and its signature ------------------------------------- */

@@ -36,7 +36,8 @@ int zeq_kex_pbkdf2_sha256(const unsigned char *password, size_t passlen,
                           unsigned int iterations,
                           unsigned char *out, size_t outlen);
 
-/* HKDF-SHA256 (RFC 5869: extract, then expand). */
+/* HKDF-SHA256 (RFC 5869: extract, then expand; an empty salt is HashLen
+ * zeros): ZEQ_OK, or ZEQ_ERR_BAD when outlen is 0 or over 255 * 32. */
 int zeq_kex_hkdf_sha256(const unsigned char *ikm, size_t ikmlen,
                         const unsigned char *salt, size_t saltlen,
                         const unsigned char *info, size_t infolen,
@@ -68,6 +69,15 @@ void zeq_kex_pair_free(zeq_kex_pair *pair);
 int zeq_kex_pair_public(const zeq_kex_pair *pair,
                         unsigned char point[ZEQ_KEX_POINT_LEN]);
 
+/* A peer's public point, decoded and checked. */
+typedef struct zeq_kex_peer zeq_kex_peer;
+
+/* The peer of an uncompressed P-256 point on the curve (not the point at
+ * infinity); NULL when it is not one (or on allocation failure). */
+zeq_kex_peer *zeq_kex_peer_new(const unsigned char point[ZEQ_KEX_POINT_LEN]);
+/* NULL is accepted. */
+void zeq_kex_peer_free(zeq_kex_peer *peer);
+
 /* True when point is an uncompressed P-256 point on the curve (not the
  * point at infinity). */
 int zeq_kex_point_valid(const unsigned char point[ZEQ_KEX_POINT_LEN]);
@@ -77,6 +87,9 @@ int zeq_kex_point_valid(const unsigned char point[ZEQ_KEX_POINT_LEN]);
 int zeq_kex_ecdh(const zeq_kex_pair *pair,
                  const unsigned char peer[ZEQ_KEX_POINT_LEN],
                  unsigned char z[32]);
+/* The same with a decoded peer: ZEQ_OK or ZEQ_ERR_CRYPTO. */
+int zeq_kex_ecdh_peer(const zeq_kex_pair *pair, const zeq_kex_peer *peer,
+                      unsigned char z[32]);
 
 /* Protocol v2: IKM = Z, or Z || psk when psk is not NULL; salt =
  * client_nonce || server_nonce; c2s = HKDF(IKM, salt, "zeq-e2e/2 c2s", 32),
@@ -87,6 +100,12 @@ int zeq_kex_v2(const zeq_kex_pair *pair,
                const unsigned char client_nonce[ZEQ_KEX_NONCE_LEN],
                const unsigned char server_nonce[ZEQ_KEX_NONCE_LEN],
                zeq_keys *keys);
+/* The same with the client's point decoded once (zeq_kex_peer_new). */
+int zeq_kex_v2_peer(const zeq_kex_pair *pair, const zeq_kex_peer *client,
+                    const unsigned char *psk,
+                    const unsigned char client_nonce[ZEQ_KEX_NONCE_LEN],
+                    const unsigned char server_nonce[ZEQ_KEX_NONCE_LEN],
+                    zeq_keys *keys);
 
 /* The handshake transcript that the server signs: "zeq-e2e/2 handshake" ||
  * 0x00 || client_nonce || server_nonce || client_point || server_point ||
