@@ -307,8 +307,7 @@ static int zeq_guard_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     (void)plog;
     (void)ptemp;
     zeq_guard_module = NULL;
-    return ap_mutex_register(pconf, ZEQ_GUARD_MUTEX, NULL, APR_LOCK_DEFAULT,
-                             0);
+    return ap_mutex_register(pconf, ZEQ_GUARD_MUTEX, NULL, ZEQ_LOCK_MECH, 0);
 }
 
 static apr_status_t zeq_guard_gone(void *data)

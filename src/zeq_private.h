@@ -10,6 +10,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "util_filter.h"
+#include "apr_proc_mutex.h"
 
 #include "mod_zeq_e2e.h"
 
@@ -25,5 +26,21 @@ APLOG_USE_MODULE(zeq_e2e);
  * grouped by part: 1xxxx config, 2xxxx session, 3xxxx handshake,
  * 4xxxx request side, 5xxxx response side, 6xxxx WebSocket, 7xxxx gate. */
 #define ZEQLOG(n) "ZEQ" #n ": "
+
+/* The default mechanism of the module's global mutexes (zeq-e2e-cache,
+ * zeq-e2e-replay, zeq-e2e-unused; httpd's Mutex directive chooses another):
+ * flock where there is one. APR's default on Linux, one robust
+ * process-shared pthread mutex with priority inheritance, takes every
+ * waiting thread of every process into the kernel; behind flock, the
+ * threads of one process wait on a thread mutex of their own and one of
+ * them on the lock, which the kernel releases when its holder dies. Not
+ * fcntl: its deadlock detection sees processes, not threads, and refuses
+ * (EDEADLK) a thread of one process waiting for one of these locks while
+ * another thread of it holds a second. */
+#if APR_HAS_FLOCK_SERIALIZE
+#define ZEQ_LOCK_MECH APR_LOCK_FLOCK
+#else
+#define ZEQ_LOCK_MECH APR_LOCK_DEFAULT
+#endif
 
 #endif

@@ -449,10 +449,11 @@ static int zeq_store_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     (void)plog;
     (void)ptemp;
     zeq_store_module = apr_pcalloc(pconf, sizeof(*zeq_store_module));
-    rv = ap_mutex_register(pconf, ZEQ_STORE_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
+    rv = ap_mutex_register(pconf, ZEQ_STORE_MUTEX, NULL, ZEQ_LOCK_MECH,
+                           0);
     if (rv == APR_SUCCESS) {
         rv = ap_mutex_register(pconf, ZEQ_STORE_REPLAY_MUTEX, NULL,
-                               APR_LOCK_DEFAULT, 0);
+                               ZEQ_LOCK_MECH, 0);
     }
     return rv;
 }

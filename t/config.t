@@ -223,7 +223,7 @@ EOC
 
 my $checks = 0;
 $checks += 1 + @{ $_->[3] } + @{ $_->[4] || [] } for @cases;
-plan tests => $checks + 2 + 10;
+plan tests => $checks + 2 + 10 + 4;
 
 sub base_config {
     my ($n) = @_;
@@ -325,4 +325,20 @@ if (-f $sample) {
 }
 else {
     skip('conf/zeq_e2e.conf is not there yet', 0) for 1 .. 2;
+}
+
+# The module's mutexes: flock unless httpd's Mutex directive chooses.
+for my $case ([ '', 'flock', [qw(zeq-e2e-cache zeq-e2e-replay zeq-e2e-unused)] ],
+              [ "Mutex sysvsem zeq-e2e-cache\n", 'sysvsem', ['zeq-e2e-cache'] ]) {
+    my ($extra, $mech, $names) = @$case;
+    my $file = catfile($work, "mutex-$mech.conf");
+    open my $fh, '>', $file or die "$file: $!";
+    print {$fh} base_config("mutex-$mech"), qq{ZeqE2E On\nZeqE2ESecret "some literal secret"\n}, $extra;
+    close $fh;
+    my $out = `"$httpd" -t -D DUMP_RUN_CFG -d "$t_dir" -f "$file" 2>&1`;
+    for my $m (@$names) {
+        ok t_cmp($out, qr/^Mutex \Q$m\E: .*mechanism=\Q$mech\E\b/m,
+                 "httpd -D DUMP_RUN_CFG" . ($extra ? " with $extra" =~ s/\n//r : '')
+                 . ": the mutex $m uses $mech");
+    }
 }
