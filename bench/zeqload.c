@@ -1872,10 +1872,59 @@ static int mode_kdf(void)
 #pragma GCC diagnostic pop
 #endif
 
+/* The same work on OpenSSL's lowest public level, as cheaply as it can be
+ * done: a scalar below the order and its point on one EC_GROUP kept for
+ * the whole run, the client's point decoded (the decoder checks that it is
+ * on the curve) and multiplied, both points encoded, two HKDFs. Seconds. */
+static double kex_floor(const unsigned char pt[65], const unsigned char salt[64])
+{
+    EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    BN_CTX *bc = BN_CTX_new();
+    BIGNUM *d = BN_new();
+    EC_POINT *mine = g ? EC_POINT_new(g) : NULL;
+    EC_POINT *peer = g ? EC_POINT_new(g) : NULL;
+    unsigned char out[65], z[65], k[32];
+    double t0, t, best = 1e9;
+    int r, i;
+
+    if (bc == NULL || d == NULL || mine == NULL || peer == NULL) {
+        die("P-256: out of memory");
+    }
+    for (r = 0; r < 3; r++) {
+        t0 = now();
+        for (i = 0; i < 200; i++) {
+            if (BN_priv_rand_range(d, EC_GROUP_get0_order(g)) != 1
+                || BN_is_zero(d)
+                || EC_POINT_mul(g, mine, d, NULL, NULL, bc) != 1
+                || EC_POINT_point2oct(g, mine, POINT_CONVERSION_UNCOMPRESSED,
+                                      out, 65, bc) != 65
+                || EC_POINT_oct2point(g, peer, pt, 65, bc) != 1
+                || EC_POINT_mul(g, peer, NULL, peer, d, bc) != 1
+                || EC_POINT_point2oct(g, peer, POINT_CONVERSION_UNCOMPRESSED,
+                                      z, 65, bc) != 65) {
+                die("ECDH (EC_POINT) failed");
+            }
+            hkdf32(z + 1, 32, salt, 64, "zeq-e2e/2 c2s", k);
+            hkdf32(z + 1, 32, salt, 64, "zeq-e2e/2 s2c", k);
+        }
+        t = (now() - t0) / 200;
+        best = t < best ? t : best;
+    }
+    OPENSSL_cleanse(z, sizeof(z));
+    OPENSSL_cleanse(k, sizeof(k));
+    BN_clear_free(d);
+    EC_POINT_free(mine);
+    EC_POINT_free(peer);
+    BN_CTX_free(bc);
+    EC_GROUP_free(g);
+    return best;
+}
+
 /* What a v2 handshake must cost the server at least: one P-256 key
  * generation, the client's point decoded and checked (on the curve: P-256
  * has cofactor 1, so that is the whole check), one ECDH, two HKDFs; and
- * the ECDSA signature of a transcript. */
+ * the ECDSA signature of a transcript. Measured twice: through EVP
+ * (kex_us), and at the floor of the EC_POINT level (floor_us). */
 static int mode_ecdh(const char *pem)
 {
     EVP_PKEY *peer = EVP_EC_gen("P-256"), *sk = NULL;
@@ -1929,8 +1978,8 @@ static int mode_ecdh(const char *pem)
             sbest = t < sbest ? t : sbest;
         }
     }
-    printf("ecdh kex_us=%.2f sign_us=%.2f\n", best * 1e6,
-           pem ? sbest * 1e6 : 0.0);
+    printf("ecdh kex_us=%.2f floor_us=%.2f sign_us=%.2f\n", best * 1e6,
+           kex_floor(pt, salt) * 1e6, pem ? sbest * 1e6 : 0.0);
     return 0;
 }
 
