@@ -27,6 +27,8 @@ struct zeq_kex_peer {
 
 struct zeq_kex_signer {
     EVP_PKEY *pkey;
+    EVP_MD *sha256;                      /* fetched once, for every signature */
+    unsigned char id[ZEQ_KEX_SIGNER_LEN]; /* SHA-256 of the public key's DER */
 };
 
 void zeq_keys_cleanse(zeq_keys *keys)
@@ -576,6 +578,22 @@ size_t zeq_kex_transcript(unsigned char *out,
     return (size_t)(p - out);
 }
 
+/* signer->id: the SHA-256 of the public key's DER (SubjectPublicKeyInfo). */
+static int zeq_kex_signer_hash(zeq_kex_signer *signer)
+{
+    unsigned char *der = NULL;
+    unsigned int n = 0;
+    int len = i2d_PUBKEY(signer->pkey, &der), ok;
+
+    if (len <= 0) {
+        return ZEQ_ERR_CRYPTO;
+    }
+    ok = EVP_Digest(der, (size_t)len, signer->id, &n, signer->sha256, NULL) == 1
+         && n == ZEQ_KEX_SIGNER_LEN;
+    OPENSSL_free(der);
+    return ok ? ZEQ_OK : ZEQ_ERR_CRYPTO;
+}
+
 int zeq_kex_signer_load(const char *pem, size_t len, zeq_kex_signer **out)
 {
     BIO *bio;
@@ -609,6 +627,15 @@ int zeq_kex_signer_load(const char *pem, size_t len, zeq_kex_signer **out)
         return ZEQ_ERR_CRYPTO;
     }
     (*out)->pkey = pkey;
+    /* The id and the digest once, here: encoding the key (OpenSSL looks its
+     * encoder up among all of them) and fetching SHA-256 took longer than
+     * the signature, under OpenSSL's locks, on every signed handshake. */
+    if (((*out)->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL
+        || zeq_kex_signer_hash(*out) != ZEQ_OK) {
+        zeq_kex_signer_free(*out);
+        *out = NULL;
+        return ZEQ_ERR_CRYPTO;
+    }
     return ZEQ_OK;
 }
 
@@ -616,6 +643,7 @@ void zeq_kex_signer_free(zeq_kex_signer *signer)
 {
     if (signer != NULL) {
         EVP_PKEY_free(signer->pkey);
+        EVP_MD_free(signer->sha256);
         OPENSSL_free(signer);
     }
 }
@@ -623,17 +651,8 @@ void zeq_kex_signer_free(zeq_kex_signer *signer)
 int zeq_kex_signer_id(const zeq_kex_signer *signer,
                       unsigned char id[ZEQ_KEX_SIGNER_LEN])
 {
-    unsigned char *der = NULL;
-    unsigned int n = 0;
-    int len = i2d_PUBKEY(signer->pkey, &der), ok;
-
-    if (len <= 0) {
-        return ZEQ_ERR_CRYPTO;
-    }
-    ok = EVP_Digest(der, (size_t)len, id, &n, EVP_sha256(), NULL) == 1
-         && n == ZEQ_KEX_SIGNER_LEN;
-    OPENSSL_free(der);
-    return ok ? ZEQ_OK : ZEQ_ERR_CRYPTO;
+    memcpy(id, signer->id, ZEQ_KEX_SIGNER_LEN);
+    return ZEQ_OK;
 }
 
 int zeq_kex_sign(const zeq_kex_signer *signer, const unsigned char *msg,
@@ -648,7 +667,7 @@ int zeq_kex_sign(const zeq_kex_signer *signer, const unsigned char *msg,
     int ok = 0;
 
     if (md != NULL
-        && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, signer->pkey) == 1
+        && EVP_DigestSignInit(md, NULL, signer->sha256, NULL, signer->pkey) == 1
         && EVP_DigestSign(md, der, &derlen, msg, len) == 1
         && (es = d2i_ECDSA_SIG(NULL, &p, (long)derlen)) != NULL) {
         ECDSA_SIG_get0(es, &r, &s);
