@@ -28,6 +28,7 @@ static pthread_key_t zeq_envelope_key;
 static int zeq_envelope_key_ok;
 static EVP_CIPHER *zeq_envelope_gcm_fetched;
 static EVP_CIPHER *zeq_envelope_ctr_fetched;
+static EVP_MD *zeq_envelope_sha256_fetched;
 /* Bumped in the child of every fork: its threads' random bytes are the
  * parent's, never to be used twice. */
 static volatile unsigned long zeq_envelope_forks;
@@ -52,6 +53,7 @@ static void zeq_envelope_setup(void)
 {
     zeq_envelope_gcm_fetched = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
     zeq_envelope_ctr_fetched = EVP_CIPHER_fetch(NULL, "AES-256-CTR", NULL);
+    zeq_envelope_sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
     zeq_envelope_key_ok = pthread_key_create(&zeq_envelope_key,
                                              zeq_envelope_thread_free) == 0;
     /* glibc drops the handler when this object is unloaded (Apache
@@ -131,6 +133,17 @@ void zeq_envelope_evp_release(void *evp)
         return;
     }
     t->spare[t->nspare++] = evp;
+}
+
+int zeq_envelope_sha256(const void *data, size_t n, unsigned char out[32])
+{
+    unsigned int len = 0;
+
+    pthread_once(&zeq_envelope_once, zeq_envelope_setup);
+    return EVP_Digest(data, n, out, &len,
+                      zeq_envelope_sha256_fetched ? zeq_envelope_sha256_fetched
+                                                  : EVP_sha256(), NULL) == 1
+           && len == 32 ? ZEQ_OK : ZEQ_ERR_CRYPTO;
 }
 
 int zeq_envelope_random(unsigned char *out, size_t n)

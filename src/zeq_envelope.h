@@ -43,6 +43,11 @@ void zeq_envelope_evp_release(void *evp);
  * discards the buffers (pthread_atfork). ZEQ_OK or ZEQ_ERR_CRYPTO. */
 int zeq_envelope_random(unsigned char *out, size_t n);
 
+/* SHA-256 of n bytes into out (32 bytes) with the process's fetched
+ * digest: EVP_sha256() fetches it again, under OpenSSL's locks, at every
+ * call. ZEQ_OK or ZEQ_ERR_CRYPTO. */
+int zeq_envelope_sha256(const void *data, size_t n, unsigned char out[32]);
+
 /* A reusable cipher context; NULL on allocation failure. */
 zeq_envelope_ctx *zeq_envelope_ctx_new(void);
 /* Frees the context and cleanses its key schedule; NULL is accepted. */

@@ -15,6 +15,7 @@
  * holds at most half of the slots (rounded up): however it floods, it
  * derives on half of the CPUs at most, and others find a slot. */
 #include "zeq_guard.h"
+#include "zeq_envelope.h"
 #include "zeq_error.h"
 #include "zeq_limit.h"
 #include "zeq_stats.h"
@@ -87,8 +88,7 @@ apr_uint64_t zeq_guard_client(const request_rec *r)
     zeq_guard_rec *g = zeq_guard_module;
     const apr_sockaddr_t *sa = r->useragent_addr ? r->useragent_addr
                                                  : r->connection->client_addr;
-    unsigned char msg[ZEQ_GUARD_KEY_LEN + 1 + 8], md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
+    unsigned char msg[ZEQ_GUARD_KEY_LEN + 1 + 8], md[32];
     size_t n = ZEQ_GUARD_KEY_LEN + 1;
 
     if (g == NULL || sa == NULL) {
@@ -116,7 +116,7 @@ apr_uint64_t zeq_guard_client(const request_rec *r)
         memcpy(msg + n, &sa->sa.sin.sin_addr.s_addr, 4);
         n += 4;
     }
-    if (EVP_Digest(msg, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 8) {
+    if (zeq_envelope_sha256(msg, n, md) != ZEQ_OK) {
         return 0;
     }
     return zeq_guard_get64(md);

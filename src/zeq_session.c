@@ -27,6 +27,7 @@
  * lives as long as the session can (the host's TTL from now). The first
  * server to add it accepts the request, every other gets APR_EEXIST. */
 #include "zeq_session.h"
+#include "zeq_envelope.h"
 #include "zeq_proto.h"
 #include "zeq_reccache.h"
 #include "zeq_replay.h"
@@ -65,10 +66,7 @@ static zeq_wintab zeq_session_windows;
 static int zeq_session_hash(const char *id,
                             unsigned char out[ZEQ_SESSION_ID_HASH_LEN])
 {
-    unsigned int n = 0;
-
-    return EVP_Digest(id, strlen(id), out, &n, EVP_sha256(), NULL) == 1
-           && n == ZEQ_SESSION_ID_HASH_LEN;
+    return zeq_envelope_sha256(id, strlen(id), out) == ZEQ_OK;
 }
 
 const char *zeq_session_tag(apr_pool_t *p, const char *id)

@@ -606,6 +606,28 @@ static void test_pbkdf2(void)
     }
 }
 
+/* FIPS 180-2 appendix B: "abc", the two-block message, and the empty one. */
+static void test_sha256(void)
+{
+    static const struct { const char *msg, *md; } v[] = {
+        { "abc",
+          "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+        { "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+          "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
+        { "",
+          "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+    };
+    size_t i, mdlen;
+
+    for (i = 0; i < sizeof v / sizeof *v; i++) {
+        unsigned char out[32], *md = unit_unhex(v[i].md, &mdlen);
+        unit_int(zeq_envelope_sha256(v[i].msg, strlen(v[i].msg), out), ZEQ_OK,
+                 "SHA-256 of %zu bytes: succeeds", strlen(v[i].msg));
+        unit_mem(out, 32, md, mdlen, "SHA-256 of \"%s\" (FIPS 180-2)", v[i].msg);
+        free(md);
+    }
+}
+
 int main(void)
 {
     zeq_envelope_ctx *ctx = zeq_envelope_ctx_new();
@@ -619,6 +641,7 @@ int main(void)
     for (i = 0; i < sizeof gcm_vectors / sizeof *gcm_vectors; i++)
         test_gcm_vector(ctx, &gcm_vectors[i]);
     test_pbkdf2();
+    test_sha256();
     test_protocol_vectors(key);
     test_tamper(key, ctx);
     test_round_trips(ctx);
