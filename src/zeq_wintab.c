@@ -9,7 +9,9 @@
 #define ZEQ_WINTAB_MAGIC UINT64_C(0x7a65717774623031)   /* "zeqwtb01" */
 #define ZEQ_WINTAB_SPINS 64         /* tries between yields */
 #define ZEQ_WINTAB_CHECK 256        /* yields between looks at the holder */
-#define ZEQ_WINTAB_GIVEUP 1         /* seconds a live holder is waited for */
+/* Seconds a live holder is waited for: more than the second a dead one
+ * may stay a zombie until its parent reaps it (and counts as alive). */
+#define ZEQ_WINTAB_GIVEUP 3
 
 typedef struct {
     uint64_t magic;
@@ -147,15 +149,22 @@ uint32_t zeq_wintab_claim(zeq_wintab *t,
     zeq_wintab_head *h = zeq_wintab_head_of(t);
     uint64_t c = atomic_fetch_add_explicit(&h->cursor, 1,
                                            memory_order_relaxed);
-    uint32_t i, k;
+    uint32_t i, k, j, busy[ZEQ_WINTAB_PROBE + 1], nbusy = 0;
     zeq_wintab_slot *s;
 
     for (k = 0; k <= ZEQ_WINTAB_PROBE; k++) {
         /* The probes, then (k == PROBE) the cursor's own slot, live or
          * not; a slot whose word cannot be had is skipped. */
         i = (uint32_t)((c + (k < ZEQ_WINTAB_PROBE ? k : 0)) % t->slots);
+        for (j = 0; j < nbusy && busy[j] != i; j++) {
+            ;
+        }
+        if (j < nbusy) {
+            continue;               /* waited for once already */
+        }
         s = zeq_wintab_slot_at(t, i);
         if (zeq_wintab_lock(t, s) != ZEQ_OK) {
+            busy[nbusy++] = i;
             continue;
         }
         if (k == ZEQ_WINTAB_PROBE || !s->used || s->expires <= now) {

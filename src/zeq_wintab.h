@@ -17,9 +17,10 @@
  * says which pids live) takes the word and empties the slot, whose window
  * the dead holder may have left half written: that session loses its
  * window rather than risk accepting a number twice. A live holder that
- * keeps the word for more than a second (stopped, or a pid that a dead
- * holder left and another process got since) is given up on, the word
- * left as it is: the number is refused as busy, a claim skips the slot.
+ * keeps the word for more than three seconds (stopped, or a pid that a
+ * dead holder left and another process got since) is given up on, the
+ * word left as it is: the number is refused as busy, and a claim skips
+ * the slot (waiting for it once).
  *
  * Pure C11 with <stdatomic.h> (and sched_yield): no httpd or APR header,
  * unit-tested alone. The caller gives the times. */

@@ -6,8 +6,9 @@
  * word left by a process that died taken back, its window emptied; one
  * a live process never gives back (its pid reused after its holder died)
  * waited for a bounded time only: the number refused as busy, the slot
- * skipped by claims, never a hang; and processes racing on one mapping with the same numbers of the same
- * sessions, exactly one of them accepting each. */
+ * skipped by claims, never a hang; and processes racing on one mapping
+ * with the same numbers of the same sessions, exactly one of them
+ * accepting each. */
 #define _DEFAULT_SOURCE
 #include "unit.h"
 #include "zeq_wintab.h"
