@@ -12,5 +12,6 @@
 #define ZEQ_ERR_VERSION (-6)  /* a protocol version not implemented */
 #define ZEQ_ERR_KEY    (-7)   /* sealed under another key (session records) */
 #define ZEQ_ERR_GONE   (-8)   /* no longer held (a replay window's slot) */
+#define ZEQ_ERR_BUSY   (-9)   /* a lock its live holder does not give back */
 
 #endif

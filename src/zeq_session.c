@@ -174,6 +174,16 @@ apr_status_t zeq_session_create(request_rec *r, const zeq_srv_conf *sc,
                           "session's went to the new one",
                           (unsigned)zeq_session_windows.slots);
         }
+        if (rec.slot == ZEQ_WINTAB_NONE) {
+            /* Every slot it tried is locked by a process that does not
+             * give it back: the window travels in the record instead. */
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ZEQLOG(20022)
+                          "no replay window slot could be locked (held by a "
+                          "live process that does not release them): this "
+                          "session's window is kept in its record");
+            rec.has_slot = 0;
+            rec.has_window = 1;
+        }
     }
     len = zeq_session_seal(&rec, hash, data);
     rv = len == 0 ? APR_EGENERAL
@@ -493,7 +503,8 @@ static apr_status_t zeq_session_window_slot(request_rec *r,
 
 /* Accepts seq in the session's slot of the window table: APR_SUCCESS,
  * APR_EEXIST; APR_NOTFOUND when the slot went to another session (this
- * one is removed: without its window it cannot go on). */
+ * one is removed: without its window it cannot go on); APR_EAGAIN when
+ * the slot's lock word could not be had (nothing accepted). */
 static apr_status_t zeq_session_accept_slot(request_rec *r, const char *id,
                                             const unsigned char *hash,
                                             uint32_t slot, apr_uint64_t seq)
@@ -502,6 +513,14 @@ static apr_status_t zeq_session_accept_slot(request_rec *r, const char *id,
 
     if (rv == ZEQ_OK) {
         return APR_SUCCESS;
+    }
+    if (rv == ZEQ_ERR_BUSY) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ZEQLOG(20023)
+                      "the replay window of session %s is locked by a live "
+                      "process that does not release it: its number is "
+                      "neither accepted nor refused",
+                      zeq_session_tag(r->pool, id));
+        return APR_EAGAIN;
     }
     if (rv != ZEQ_ERR_GONE) {
         return APR_EEXIST;

@@ -16,7 +16,11 @@
  * A waiter spins, then yields; one that finds the holder gone (the caller
  * says which pids live) takes the word and empties the slot, whose window
  * the dead holder may have left half written: that session loses its
- * window rather than risk accepting a number twice.
+ * window rather than risk accepting a number twice. A live holder that
+ * keeps the word for more than three seconds (stopped, or a pid that a
+ * dead holder left and another process got since) is given up on, the
+ * word left as it is: the number is refused as busy, and a claim skips
+ * the slot (waiting for it once).
  *
  * Pure C11 with <stdatomic.h> (and sched_yield): no httpd or APR header,
  * unit-tested alone. The caller gives the times. */
@@ -32,6 +36,7 @@
 #define ZEQ_WINTAB_HASH_LEN 32
 #define ZEQ_WINTAB_PROBE 8
 #define ZEQ_WINTAB_MAX_SLOTS 10000000
+#define ZEQ_WINTAB_NONE UINT32_MAX     /* a claim that got no slot */
 
 /* A process's handle of the table; self and alive are the caller's to
  * set (format and attach leave them). */
@@ -52,18 +57,21 @@ int zeq_wintab_format(zeq_wintab *t, void *mem, size_t size, uint32_t slots);
  * mem holds none of that size. */
 int zeq_wintab_attach(zeq_wintab *t, void *mem, size_t size);
 /* Gives the session of store id hash, live until expires, an empty window:
- * its slot. *evicted is 1 when that slot was taken from a live session. */
+ * its slot. *evicted is 1 when that slot was taken from a live session.
+ * ZEQ_WINTAB_NONE when no slot it tried could be locked. */
 uint32_t zeq_wintab_claim(zeq_wintab *t,
                           const unsigned char hash[ZEQ_WINTAB_HASH_LEN],
                           int64_t expires, int64_t now, int *evicted);
 /* Accepts seq once in the window of slot for the session of hash: ZEQ_OK;
  * ZEQ_ERR_REPLAY (seen, or too old); ZEQ_ERR_BAD above ZEQ_SEQ_MAX;
  * ZEQ_ERR_GONE when the slot does not hold that session's window (given
- * to another, emptied, or beyond the table). */
+ * to another, emptied, or beyond the table); ZEQ_ERR_BUSY when its lock
+ * word could not be had (nothing accepted, the window kept). */
 int zeq_wintab_accept(zeq_wintab *t, uint32_t slot,
                       const unsigned char hash[ZEQ_WINTAB_HASH_LEN],
                       uint64_t seq);
-/* Empties slot if it holds hash's window (the session was removed). */
+/* Empties slot if it holds hash's window (the session was removed);
+ * nothing when its lock word cannot be had. */
 void zeq_wintab_release(zeq_wintab *t, uint32_t slot,
                         const unsigned char hash[ZEQ_WINTAB_HASH_LEN]);
 

@@ -77,14 +77,8 @@ my $A = ZeqTest::Cluster::Apache->start('windows-a', backend => $be->addr,
     for my $round (1 .. ROUNDS) {
         my $s = ZeqTest::V2::handshake(vhost => $A->hostport);
         my $seq = 3 + $round;
-        my $path = "/app/echo?race=$round";
-        my $sealed = ZeqTest::V2::seal($s->{c2s}, ZeqTest::V2::request_aad($s, $seq, 'POST', $path, undef),
-                                       "race $round");
-        my @res = ZeqTest::Cluster::at_once(RACERS, sub {
-            code_of(ZeqTest::V2::request(session => $s, vhost => $A->hostport, method => 'POST',
-                                         path => $path, seq => $seq, raw_body => $sealed,
-                                         content_type => E2E_TYPE));
-        });
+        my @res = ZeqTest::Cluster::race_sealed(RACERS, $s, $A->hostport, $seq, "/app/echo?race=$round",
+                                                "race $round");
         push @won, scalar grep { /^200/ } @res;
         push @replayed, scalar grep { /^400 e2e_replayed/ } @res;
         push @ran, scalar grep { $_ eq "POST /echo?race=$round" } $be->hits;

@@ -3,9 +3,12 @@
  * every number of the old one and none of the new one's; more sessions
  * than slots (the oldest lose their windows, the others keep theirs);
  * expired and released slots taken first; a slot beyond the table; a lock
- * word left by a process that died taken back, its window emptied; and
- * processes racing on one mapping with the same numbers of the same
- * sessions, exactly one of them accepting each. */
+ * word left by a process that died taken back, its window emptied; one
+ * a live process never gives back (its pid reused after its holder died)
+ * waited for a bounded time only: the number refused as busy, the slot
+ * skipped by claims, never a hang; and processes racing on one mapping
+ * with the same numbers of the same sessions, exactly one of them
+ * accepting each. */
 #define _DEFAULT_SOURCE
 #include "unit.h"
 #include "zeq_wintab.h"
@@ -232,6 +235,56 @@ static void test_dead_holder(void)
     unit_int(atomic_load(lock), 0, "and the lock word is free again");
 }
 
+/* A lock word that a live process holds and never gives back (a dead
+ * holder's pid given to another process): waiters give up after a bounded
+ * wait instead of spinning for ever. The number is refused as busy (not
+ * accepted, the session keeps its slot), a claim skips the slot, and a
+ * claim that finds no slot it can lock says so. */
+static int alive_always(uint32_t pid)
+{
+    (void)pid;
+    return 1;
+}
+
+static void test_stuck_holder(void)
+{
+    zeq_wintab t;
+    unsigned char a[32], b[32], c[32];
+    uint32_t s, other;
+    int ev;
+    _Atomic uint32_t *lock;
+
+    table(&t, 2);
+    hash_of(450, a);
+    hash_of(451, b);
+    hash_of(452, c);
+    s = zeq_wintab_claim(&t, a, 9000, 1000, &ev);
+    unit_int(zeq_wintab_accept(&t, s, a, 1), ZEQ_OK, "a session's number 1");
+    lock = (_Atomic uint32_t *)((char *)t.mem + zeq_wintab_size(s));
+    atomic_store(lock, (uint32_t)getppid());
+    t.alive = alive_always;
+    unit_int(zeq_wintab_accept(&t, s, a, 2), ZEQ_ERR_BUSY,
+             "its slot locked for good by a live process: ZEQ_ERR_BUSY, no "
+             "hang");
+    unit_int(atomic_load(lock), (uint32_t)getppid(),
+             "the lock word stays its holder's");
+    other = zeq_wintab_claim(&t, b, 9000, 1000, &ev);
+    unit_int(other, s ^ 1, "a claim skips the stuck slot: the other one");
+    unit_int(zeq_wintab_claim(&t, c, 9000, 1000, &ev), ZEQ_WINTAB_NONE,
+             "with every other slot live and the stuck one unlockable, a "
+             "claim takes none: ZEQ_WINTAB_NONE (b keeps its window)");
+    unit_int(zeq_wintab_accept(&t, other, b, 1), ZEQ_OK,
+             "and the session of the other slot accepts its numbers");
+    zeq_wintab_release(&t, s, a);
+    unit_int(atomic_load(lock), (uint32_t)getppid(),
+             "a release of the stuck slot gives up too, leaving the word");
+    atomic_store(lock, 0);
+    unit_int(zeq_wintab_accept(&t, s, a, 2), ZEQ_OK,
+             "once the word is free again the session goes on: 2 accepted");
+    unit_int(zeq_wintab_accept(&t, s, a, 1), ZEQ_ERR_REPLAY,
+             "and 1 still refused");
+}
+
 /* Processes race with the same numbers of the same sessions: each number
  * of each session is accepted exactly once. */
 #define RACERS 4
@@ -294,11 +347,14 @@ static void test_processes(void)
 
 int main(void)
 {
+    /* A waiter that never gives up ends the run instead of hanging it. */
+    alarm(300);
     test_basics();
     test_reuse();
     test_overflow();
     test_free_first();
     test_dead_holder();
+    test_stuck_holder();
     test_processes();
     return unit_done();
 }

@@ -100,6 +100,21 @@ sub at_once {
     return @out;
 }
 
+# One sealed POST (number seq, path, body) of the v2 session s, sent by n
+# connections to hostport at the same moment: what each got ("STATUS
+# error", the error empty when the answer has none), in order.
+sub race_sealed {
+    my ($n, $s, $hostport, $seq, $path, $body) = @_;
+    require ZeqTest::V2;
+    my $sealed = ZeqTest::V2::seal($s->{c2s}, ZeqTest::V2::request_aad($s, $seq, 'POST', $path, undef),
+                                   $body);
+    return at_once($n, sub {
+        my $r = ZeqTest::V2::request(session => $s, vhost => $hostport, method => 'POST', path => $path,
+                                     seq => $seq, raw_body => $sealed, content_type => ZeqTest::E2E_TYPE);
+        return "$r->{status} " . ((ZeqTest::json_error($r) // {})->{error} // '');
+    });
+}
+
 sub which {
     my ($prog) = @_;
     for my $d (split /:/, ($ENV{PATH} // '') . ':/usr/sbin:/usr/bin:/sbin') {
