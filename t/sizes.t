@@ -29,7 +29,8 @@ my $LAST = $SIZES[-1];
 
 # Per version: count and leftover, 4 per size (sealed: status, sealed,
 # bytes; plaintext: bytes), HEAD (status, length, sealed), 304 (status, sealed).
-plan tests => 2 * (2 + 4 * @SIZES + 3 + 2), need_lwp;
+my @H2 = (['HTTP/2 over TLS', 'zeq_h2', 1], ['h2c', 'zeq_gate', 'prior']);
+plan tests => 2 * (2 + 4 * @SIZES + 3 + 2) + @H2 * (1 + 4 * @SIZES + 3 + 2), need_lwp;
 
 my $dir = catdir(ZeqTest::Fixtures::gen_dir(), 'sizes');
 make_path($dir);
@@ -55,10 +56,9 @@ sub head_of {
 
 sub none { { status => 0, h => HTTP::Headers->new, body => '' } }
 
-for my $v (1, 2) {
-    my $s = $v == 1 ? handshake(vhost => 'zeq_file') : ZeqTest::V2::handshake(vhost => 'zeq_file');
-    my $seq = 0;
-    # [method, path, sealed, extra header lines, what]
+# [method, path, sealed, extra header lines, what]: each size sealed and
+# in plaintext, a sealed HEAD and a sealed conditional GET of the largest.
+sub requests {
     my @reqs;
     for my $n (@SIZES) {
         push @reqs, ['GET', "/gen/sizes/$n.bin", 1, [], "$n bytes"];
@@ -66,19 +66,67 @@ for my $v (1, 2) {
     }
     push @reqs, ['HEAD', "/gen/sizes/$LAST.bin", 1, [], 'HEAD'];
     push @reqs, ['GET', "/gen/sizes/$LAST.bin", 1, ["If-Modified-Since: $since"], '304'];
-    my (@heads, @seqs);
+    return @reqs;
+}
+
+# The header lines that seal request i (v2: sequence number seq).
+sub sealing {
+    my ($v, $s, $method, $path, $seq) = @_;
+    return ('Accept: ' . E2E_TYPE, "X-E2E-Session: $s->{id}") if $v == 1;
+    my $aad = ZeqTest::V2::request_aad($s, $seq, $method, $path, undef);
+    my $seal = ZeqTest::V2::b64url(ZeqTest::V2::seal($s->{c2s}, $aad, ''));
+    return ('Accept: ' . E2E_TYPE, "X-E2E-Session: $s->{id}", "X-E2E-Seq: $seq", "X-E2E-Seal: $seal");
+}
+
+# Checks answer a of request req (v: 1 or 2, seq: its sequence number).
+sub check {
+    my ($v, $s, $req, $a, $seq, $where) = @_;
+    my ($method, $path, $sealed, undef, $what) = @$req;
+    my $n = $path =~ m{/(\d+)\.bin$} ? $1 : 0;
+    if (!$sealed) {
+        ok t_cmp($a->{body} eq $want{$n} ? 'the file' : length($a->{body}) . ' other bytes',
+                 'the file', "$where: plaintext GET of $what: the file's bytes");
+        return;
+    }
+    my $pt;
+    if ($v == 1) {
+        $pt = length $a->{body} ? open_envelope($s->{key}, $a->{body}) : '';
+        $a->{verified} = media_type($a->{h}->header('Content-Type')) eq E2E_TYPE ? 1 : 0;
+    }
+    else {
+        ZeqTest::V2::check_answer($s, $a, $seq, $method);
+        $pt = $a->{plain};
+    }
+    if ($what eq 'HEAD') {
+        my $len = $v == 1 ? $LAST + OVERHEAD : ZeqTest::V2::sealed_len($LAST);
+        ok t_cmp($a->{status}, 200, "$where: sealed HEAD: 200");
+        ok t_cmp($a->{h}->header('Content-Length'), $len,
+                 "$where: sealed HEAD: the sealed length of $LAST bytes, never the plaintext's");
+        ok t_cmp($a->{verified}, 1, "$where: sealed HEAD: sealed" . ($v == 2 ? ' (its X-E2E-Seal verifies)' : ''));
+        return;
+    }
+    if ($what eq '304') {
+        ok t_cmp($a->{status}, 304, "$where: sealed GET If-Modified-Since after its change: 304");
+        ok t_cmp($v == 1 ? length $a->{body} : $a->{verified}, $v == 1 ? 0 : 1,
+                 $v == 1 ? "$where: 304 without a body" : "$where: 304 carries an X-E2E-Seal that verifies");
+        return;
+    }
+    ok t_cmp($a->{status}, 200, "$where: sealed GET of $what: 200");
+    ok t_cmp($a->{verified}, 1, "$where: $what: sealed" . ($v == 2 ? ", bound to sequence number $seq" : ''));
+    ok t_cmp(defined $pt && $pt eq $want{$n} ? 'the file' : defined $pt ? length($pt) . ' other bytes' : 'nothing',
+             'the file', "$where: $what: opens to the file's bytes");
+}
+
+for my $v (1, 2) {
+    my $s = $v == 1 ? handshake(vhost => 'zeq_file') : ZeqTest::V2::handshake(vhost => 'zeq_file');
+    my @reqs = requests();
+    my ($seq, @heads, @seqs) = (0);
     for my $i (0 .. $#reqs) {
         my ($method, $path, $sealed, $extra) = @{ $reqs[$i] };
         my @h = @$extra;
-        if ($sealed && $v == 1) {
-            push @h, 'Accept: ' . E2E_TYPE, "X-E2E-Session: $s->{id}";
-        }
-        elsif ($sealed) {
-            my $aad = ZeqTest::V2::request_aad($s, $seq, $method, $path, undef);
-            my $seal = ZeqTest::V2::b64url(ZeqTest::V2::seal($s->{c2s}, $aad, ''));
-            push @h, 'Accept: ' . E2E_TYPE, "X-E2E-Session: $s->{id}", "X-E2E-Seq: $seq",
-                "X-E2E-Seal: $seal";
-            $seqs[$i] = $seq++;
+        if ($sealed) {
+            $seqs[$i] = $seq;
+            push @h, sealing($v, $s, $method, $path, $seq++);
         }
         push @heads, head_of($method, $i == $#reqs, $path, @h);
     }
@@ -86,41 +134,50 @@ for my $v (1, 2) {
                                                head_only => [map { $_->[0] eq 'HEAD' } @reqs]);
     ok t_cmp(scalar @$answers, scalar @reqs, "v$v: one answer per pipelined request");
     ok t_cmp(length $rest, 0, "v$v: nothing after the last answer");
+    check($v, $s, $reqs[$_], $answers->[$_] // none(), $seqs[$_], "v$v, answer $_") for 0 .. $#reqs;
+}
+
+# --- HTTP/2 (v2): over TLS as parallel streams of one curl, over h2c one curl each ----------
+for my $c (@H2) {
+    my ($proto, $vhost, $http2) = @$c;
+    my $s = ZeqTest::V2::handshake(vhost => $vhost);
+    my @reqs = requests();
+    my $dir = ZeqTest::tmp_dir();
+    my ($seq, @seqs, @each) = (0);
     for my $i (0 .. $#reqs) {
-        my ($method, $path, $sealed, undef, $what) = @{ $reqs[$i] };
-        my $a = $answers->[$i] // none();
-        my $n = $path =~ m{/(\d+)\.bin$} ? $1 : 0;
-        if (!$sealed) {
-            ok t_cmp($a->{body} eq $want{$n} ? 'the file' : length($a->{body}) . ' other bytes',
-                     'the file', "v$v: plaintext GET of $what (answer $i): the file's bytes");
-            next;
+        my ($method, $path, $sealed, $extra) = @{ $reqs[$i] };
+        my @h = @$extra;
+        if ($sealed) {
+            $seqs[$i] = $seq;
+            push @h, sealing(2, $s, $method, $path, $seq++);
         }
-        my $pt;
-        if ($v == 1) {
-            $pt = length $a->{body} ? open_envelope($s->{key}, $a->{body}) : '';
-            $a->{verified} = media_type($a->{h}->header('Content-Type')) eq E2E_TYPE ? 1 : 0;
+        push @each, ['-sS', '-k', '--max-time', '120',
+                     $http2 eq 'prior' ? '--http2-prior-knowledge' : '--http2',
+                     '-D', catfile($dir, "h2-$$-$i.h"), '-o', catfile($dir, "h2-$$-$i.b"),
+                     $method eq 'HEAD' ? '-I' : (), map({ ('-H', $_) } @h), ZeqTest::url($vhost, $path)];
+    }
+    my $rc = 0;
+    if ($http2 eq 'prior') {
+        system('curl', @$_) == 0 or $rc = $? >> 8 for @each;
+    }
+    else {
+        system('curl', '--parallel', '--parallel-max', scalar @each,
+               map { ($_ ? '--next' : ()), @{ $each[$_] } } 0 .. $#each);
+        $rc = $? >> 8;
+    }
+    ok t_cmp($rc, 0, "$proto: curl fetched every answer");
+    for my $i (0 .. $#reqs) {
+        my $a = none();
+        my ($hf, $bf) = map { catfile($dir, "h2-$$-$i.$_") } 'h', 'b';
+        my @blocks = grep { length } split /\r?\n\r?\n/, ZeqTest::slurp($hf);
+        my ($status_line, @lines) = split /\r?\n/, $blocks[-1] // '';
+        ($a->{status}) = ($status_line // '') =~ m{^HTTP/2 (\d{3})};
+        for (@lines) {
+            my ($k, $v) = /^([^:]+):\s*(.*)$/ or next;
+            $a->{h}->push_header($k => $v);
         }
-        else {
-            ZeqTest::V2::check_answer($s, $a, $seqs[$i], $method);
-            $pt = $a->{plain};
-        }
-        if ($what eq 'HEAD') {
-            my $len = $v == 1 ? $LAST + OVERHEAD : ZeqTest::V2::sealed_len($LAST);
-            ok t_cmp($a->{status}, 200, "v$v: sealed HEAD (answer $i): 200");
-            ok t_cmp($a->{h}->header('Content-Length'), $len,
-                     "v$v: sealed HEAD: the sealed length of $LAST bytes, never the plaintext's");
-            ok t_cmp($a->{verified}, 1, "v$v: sealed HEAD: sealed" . ($v == 2 ? ' (its X-E2E-Seal verifies)' : ''));
-            next;
-        }
-        if ($what eq '304') {
-            ok t_cmp($a->{status}, 304, "v$v: sealed GET If-Modified-Since after its change (answer $i): 304");
-            ok t_cmp($v == 1 ? length $a->{body} : $a->{verified}, $v == 1 ? 0 : 1,
-                     $v == 1 ? 'v1: 304 without a body' : 'v2: 304 carries an X-E2E-Seal that verifies');
-            next;
-        }
-        ok t_cmp($a->{status}, 200, "v$v: sealed GET of $what (answer $i): 200");
-        ok t_cmp($a->{verified}, 1, "v$v: $what: sealed" . ($v == 2 ? ", bound to sequence number $seqs[$i]" : ''));
-        ok t_cmp(defined $pt && $pt eq $want{$n} ? 'the file' : defined $pt ? length($pt) . ' other bytes' : 'nothing',
-                 'the file', "v$v: $what: opens to the file's bytes");
+        $a->{body} = $reqs[$i][0] eq 'HEAD' ? '' : ZeqTest::slurp($bf);
+        unlink $hf, $bf;
+        check(2, $s, $reqs[$i], $a, $seqs[$i], "$proto, answer $i");
     }
 }
