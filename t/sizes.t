@@ -161,7 +161,7 @@ for my $c (@H2) {
         system('curl', @$_) == 0 or $rc = $? >> 8 for @each;
     }
     else {
-        system('curl', '--parallel', '--parallel-max', scalar @each,
+        system('curl', '-sS', '--parallel', '--parallel-max', scalar @each,
                map { ($_ ? '--next' : ()), @{ $each[$_] } } 0 .. $#each);
         $rc = $? >> 8;
     }
