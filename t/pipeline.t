@@ -13,8 +13,7 @@ use lib "$FindBin::Bin/lib";
 use Apache::Test;
 use Apache::TestUtil;
 use File::Spec::Functions qw(catfile);
-use HTTP::Response;
-use IO::Socket::INET;
+use HTTP::Headers ();
 use ZeqTest;
 use ZeqTest::V2 ();
 
@@ -24,32 +23,6 @@ plan tests => 2 * (2 + 3 * @FILES), need_lwp;
 
 my $docroot = Apache::Test::vars('documentroot');
 my %want = map { $_ => ZeqTest::slurp(catfile($docroot, split m{/}, substr($_, 1))) } @FILES;
-
-# Writes the heads at once, reads to the end of the connection; returns
-# the answers in order ({ status, h, body }) and whatever was left over.
-sub pipelined {
-    my (@heads) = @_;
-    my ($host, $port) = split /:/, ZeqTest::hostport('zeq_file');
-    my $sock = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port,
-                                     Proto => 'tcp', Timeout => 30)
-        or die "connect $host:$port: $!";
-    binmode $sock;
-    print {$sock} join '', map { "$_\r\n\r\n" } @heads;
-    my $buf = '';
-    while (1) {
-        my $n = sysread($sock, $buf, 1 << 20, length $buf);
-        last unless $n;
-    }
-    close $sock;
-    my @answers;
-    while ($buf =~ s/^(HTTP\/1\.1 .*?\r\n)\r\n//s) {
-        my $res = HTTP::Response->parse($1);
-        my $len = $res->header('Content-Length') // 0;
-        push @answers, { status => $res->code, h => $res->headers,
-                         body => substr($buf, 0, $len, '') };
-    }
-    return (\@answers, $buf);
-}
 
 # Head of the i-th request of n: the last one closes the connection.
 sub head_of {
@@ -64,7 +37,7 @@ sub head_of {
     my $s = handshake(vhost => 'zeq_file');
     my @heads = map { head_of($_, scalar @FILES, $FILES[$_], "X-E2E-Session: $s->{id}") }
         0 .. $#FILES;
-    my ($answers, $rest) = pipelined(@heads);
+    my ($answers, $rest) = ZeqTest::pipelined(heads => \@heads);
     ok t_cmp(scalar @$answers, scalar @FILES, 'v1: one answer per pipelined request');
     ok t_cmp(length $rest, 0, 'v1: nothing after the last answer');
     for my $i (0 .. $#FILES) {
@@ -88,7 +61,7 @@ sub head_of {
         push @heads, head_of($i, scalar @FILES, $FILES[$i], "X-E2E-Session: $s->{id}",
                              "X-E2E-Seq: $i", "X-E2E-Seal: $seal");
     }
-    my ($answers, $rest) = pipelined(@heads);
+    my ($answers, $rest) = ZeqTest::pipelined(heads => \@heads);
     ok t_cmp(scalar @$answers, scalar @FILES, 'v2: one answer per pipelined request');
     ok t_cmp(length $rest, 0, 'v2: nothing after the last answer');
     for my $i (0 .. $#FILES) {

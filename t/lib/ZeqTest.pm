@@ -428,6 +428,36 @@ sub raw_request {
     return finish_response($r, $a{key});
 }
 
+# Pipelined requests: writes the heads (each without its final CRLF pair)
+# at once to vhost and reads to the end of the connection. Returns the
+# answers in order ({ status, h, body }) and whatever was left over; heads
+# are HEAD requests where head_only->[i] is true (no body, whatever the
+# Content-Length says), and a 304 has none either.
+sub pipelined {
+    my (%a) = @_;
+    my ($host, $port) = split /:/, hostport($a{vhost} // 'zeq_file');
+    my $sock = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port,
+                                     Proto => 'tcp', Timeout => 60)
+        or die "connect $host:$port: $!";
+    binmode $sock;
+    print {$sock} join '', map { "$_\r\n\r\n" } @{ $a{heads} };
+    my $buf = '';
+    while (1) {
+        my $n = sysread($sock, $buf, 1 << 20, length $buf);
+        last unless $n;
+    }
+    close $sock;
+    my @answers;
+    while ($buf =~ s/^(HTTP\/1\.1 .*?\r\n)\r\n//s) {
+        my $res = HTTP::Response->parse($1);
+        my $len = $res->header('Content-Length') // 0;
+        $len = 0 if $a{head_only}[scalar @answers] || $res->code == 304;
+        push @answers, { status => $res->code, h => $res->headers,
+                         body => substr($buf, 0, $len, '') };
+    }
+    return (\@answers, $buf);
+}
+
 # A file's bytes ('' when it cannot be read).
 sub slurp {
     open my $fh, '<:raw', $_[0] or return '';
