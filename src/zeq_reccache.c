@@ -63,6 +63,7 @@ int zeq_reccache_get(const unsigned char hash[ZEQ_RECCACHE_HASH_LEN],
 static uint64_t zeq_reccache_lock(zeq_reccache_slot *slot)
 {
     uint64_t s = atomic_load_explicit(&slot->seq, memory_order_relaxed);
+    size_t i;
 
     if ((s & 1) != 0
         || !atomic_compare_exchange_strong_explicit(&slot->seq, &s, s + 1,
@@ -72,8 +73,13 @@ static uint64_t zeq_reccache_lock(zeq_reccache_slot *slot)
     }
     atomic_thread_fence(memory_order_release);
     /* The old entry (keys included) goes before anything else is written;
-     * a reader that copies it meanwhile sees the odd word and drops it. */
-    OPENSSL_cleanse((void *)slot->w, sizeof(slot->w));
+     * a reader that copies it meanwhile sees the odd word and drops it.
+     * Zeroed word by word with atomic stores, which readers may race
+     * (OPENSSL_cleanse's plain stores to these words would be a data race)
+     * and which the compiler may not drop. */
+    for (i = 0; i < ZEQ_RECCACHE_WORDS; i++) {
+        atomic_store_explicit(&slot->w[i], 0, memory_order_relaxed);
+    }
     return s;
 }
 
