@@ -69,6 +69,9 @@ typedef struct {
     apr_size_t batch_len;        /* of sealed bytes in it; the current
                                   * record's header follows them */
     apr_size_t pending_len;      /* plaintext in the current record */
+    apr_size_t ahead_end;        /* where a file read's plaintext ahead of
+                                  * the current record ends in the batch
+                                  * (cleansed if it is never sealed) */
     int status;                  /* what the AAD binds */
     const char *type, *encoding;
     apr_off_t length;            /* the plaintext length, -1 unknown */
@@ -91,6 +94,12 @@ static apr_status_t zeq_response_ctx_cleanup(void *data)
     if (ctx->batch != NULL) {
         OPENSSL_cleanse(ctx->batch + ctx->batch_len + ZEQ_RECORD_HEADER_LEN,
                         ctx->pending_len);
+        /* A failure inside a file read's records leaves the plaintext of
+         * the records after the current one unsealed. */
+        if (ctx->ahead_end > ctx->batch_len) {
+            OPENSSL_cleanse(ctx->batch + ctx->batch_len,
+                            ctx->ahead_end - ctx->batch_len);
+        }
         free(ctx->batch);
         ctx->batch = NULL;
     }
@@ -275,6 +284,7 @@ static void zeq_response_v2_emit(ap_filter_t *f, zeq_response_ctx *ctx)
         }
     }
     ctx->batch_len = 0;
+    ctx->ahead_end = 0;
     ctx->out_len += n;
     APR_BRIGADE_INSERT_TAIL(ctx->out, b);
 }
@@ -483,6 +493,10 @@ static apr_status_t zeq_response_v2_add_file(ap_filter_t *f,
             want += k;
             next += ZEQ_RESPONSE_SLOT;
             n++;
+        }
+        if (n > 1) {
+            ctx->ahead_end = next - ZEQ_RESPONSE_SLOT + ZEQ_RECORD_HEADER_LEN
+                             + iov[n - 1].iov_len;
         }
         got = zeq_response_preadv(file, at, iov, n);
         if (got <= 0) {
