@@ -787,6 +787,19 @@ static apr_status_t zeq_response_finish(ap_filter_t *f,
     return ap_pass_brigade(f->next, bb);
 }
 
+/* v1: the file of an answer changed between its two passes (the request
+ * lives until its buckets are sent: r is valid when they are read). */
+static void zeq_response_v1_cut(void *baton, apr_off_t at, apr_status_t rv)
+{
+    request_rec *r = baton;
+
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv == APR_EOF ? 0 : rv, r,
+                  ZEQLOG(50004) "sealed answer cut short after %" APR_OFF_T_FMT
+                  " bytes: the file %s", at, rv == APR_EOF
+                  ? "became shorter while it was sent" : "could not be read "
+                    "again while it was sent");
+}
+
 /* Sets up f->ctx; returns 0 when the cipher could not be set up (the
  * context is usable all the same, to answer the failure). */
 static int zeq_response_ctx_init(ap_filter_t *f, zeq_exchange *ex,
@@ -841,6 +854,7 @@ static int zeq_response_ctx_init(ap_filter_t *f, zeq_exchange *ex,
     }
     ctx->spool = zeq_spool_create(r->pool, f->c->bucket_alloc, ex->keys.s2c,
                                   ctx->head, NULL);
+    zeq_spool_on_cut(ctx->spool, zeq_response_v1_cut, r);
     return 1;
 }
 

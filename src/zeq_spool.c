@@ -27,6 +27,8 @@ struct zeq_spool {
     apr_size_t mem;              /* bytes of out in memory (counted) */
     apr_off_t pos;               /* ciphertext bytes so far */
     int spilling;                /* the memory bound was reached */
+    zeq_spool_cut_fn *on_cut;    /* a file region read short, or NULL */
+    void *cut_baton;
     unsigned char key[ZEQ_KEY_LEN];
     unsigned char iv[ZEQ_ENVELOPE_IV_LEN];
 };
@@ -45,6 +47,8 @@ typedef struct {
     apr_file_t *fd;
     apr_off_t file_start;        /* file offset of bucket offset 0 */
     apr_off_t stream_start;      /* keystream offset of bucket offset 0 */
+    zeq_spool_cut_fn *on_cut;
+    void *cut_baton;
     unsigned char key[ZEQ_KEY_LEN];
     unsigned char iv[ZEQ_ENVELOPE_IV_LEN];
 } zeq_spool_region;
@@ -110,6 +114,9 @@ static apr_status_t zeq_spool_region_read(apr_bucket *b, const char **str,
     if (rv != APR_SUCCESS) {
         /* A file that shrank or changed under the response: the client
          * gets a truncated body, whose envelope does not verify. */
+        if (rg->on_cut != NULL) {
+            rg->on_cut(rg->cut_baton, rg->stream_start + b->start, rv);
+        }
         OPENSSL_cleanse(buf, n);
         apr_bucket_free(buf);
         return rv == APR_EOF ? APR_EGENERAL : rv;
@@ -139,6 +146,8 @@ static apr_bucket *zeq_spool_region_create(zeq_spool *sp, apr_file_t *fd,
     rg->fd = fd;
     rg->file_start = offset;
     rg->stream_start = sp->pos;
+    rg->on_cut = sp->on_cut;
+    rg->cut_baton = sp->cut_baton;
     memcpy(rg->key, sp->key, sizeof(rg->key));
     memcpy(rg->iv, sp->iv, sizeof(rg->iv));
     b = apr_bucket_shared_make(b, rg, 0, len);
@@ -306,6 +315,12 @@ apr_status_t zeq_spool_add_whole(zeq_spool *sp, unsigned char *buf,
                                  apr_size_t len)
 {
     return zeq_spool_put(sp, buf, len, ZEQ_SPOOL_WHOLE);
+}
+
+void zeq_spool_on_cut(zeq_spool *sp, zeq_spool_cut_fn *fn, void *baton)
+{
+    sp->on_cut = fn;
+    sp->cut_baton = baton;
 }
 
 apr_status_t zeq_spool_add_file(zeq_spool *sp, apr_file_t *fd,

@@ -47,6 +47,14 @@ apr_status_t zeq_spool_add(zeq_spool *sp, unsigned char *buf, apr_size_t len);
  * ZEQ_SPOOL_PROCESS_MEMORY; spilled as zeq_spool_add does beyond. */
 apr_status_t zeq_spool_add_whole(zeq_spool *sp, unsigned char *buf,
                                  apr_size_t len);
+/* What a file region's bucket calls when reading it at send time fails or
+ * gives fewer bytes than the envelope's cipher saw (the file changed
+ * between the two passes): at is the region's offset in the ciphertext,
+ * rv why (APR_EOF: the file is shorter). The body sent is then cut and
+ * its envelope does not open. */
+typedef void zeq_spool_cut_fn(void *baton, apr_off_t at, apr_status_t rv);
+/* Sets it for the regions added after (baton lives as long as they do). */
+void zeq_spool_on_cut(zeq_spool *sp, zeq_spool_cut_fn *fn, void *baton);
 /* Appends the ciphertext of the plaintext at [offset, offset + len) of fd,
  * whose bytes the caller has just passed through the envelope's cipher (so
  * its tag covers them): it is produced again from fd when the bucket is

@@ -24,7 +24,7 @@ use ZeqTest::V2 ();
 use constant SIZE => 24 * 1024 * 1024;         # far more than the sockets hold
 use constant CUT => 12 * 1024 * 1024 + 12_345; # what is left of it
 
-plan tests => 6 + 4, need_lwp;
+plan tests => 6 + 6, need_lwp;
 
 my $dir = catdir(ZeqTest::Fixtures::gen_dir(), 'shrink');
 make_path($dir);
@@ -104,6 +104,7 @@ sub read_rest {
     my $path = fresh_file('v1.bin');
     my $target = '/gen/shrink/v1.bin';
     my $s = handshake(vhost => 'zeq_file');
+    my $mark = log_mark();
     my $sock = slow_socket(vhost => 'zeq_file');
     print {$sock} "GET $target HTTP/1.1\r\nHost: $hp\r\nAccept: " . E2E_TYPE . "\r\n"
         . "X-E2E-Session: $s->{id}\r\nConnection: close\r\n\r\n";
@@ -118,4 +119,8 @@ sub read_rest {
              'v1: fewer bytes than its Content-Length came');
     my $pt = open_envelope($s->{key}, $body);
     ok t_cmp(defined $pt ? 'it opened' : 'no', 'no', 'v1: the envelope does not open');
+    my $log = log_since($mark);
+    ok t_cmp($log =~ /ZEQ50004: sealed answer cut short after (\d+) bytes: the file became shorter/ ? $1 : 'no ZEQ50004',
+             qr/^\d+$/, 'v1: the error log says the answer was cut (ZEQ50004, the file became shorter)');
+    ok t_cmp(scalar(() = $log =~ /ZEQ50004/g), 1, 'v1: and says it once');
 }

@@ -46,6 +46,8 @@ my @expected = (
     # t/shrink.t: a static file cut shorter while its v2 answer is sent.
     [qr/\[zeq_e2e:error\] .* ZEQ50003: sealed answer cut short after \d+ bytes: reading the file failed/,
      'a static file that shrank under its sealed answer'],
+    [qr/\[zeq_e2e:error\] .* ZEQ50004: sealed answer cut short after \d+ bytes: the file became shorter while it was sent/,
+     'a static file that shrank under its sealed v1 answer'],
     # t/attack.t: requests for a path above the root (one of them a
     # WebSocket opening), refused while Apache maps the URL.
     [qr/\[core:error\] .*AH10244: invalid URI path \((?:\/\.\.\/static\/hello\.txt|\/evil-ws\/\.\.\/\.\.\/x\?e2e_session=[\w-]+)\)/,
