@@ -621,8 +621,24 @@ static void test_discard(void)
     free(contents);
 }
 
+struct cut {
+    int calls;
+    apr_off_t at;
+    apr_status_t rv;
+};
+
+static void note_cut(void *baton, apr_off_t at, apr_status_t rv)
+{
+    struct cut *c = baton;
+
+    c->calls++;
+    c->at = at;
+    c->rv = rv;
+}
+
 static void test_shrinking(size_t keep)
 {
+    struct cut cut = { 0, -1, APR_SUCCESS };
     const size_t flen = 100000;
     unsigned char *contents = malloc(flen), *ct, tag[ZEQ_ENVELOPE_TAG_LEN];
     const char *path;
@@ -638,6 +654,7 @@ static void test_shrinking(size_t keep)
     unit_fill(contents, flen, 4);
     path = write_file("shrinks.bin", contents, flen);
     sp = zeq_spool_create(p, list, key, iv, spill_dir);
+    zeq_spool_on_cut(sp, note_cut, &cut);
     feed_init(&fd, sp);
     feed_file(&fd, open_file(path, p), contents, 0, flen);
     ct = reference(fd.pt, fd.len, tag);
@@ -659,6 +676,12 @@ static void test_shrinking(size_t keep)
     unit_bool(rv != APR_SUCCESS, 1, "file cut to %zu bytes after sealing: "
               "the read that reaches past its end fails (not wrong or "
               "short bytes)", keep);
+    unit_int(cut.calls, 1, "file cut to %zu bytes: the spool says so once",
+             keep);
+    unit_int((int)cut.at, keep >= 64 * KIB ? 64 * KIB : 0, "file cut to %zu "
+             "bytes: at the ciphertext offset of the read that failed", keep);
+    unit_int(cut.rv, APR_EOF, "file cut to %zu bytes: because it is shorter "
+             "(APR_EOF)", keep);
     apr_pool_destroy(p);
     free(ct);
     feed_free(&fd);
