@@ -797,7 +797,7 @@ static void zeq_response_v1_cut(void *baton, apr_off_t at, apr_status_t rv)
                   ZEQLOG(50004) "sealed answer cut short after %" APR_OFF_T_FMT
                   " bytes: the file %s", at, rv == APR_EOF
                   ? "became shorter while it was sent" : "could not be read "
-                    "again while it was sent");
+                    "or encrypted again while it was sent");
 }
 
 /* Sets up f->ctx; returns 0 when the cipher could not be set up (the

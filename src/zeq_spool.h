@@ -50,8 +50,9 @@ apr_status_t zeq_spool_add_whole(zeq_spool *sp, unsigned char *buf,
 /* What a file region's bucket calls when reading it at send time fails or
  * gives fewer bytes than the envelope's cipher saw (the file changed
  * between the two passes): at is the region's offset in the ciphertext,
- * rv why (APR_EOF: the file is shorter). The body sent is then cut and
- * its envelope does not open. */
+ * rv why (APR_EOF: the file is shorter; APR_EGENERAL also when the
+ * keystream failed). The body sent is then cut and its envelope does not
+ * open. */
 typedef void zeq_spool_cut_fn(void *baton, apr_off_t at, apr_status_t rv);
 /* Sets it for the regions added after (baton lives as long as they do). */
 void zeq_spool_on_cut(zeq_spool *sp, zeq_spool_cut_fn *fn, void *baton);
