@@ -92,14 +92,14 @@ static apr_status_t zeq_response_ctx_cleanup(void *data)
         OPENSSL_cleanse(ctx->scratch, ZEQ_RESPONSE_SCRATCH);
     }
     if (ctx->batch != NULL) {
-        OPENSSL_cleanse(ctx->batch + ctx->batch_len + ZEQ_RECORD_HEADER_LEN,
-                        ctx->pending_len);
-        /* A failure inside a file read's records leaves the plaintext of
-         * the records after the current one unsealed. */
-        if (ctx->ahead_end > ctx->batch_len) {
-            OPENSSL_cleanse(ctx->batch + ctx->batch_len,
-                            ctx->ahead_end - ctx->batch_len);
+        /* What is not sealed yet: the current record's plaintext and, after
+         * a failure inside a file read, the records it filled after it. */
+        apr_size_t end = ctx->batch_len + ZEQ_RECORD_HEADER_LEN
+                         + ctx->pending_len;
+        if (ctx->ahead_end > end) {
+            end = ctx->ahead_end;
         }
+        OPENSSL_cleanse(ctx->batch + ctx->batch_len, end - ctx->batch_len);
         free(ctx->batch);
         ctx->batch = NULL;
     }
